@@ -1,0 +1,170 @@
+//! The kernel interface: every seL4 invocation the memory server makes, as one small trait.
+//!
+//! The core (`space`, `fault`, `shm`, …) never talks to seL4 directly; it calls a [`Kernel`].
+//! Two implementations exist: the seL4 one in the mem-server component (the only place with
+//! seL4 invocations) and the host model in `mem-model`, which enforces seL4's rules
+//! (one mapping per frame cap, page tables must exist, retype alignment/fan-out/exhaustion,
+//! error codes) and can inject a failure at any call.
+//!
+//! Capabilities are named by [`Slot`]: an index into the server's own CNode. Slot numbers are
+//! allocated by the core (`slots.rs`); the kernel only checks that they are empty or hold the
+//! right kind of capability. Slot 0 is the null slot and never holds an object.
+
+use mem_protocol::{PageSize, Prot};
+
+/// A slot in the server's CNode.
+pub type Slot = u32;
+
+/// seL4 error codes (`seL4_Error`), as the kernel returns them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelError {
+    InvalidArgument,
+    InvalidCapability,
+    IllegalOperation,
+    RangeError,
+    AlignmentError,
+    FailedLookup,
+    TruncatedMessage,
+    DeleteFirst,
+    RevokeFirst,
+    NotEnoughMemory,
+}
+
+/// Result of a kernel invocation.
+pub type KResult<T = ()> = Result<T, KernelError>;
+
+/// Kernel object types the server creates from untyped memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectType {
+    /// A 4 KiB frame.
+    SmallPage,
+    /// A 2 MiB frame.
+    LargePage,
+    /// A page table of any non-root level (seL4 16 uses one type for all levels on both arches).
+    PageTable,
+    /// A VSpace root (aarch64 `VSpaceObject`, riscv64 root `PageTable`).
+    VSpace,
+}
+
+impl ObjectType {
+    /// log2 of the object's size in bytes; retype aligns the untyped watermark to this.
+    pub const fn size_bits(self) -> u8 {
+        match self {
+            ObjectType::SmallPage | ObjectType::PageTable => 12,
+            ObjectType::LargePage => 21,
+            // aarch64 with a 40-bit IPA has a 2-page root; riscv64's is one page. We use the
+            // larger so the core's accounting is conservative on both.
+            ObjectType::VSpace => 13,
+        }
+    }
+}
+
+/// Page-table geometry of the target architecture: `levels` tables (root included) each
+/// indexing 9 bits, except the root which indexes `root_bits` bits. Pages are 4 KiB; a large
+/// page (2 MiB) is a leaf one level above the last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub levels: u8,
+    pub root_bits: u8,
+}
+
+impl Geometry {
+    /// riscv64 Sv39: 3 levels of 9 bits, 39-bit virtual addresses.
+    pub const RISCV64_SV39: Geometry = Geometry { levels: 3, root_bits: 9 };
+    /// aarch64 seL4 with hypervisor support and a 40-bit IPA: 3 levels, 10-bit root.
+    pub const AARCH64_40: Geometry = Geometry { levels: 3, root_bits: 10 };
+    /// A 4-level 48-bit layout (aarch64 without hypervisor, x86_64): used in tests too.
+    pub const FOUR_LEVEL_48: Geometry = Geometry { levels: 4, root_bits: 9 };
+
+    /// Number of virtual-address bits translated.
+    pub const fn va_bits(self) -> u32 {
+        12 + 9 * (self.levels as u32 - 1) + self.root_bits as u32
+    }
+    /// Bit position of the lowest address bit indexed by table level `level` (0 = root).
+    pub const fn shift(self, level: u8) -> u32 {
+        12 + 9 * (self.levels - 1 - level) as u32
+    }
+    /// Number of entries in a table of `level`.
+    pub const fn entries(self, level: u8) -> usize {
+        if level == 0 {
+            1 << self.root_bits
+        } else {
+            512
+        }
+    }
+    /// Index into a table of `level` for `vaddr`.
+    pub const fn index(self, level: u8, vaddr: u64) -> usize {
+        ((vaddr >> self.shift(level)) as usize) & (self.entries(level) - 1)
+    }
+    /// The level whose leaf entries map pages of `size`.
+    pub const fn leaf_level(self, size: PageSize) -> u8 {
+        match size {
+            PageSize::Small => self.levels - 1,
+            PageSize::Large => self.levels - 2,
+        }
+    }
+}
+
+/// Every capability operation the memory server performs.
+///
+/// Semantics follow seL4 16 (non-MCS) on aarch64 and riscv64. Implementations must not
+/// panic on bad arguments: they return the error seL4 would.
+pub trait Kernel {
+    /// `seL4_Untyped_Retype`: create `count` objects of `ty` from the untyped in `untyped`
+    /// into the empty slots `dest .. dest + count`. The untyped's watermark is first aligned
+    /// to the object size. Errors: `RangeError` for `count` of 0 or above the fan-out limit
+    /// (256), `DeleteFirst` if a destination slot is occupied, `NotEnoughMemory` if the
+    /// objects do not fit, `InvalidCapability` if `untyped` is not an untyped cap.
+    /// Device untypeds yield device frames (not zeroed, never for page tables).
+    fn untyped_retype(&mut self, untyped: Slot, ty: ObjectType, dest: Slot, count: u32) -> KResult;
+
+    /// `seL4_ASIDPool_Assign`: give the VSpace in `vspace` an ASID from the server's pool.
+    /// `IllegalOperation` if it already has one, `DeleteFirst` if the pool is full.
+    fn asid_assign(&mut self, vspace: Slot) -> KResult;
+
+    /// `PageTable_Map`: map the (unmapped) page table in `table` into `vspace` at the
+    /// highest level that has no table yet on the path to `vaddr`.
+    /// `DeleteFirst` if every level down to the last already has a table (or a large page
+    /// occupies the slot), `InvalidArgument` if `table` is already mapped.
+    fn page_table_map(&mut self, table: Slot, vspace: Slot, vaddr: u64) -> KResult;
+
+    /// `PageTable_Unmap`: remove `table` from wherever it is mapped (no-op if unmapped).
+    /// The table's own entries are cleared.
+    fn page_table_unmap(&mut self, table: Slot) -> KResult;
+
+    /// `Page_Map`: map the frame in `frame` at `vaddr` in `vspace` with `prot` (write implies
+    /// read in hardware). If the cap is already mapped at exactly this `vspace`/`vaddr` this
+    /// changes its rights (a remap). Errors: `InvalidArgument` if the cap is mapped elsewhere
+    /// or `prot` is empty, `AlignmentError` for a misaligned `vaddr`, `FailedLookup` if the
+    /// page table that should hold the entry is missing, `DeleteFirst` if another frame is
+    /// mapped there, `InvalidCapability` if `frame` is not a frame cap.
+    fn page_map(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot) -> KResult;
+
+    /// `Page_Unmap`: unmap the frame cap in `frame` (no-op if it is not mapped).
+    fn page_unmap(&mut self, frame: Slot) -> KResult;
+
+    /// `Page_GetAddress`: physical address of the frame in `frame`.
+    fn page_paddr(&mut self, frame: Slot) -> KResult<u64>;
+
+    /// `CNode_Copy` with all rights from `src` into the empty slot `dest`. A copy of a frame
+    /// cap is unmapped and may be mapped once elsewhere. `DeleteFirst` if `dest` is occupied,
+    /// `FailedLookup` if `src` is empty.
+    fn cap_copy(&mut self, src: Slot, dest: Slot) -> KResult;
+
+    /// `CNode_Delete`: delete the cap in `slot` (a mapped frame cap is unmapped first, as seL4
+    /// does). Deleting the last cap of an object destroys the object. Empty slot: no-op.
+    fn cap_delete(&mut self, slot: Slot) -> KResult;
+
+    /// Fill a frame with zeroes (the seL4 server does this through a window in its VSpace).
+    fn frame_zero(&mut self, frame: Slot) -> KResult;
+
+    /// Copy the whole contents of frame `src` into frame `dst` (same size, or a 4 KiB part of
+    /// a large frame: `src_offset`/`dst_offset` are byte offsets, `len` a multiple of 4 KiB).
+    fn frame_copy(&mut self, src: Slot, src_offset: u64, dst: Slot, dst_offset: u64, len: u64) -> KResult;
+
+    /// Write `data` into frame `frame` at byte `offset`. `RangeError` if it does not fit.
+    fn frame_write(&mut self, frame: Slot, offset: u64, data: &[u8]) -> KResult;
+
+    /// Read `buf.len()` bytes from frame `frame` at byte `offset`.
+    fn frame_read(&mut self, frame: Slot, offset: u64, buf: &mut [u8]) -> KResult;
+}

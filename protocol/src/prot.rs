@@ -1,0 +1,97 @@
+//! Protection bits and the other small value types shared by requests, replies and the core.
+//!
+//! These are the *checked* forms: [`Prot::from_bits`] rejects unknown bits, so a value of
+//! these types inside the server is always meaningful.
+
+use serde::{Deserialize, Serialize};
+
+/// Page protection: a subset of read / write / execute (`PROT_*` in Linux).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Prot(u8);
+
+impl Prot {
+    pub const NONE: Prot = Prot(0);
+    pub const READ: Prot = Prot(1);
+    pub const WRITE: Prot = Prot(2);
+    pub const EXEC: Prot = Prot(4);
+    pub const RW: Prot = Prot(3);
+    pub const RWX: Prot = Prot(7);
+
+    /// Checked constructor: `None` if `bits` has anything but the three protection bits.
+    pub const fn from_bits(bits: u8) -> Option<Prot> {
+        if bits & !7 == 0 {
+            Some(Prot(bits))
+        } else {
+            None
+        }
+    }
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    pub const fn contains(self, other: Prot) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub const fn union(self, other: Prot) -> Prot {
+        Prot(self.0 | other.0)
+    }
+    pub const fn without(self, other: Prot) -> Prot {
+        Prot(self.0 & !other.0)
+    }
+    pub const fn intersect(self, other: Prot) -> Prot {
+        Prot(self.0 & other.0)
+    }
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub const fn readable(self) -> bool {
+        self.0 & 1 != 0
+    }
+    pub const fn writable(self) -> bool {
+        self.0 & 2 != 0
+    }
+    pub const fn executable(self) -> bool {
+        self.0 & 4 != 0
+    }
+}
+
+/// The kind of access that caused a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Access {
+    Read,
+    Write,
+    Exec,
+}
+
+impl Access {
+    /// The protection bit this access needs.
+    pub const fn needs(self) -> Prot {
+        match self {
+            Access::Read => Prot::READ,
+            Access::Write => Prot::WRITE,
+            Access::Exec => Prot::EXEC,
+        }
+    }
+}
+
+/// Size of a mapped page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PageSize {
+    /// 4 KiB.
+    Small,
+    /// 2 MiB.
+    Large,
+}
+
+impl PageSize {
+    pub const fn bytes(self) -> u64 {
+        match self {
+            PageSize::Small => 4096,
+            PageSize::Large => 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// Base page size in bytes.
+pub const PAGE_SIZE: u64 = 4096;
+/// Large page size in bytes.
+pub const LARGE_PAGE_SIZE: u64 = 2 * 1024 * 1024;
