@@ -6,10 +6,14 @@
 //! [`Errno::linux`], which the client library uses to give Linux-like return values.
 //! The memory-server core (`mem-core`) returns these directly.
 
+use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
 /// An operation error with Linux errno semantics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// On the wire (postcard) a variant is sent as its declaration index, not its errno number;
+/// use [`Errno::linux`] for the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
 #[repr(u8)]
 pub enum Errno {
     /// EPERM (1): operation not permitted (e.g. mapping physical memory without authority).

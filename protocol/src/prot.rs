@@ -1,13 +1,42 @@
 //! Protection bits and the other small value types shared by requests, replies and the core.
 //!
-//! These are the *checked* forms: [`Prot::from_bits`] rejects unknown bits, so a value of
-//! these types inside the server is always meaningful.
+//! These are the *checked* forms: [`Prot::from_bits`] rejects unknown bits, and so does
+//! `Prot`'s `Deserialize` impl, so a value of these types inside the server is always
+//! meaningful — a message carrying unknown protection bits fails to decode
+//! ([`crate::ProtocolError::Malformed`]) instead of reaching the server's logic.
+//! Used by [`crate::request`] and [`crate::reply`], and directly by the memory-server core.
 
-use serde::{Deserialize, Serialize};
+use postcard::experimental::max_size::MaxSize;
+use serde::de::{Error as _, Unexpected};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Page protection: a subset of read / write / execute (`PROT_*` in Linux).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+/// Page protection: a subset of read / write / execute (`PROT_*` in Linux, same bit values).
+///
+/// On the wire this is one byte holding the bits; decoding rejects any other bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Prot(u8);
+
+impl Serialize for Prot {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Prot {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bits = u8::deserialize(deserializer)?;
+        Prot::from_bits(bits).ok_or_else(|| {
+            D::Error::invalid_value(
+                Unexpected::Unsigned(u64::from(bits)),
+                &"protection bits within READ | WRITE | EXEC",
+            )
+        })
+    }
+}
+
+impl MaxSize for Prot {
+    const POSTCARD_MAX_SIZE: usize = u8::POSTCARD_MAX_SIZE;
+}
 
 impl Prot {
     pub const NONE: Prot = Prot(0);
@@ -55,7 +84,7 @@ impl Prot {
 }
 
 /// The kind of access that caused a fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
 pub enum Access {
     Read,
     Write,
@@ -74,7 +103,7 @@ impl Access {
 }
 
 /// Size of a mapped page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
 pub enum PageSize {
     /// 4 KiB.
     Small,

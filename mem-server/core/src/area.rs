@@ -1,0 +1,243 @@
+//! Areas of one address space: an ordered map of non-overlapping ranges plus the gap index.
+//!
+//! `AreaMap` keeps `BTreeMap<start, Area>` for O(log n) lookup and `gaps::Gaps` (the
+//! complement within the user range) for O(log n) first-fit. It knows nothing about pages or
+//! frames: `space.rs` and the operation files (`mmap.rs`, `munmap.rs`, `mprotect.rs`, …) unmap
+//! pages and then edit areas here. Splitting an area yields pieces whose `kind` offsets are
+//! adjusted; object references held by areas are counted by the caller (`objects.rs`).
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use mem_protocol::Prot;
+
+use crate::gaps::Gaps;
+use crate::objects::ObjId;
+
+/// What backs an area's pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AreaKind {
+    /// Private anonymous memory: zero-filled on first touch, copy-on-write after clone.
+    Anon,
+    /// Pages of a shared memory object (shm segment, shared anonymous, shared backend
+    /// cache), starting at byte `offset` of the object at the area's start.
+    Shared { obj: ObjId, offset: u64 },
+    /// A private mapping of a backend object: pages are copied from it on first touch.
+    PrivateBackend { obj: ObjId, offset: u64 },
+    /// Physical (device) memory starting at `paddr`, mapped eagerly.
+    Phys { paddr: u64 },
+}
+
+impl AreaKind {
+    /// The kind of the piece of this area that starts `delta` bytes further.
+    pub fn advanced(self, delta: u64) -> AreaKind {
+        match self {
+            AreaKind::Anon => AreaKind::Anon,
+            AreaKind::Shared { obj, offset } => AreaKind::Shared { obj, offset: offset + delta },
+            AreaKind::PrivateBackend { obj, offset } => {
+                AreaKind::PrivateBackend { obj, offset: offset + delta }
+            }
+            AreaKind::Phys { paddr } => AreaKind::Phys { paddr: paddr + delta },
+        }
+    }
+
+    /// The object this area references, if any.
+    pub fn object(self) -> Option<ObjId> {
+        match self {
+            AreaKind::Shared { obj, .. } | AreaKind::PrivateBackend { obj, .. } => Some(obj),
+            _ => None,
+        }
+    }
+}
+
+/// One mapped range `[start, end)` (start is the map key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Area {
+    pub end: u64,
+    pub prot: Prot,
+    /// Highest protection `mprotect` may grant (Zircon-style), fixed at creation.
+    pub max_prot: Prot,
+    pub kind: AreaKind,
+    /// Shm attachment identity: the address `shmat` returned (shmdt detaches by it).
+    pub attach: Option<u64>,
+}
+
+/// The areas of one address space and the free gaps between them.
+#[derive(Clone, Debug)]
+pub struct AreaMap {
+    areas: BTreeMap<u64, Area>,
+    gaps: Gaps,
+    lo: u64,
+    hi: u64,
+}
+
+impl AreaMap {
+    /// An empty map over the user range `[lo, hi)` (page aligned).
+    pub fn new(lo: u64, hi: u64) -> Self {
+        let mut gaps = Gaps::new();
+        if hi > lo {
+            gaps.insert(lo, hi - lo);
+        }
+        AreaMap { areas: BTreeMap::new(), gaps, lo, hi }
+    }
+
+    pub fn len(&self) -> usize {
+        self.areas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.areas.is_empty()
+    }
+
+    pub fn user_range(&self) -> (u64, u64) {
+        (self.lo, self.hi)
+    }
+
+    /// The area containing `vaddr`, as `(start, area)`.
+    pub fn find(&self, vaddr: u64) -> Option<(u64, &Area)> {
+        let (&s, a) = self.areas.range(..=vaddr).next_back()?;
+        (vaddr < a.end).then_some((s, a))
+    }
+
+    /// Areas overlapping `[start, end)`, in order.
+    pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, &Area)> + '_ {
+        let first = match self.areas.range(..start).next_back() {
+            Some((&s, a)) if a.end > start => s,
+            _ => start,
+        };
+        self.areas.range(first..end).map(|(&s, a)| (s, a))
+    }
+
+    /// Does any area overlap `[start, end)`?
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.overlapping(start, end).next().is_some()
+    }
+
+    /// Is `[start, end)` covered by areas without holes?
+    pub fn fully_covered(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        for (s, a) in self.overlapping(start, end) {
+            if s > at {
+                return false;
+            }
+            at = a.end;
+            if at >= end {
+                return true;
+            }
+        }
+        at >= end
+    }
+
+    /// Lowest free, `align`-aligned range of `len` bytes at or above `from`.
+    pub fn find_free(&self, len: u64, align: u64, from: u64) -> Option<u64> {
+        self.gaps.first_fit(len, align, from.max(self.lo))
+    }
+
+    /// Is `[start, start+len)` entirely free and inside the user range?
+    pub fn is_free(&self, start: u64, len: u64) -> bool {
+        match self.gaps.containing(start) {
+            Some((s, l)) => start + len <= s + l,
+            None => false,
+        }
+    }
+
+    /// Insert an area over a range that must be free (checked with `is_free`).
+    pub fn insert(&mut self, start: u64, area: Area) {
+        let (gs, gl) = self.gaps.containing(start).expect("insert into a free range");
+        let ge = gs + gl;
+        debug_assert!(area.end <= ge);
+        self.gaps.remove(gs);
+        if gs < start {
+            self.gaps.insert(gs, start - gs);
+        }
+        if area.end < ge {
+            self.gaps.insert(area.end, ge - area.end);
+        }
+        self.areas.insert(start, area);
+    }
+
+    /// Remove the area that starts at `start`, returning it; its range becomes a gap merged
+    /// with its neighbours.
+    pub fn remove(&mut self, start: u64) -> Option<Area> {
+        let area = self.areas.remove(&start)?;
+        let mut gs = start;
+        let mut ge = area.end;
+        if let Some((ps, pl)) = start.checked_sub(1).and_then(|p| self.gaps.containing(p)) {
+            self.gaps.remove(ps);
+            gs = ps;
+            debug_assert_eq!(ps + pl, start);
+        }
+        if let Some((ns, nl)) = self.gaps.containing(area.end) {
+            if ns == area.end {
+                self.gaps.remove(ns);
+                ge = ns + nl;
+            }
+        }
+        self.gaps.insert(gs, ge - gs);
+        Some(area)
+    }
+
+    /// Split the area containing `at` (if `at` is strictly inside it) so that an area starts
+    /// at `at`. Returns the kind's object if one was split (the caller counts the new
+    /// reference). Gaps are unchanged.
+    pub fn split_at(&mut self, at: u64) -> Option<ObjId> {
+        let (s, a) = self.find(at)?;
+        if s == at {
+            return None;
+        }
+        let mut left = *a;
+        let right = Area { end: left.end, kind: left.kind.advanced(at - s), ..left };
+        left.end = at;
+        self.areas.insert(s, left);
+        self.areas.insert(at, right);
+        right.kind.object()
+    }
+
+    /// Mutable access to the area starting at `start`.
+    pub fn get_mut(&mut self, start: u64) -> Option<&mut Area> {
+        self.areas.get_mut(&start)
+    }
+
+    pub fn get(&self, start: u64) -> Option<&Area> {
+        self.areas.get(&start)
+    }
+
+    /// Starts of the areas overlapping `[start, end)`.
+    pub fn starts_in(&self, start: u64, end: u64) -> Vec<u64> {
+        self.overlapping(start, end).map(|(s, _)| s).collect()
+    }
+
+    /// All areas in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Area)> + '_ {
+        self.areas.iter().map(|(&s, a)| (s, a))
+    }
+
+    /// Try to merge the area at `start` with its successor if they are adjacent and
+    /// identical in everything but position (keeps the map small after mprotect round trips).
+    /// Returns the object whose reference the merge dropped.
+    pub fn try_merge_next(&mut self, start: u64) -> Option<Option<ObjId>> {
+        let a = *self.areas.get(&start)?;
+        let b = *self.areas.get(&a.end)?;
+        let same = a.prot == b.prot
+            && a.max_prot == b.max_prot
+            && a.attach.is_none()
+            && b.attach.is_none()
+            && b.kind == a.kind.advanced(a.end - start);
+        if !same {
+            return None;
+        }
+        self.areas.remove(&a.end);
+        self.areas.get_mut(&start)?.end = b.end;
+        Some(b.kind.object())
+    }
+
+    /// Gaps as `(start, len)` (tests).
+    pub fn gaps(&self) -> Vec<(u64, u64)> {
+        self.gaps.to_vec()
+    }
+
+    /// Heap bytes used by this map (benchmarks).
+    pub fn heap_bytes(&self) -> usize {
+        // BTreeMap nodes hold up to 11 entries plus edges; count per entry conservatively.
+        self.areas.len() * (core::mem::size_of::<(u64, Area)>() * 3 / 2) + self.gaps.heap_bytes()
+    }
+}

@@ -1,0 +1,97 @@
+//! clone: a new address space that shares every private page of its source copy-on-write.
+//!
+//! Every area is copied. Private pages (anonymous, private backend copies) become COW in
+//! both spaces: the source's mapping is downgraded to read-only and the child maps the same
+//! frame through a cap copy; the frame's reference count (32 bits) records the sharing and
+//! the first write on either side copies (`fault.rs`). Shared areas (shm, shared mappings,
+//! device memory) stay shared. The child is charged for the private pages it maps, like an
+//! RSS limit, so a clone that would exceed the child's quota fails with ENOMEM and leaves no
+//! trace. Neighbours: `space.rs`, `fault.rs` (`break_cow`), `shm.rs` (private segments).
+
+use alloc::vec::Vec;
+use mem_protocol::{Errno, PageSize};
+
+use crate::kernel::{Kernel, Slot};
+use crate::pagetable::Pte;
+use crate::space::{hw_rights, map_page, MapReq};
+use crate::MemCore;
+
+impl<K: Kernel> MemCore<K> {
+    /// Create `child`'s space as a copy-on-write clone of `parent`'s, with `quota` pages.
+    pub fn clone_space(&mut self, parent: u32, child: u32, quota: u64) -> Result<Slot, Errno> {
+        self.settle();
+        let psp = self.spaces.get(&parent).ok_or(Errno::Srch)?;
+        let cred = psp.cred;
+        let vspace = self.create_space(child, cred, quota)?;
+        if let Err(e) = self.clone_into(parent, child) {
+            let _ = self.destroy_space(child);
+            return Err(e);
+        }
+        self.shm_share_private(parent, child);
+        Ok(vspace)
+    }
+
+    fn clone_into(&mut self, parent: u32, child: u32) -> Result<(), Errno> {
+        // Areas first (object references counted), then pages.
+        let areas: Vec<(u64, crate::area::Area)> = self.spaces[&parent].areas.iter().map(|(s, a)| (s, *a)).collect();
+        for &(s, a) in &areas {
+            if let Some(obj) = a.kind.object() {
+                if let Some(o) = self.objs.get_mut(obj) {
+                    o.area_refs += 1;
+                }
+            }
+            self.space_mut(child)?.areas.insert(s, a);
+        }
+        for &(s, a) in &areas {
+            let mut at = s;
+            while let Some((base, pte, size)) = self.spaces[&parent].pt.next_mapped(at, a.end) {
+                at = base + size.bytes();
+                self.clone_page(parent, child, base, size, pte, a.prot)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn clone_page(&mut self, parent: u32, child: u32, base: u64, size: PageSize, pte: Pte, prot: mem_protocol::Prot) -> Result<(), Errno> {
+        let MemCore { k, res, spaces, deferred, .. } = self;
+        let shared = pte.nocharge();
+        if !shared && !pte.cow() {
+            // Downgrade the parent's mapping to read-only COW.
+            let psp = spaces.get_mut(&parent).ok_or(Errno::Srch)?;
+            if !prot.is_empty() {
+                k.page_map(pte.map_slot(), psp.pt.vspace(), base, hw_rights(prot, true)).map_err(|_| Errno::NoMem)?;
+            }
+            psp.pt.update(base, size, pte.with_cow(true));
+        }
+        let csp = spaces.get_mut(&child).ok_or(Errno::Srch)?;
+        res.frame_ref(pte.frame());
+        let m = MapReq { vaddr: base, size, frame: pte.frame(), use_original: false, prot, cow: !shared, nocharge: shared };
+        if prot.is_empty() {
+            // PROT_NONE page: record it without a hardware mapping (a copy cap, unmapped).
+            let pages = if shared { 0 } else { crate::res::pages_of(size) };
+            let fail = |res: &mut crate::res::Res, e| {
+                res.frame_unref(pte.frame(), size);
+                Err(e)
+            };
+            if csp.over_quota(pages + crate::space::missing_tables(&csp.pt, base, size)) {
+                return fail(res, Errno::NoMem);
+            }
+            match csp.pt.ensure_tables(k, res, base, size) {
+                Ok(created) => csp.charged += u64::from(created),
+                Err(e) => return fail(res, e),
+            }
+            let s = match res.slots.alloc() {
+                Ok(s) => s,
+                Err(e) => return fail(res, e),
+            };
+            if k.cap_copy(pte.frame(), s).is_err() {
+                res.slots.free(s);
+                return fail(res, Errno::NoMem);
+            }
+            csp.charged += pages;
+            csp.pt.set(base, size, Pte::new(pte.frame(), s, !shared, shared));
+            return Ok(());
+        }
+        map_page(k, res, deferred, csp, m).inspect_err(|_| res.frame_unref(pte.frame(), size))
+    }
+}

@@ -1,0 +1,248 @@
+//! VM faults: decide and resolve, or report the fault as unresolvable.
+//!
+//! - no page, anonymous area: a zeroed frame (a 2 MiB one when the aligned 2 MiB chunk lies
+//!   in the area and nothing is mapped under it), mapped with its original cap, plus up to
+//!   `fault_around` neighbouring lazy pages;
+//! - no page, shared object area: the object's frame (allocated on first touch, filled from
+//!   the backend store for backend caches), mapped through a cap copy;
+//! - no page, private backend area: a private copy of the backend page;
+//! - write to a copy-on-write page: take the frame over when this is its last reference,
+//!   else copy it;
+//! - an access the area's rights forbid, or an address in no area: unresolved.
+//!
+//! The common case (anonymous page, clean frame in the pool) costs one `Page_Map`.
+//! Neighbours: `space.rs` (map/release), `objects.rs`, `backend.rs`, `res.rs`.
+
+use mem_protocol::{Access, Errno, PageSize, Prot, LARGE_PAGE_SIZE, PAGE_SIZE};
+
+use crate::area::{Area, AreaKind};
+use crate::kernel::Kernel;
+use crate::pagetable::Pte;
+use crate::space::{hw_rights, map_page, MapReq};
+use crate::{MemCore, Unresolved};
+
+/// Does `prot` allow `access`? (Write implies read in hardware.)
+pub fn allows(prot: Prot, access: Access) -> bool {
+    match access {
+        Access::Read => prot.readable() || prot.writable(),
+        Access::Write => prot.writable(),
+        Access::Exec => prot.executable(),
+    }
+}
+
+impl<K: Kernel> MemCore<K> {
+    /// Resolve a fault of `client` at `vaddr`; returns the number of pages mapped (0 for a
+    /// spurious fault on a page that is already accessible).
+    pub fn handle_fault(&mut self, client: u32, vaddr: u64, access: Access) -> Result<u32, Unresolved> {
+        if !self.deferred.0.is_empty() {
+            self.settle();
+        }
+        let r = self.fault_inner(client, vaddr, access);
+        match r {
+            Ok(_) => {
+                self.faults += 1;
+                if let Some(sp) = self.spaces.get_mut(&client) {
+                    sp.faults += 1;
+                }
+            }
+            Err(_) => {
+                self.unresolved += 1;
+                if let Some(sp) = self.spaces.get_mut(&client) {
+                    sp.unresolved += 1;
+                }
+            }
+        }
+        r
+    }
+
+    fn fault_inner(&mut self, client: u32, vaddr: u64, access: Access) -> Result<u32, Unresolved> {
+        let sp = self.spaces.get(&client).ok_or(Unresolved::NoSpace)?;
+        let (start, area) = sp.areas.find(vaddr).map(|(s, a)| (s, *a)).ok_or(Unresolved::NoArea)?;
+        if !allows(area.prot, access) {
+            return Err(Unresolved::Denied);
+        }
+        let page = vaddr & !(PAGE_SIZE - 1);
+        match sp.pt.lookup(vaddr) {
+            None => self.fill(client, start, &area, page).map_err(|_| Unresolved::NoMemory),
+            Some((pte, size, base)) => {
+                if access == Access::Write && pte.cow() {
+                    self.break_cow(client, &area, base, size, pte).map_err(|_| Unresolved::NoMemory)?;
+                    return Ok(1);
+                }
+                // Spurious (already accessible) or left unmapped by a refused remap: map
+                // again with the area's rights.
+                let MemCore { k, spaces, .. } = self;
+                let sp = spaces.get_mut(&client).ok_or(Unresolved::NoSpace)?;
+                crate::mprotect::set_rights(k, sp.pt.vspace(), base, pte, hw_rights(area.prot, pte.cow()))
+                    .map_err(|_| Unresolved::NoMemory)?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// Map a page at `page` (not present) in the area starting at `start`.
+    pub(crate) fn fill(&mut self, client: u32, start: u64, area: &Area, page: u64) -> Result<u32, Errno> {
+        match area.kind {
+            AreaKind::Anon => {
+                if self.cfg.large_pages {
+                    if let Some(n) = self.try_large(client, start, area, page)? {
+                        return Ok(n);
+                    }
+                }
+                self.fill_anon(client, area, page)?;
+                let mut n = 1;
+                let around = u64::from(self.cfg.fault_around);
+                let mut next = page + PAGE_SIZE;
+                while n <= around && next < area.end {
+                    let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+                    if sp.pt.lookup(next).is_some() || sp.over_quota(1) {
+                        break;
+                    }
+                    if self.fill_anon(client, area, next).is_err() {
+                        break;
+                    }
+                    n += 1;
+                    next += PAGE_SIZE;
+                }
+                Ok(n as u32)
+            }
+            AreaKind::Shared { obj, offset } => {
+                let idx = (offset + (page - start)) / PAGE_SIZE;
+                self.fill_shared(client, area.prot, obj, idx, page)?;
+                Ok(1)
+            }
+            AreaKind::PrivateBackend { obj, offset } => {
+                let idx = (offset + (page - start)) / PAGE_SIZE;
+                self.fill_private_copy(client, area.prot, obj, idx, page)?;
+                Ok(1)
+            }
+            AreaKind::Phys { paddr } => {
+                self.map_phys_page(client, area.prot, paddr + (page - start), page)?;
+                Ok(1)
+            }
+        }
+    }
+
+    fn fill_anon(&mut self, client: u32, area: &Area, page: u64) -> Result<(), Errno> {
+        let MemCore { k, res, spaces, deferred, .. } = self;
+        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        if sp.over_quota(1) {
+            return Err(Errno::NoMem);
+        }
+        let f = res.alloc_frame(k, PageSize::Small)?;
+        let m = MapReq { vaddr: page, size: PageSize::Small, frame: f, use_original: true, prot: area.prot, cow: false, nocharge: false };
+        map_page(k, res, deferred, sp, m).inspect_err(|_| res.frame_unref(f, PageSize::Small))
+    }
+
+    /// A large page for the 2 MiB chunk around `page`, if the chunk qualifies.
+    fn try_large(&mut self, client: u32, start: u64, area: &Area, page: u64) -> Result<Option<u32>, Errno> {
+        let base = page & !(LARGE_PAGE_SIZE - 1);
+        if base < start || base + LARGE_PAGE_SIZE > area.end {
+            return Ok(None);
+        }
+        let MemCore { k, res, spaces, deferred, .. } = self;
+        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        if !sp.pt.large_slot_free(base) || sp.over_quota(512 + 1) {
+            return Ok(None);
+        }
+        let Ok(f) = res.alloc_frame(k, PageSize::Large) else { return Ok(None) };
+        let m = MapReq { vaddr: base, size: PageSize::Large, frame: f, use_original: true, prot: area.prot, cow: false, nocharge: false };
+        match map_page(k, res, deferred, sp, m) {
+            Ok(()) => Ok(Some(512)),
+            Err(_) => {
+                res.frame_unref(f, PageSize::Large);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Map page `idx` of object `obj` at `page`, allocating it (charged to the object's
+    /// owner) on first touch.
+    pub(crate) fn fill_shared(&mut self, client: u32, prot: Prot, obj: u32, idx: u64, page: u64) -> Result<(), Errno> {
+        let frame = self.object_page(obj, idx)?;
+        let MemCore { k, res, spaces, deferred, .. } = self;
+        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        res.frame_ref(frame);
+        let m = MapReq { vaddr: page, size: PageSize::Small, frame, use_original: false, prot, cow: false, nocharge: true };
+        map_page(k, res, deferred, sp, m).inspect_err(|_| res.frame_unref(frame, PageSize::Small))
+    }
+
+    /// The frame of page `idx` of `obj`, allocated and charged to the owner if absent; a
+    /// backend cache page is filled from the backend's store.
+    pub(crate) fn object_page(&mut self, obj: u32, idx: u64) -> Result<u32, Errno> {
+        let o = self.objs.get(obj).ok_or(Errno::Idrm)?;
+        let cur = *o.pages.get(idx as usize).ok_or(Errno::Fault)?;
+        if cur != 0 {
+            return Ok(cur);
+        }
+        let owner = o.owner;
+        if let Some(sp) = owner.and_then(|c| self.spaces.get(&c)) {
+            if sp.over_quota(1) {
+                return Err(Errno::NoMem);
+            }
+        }
+        let (f, _) = self.objs.page_frame(&mut self.k, &mut self.res, obj, idx)?;
+        if let Some(store) = self.backends.store_of_cache(obj) {
+            let src = self.objs.get(store).and_then(|s| s.pages.get(idx as usize).copied()).unwrap_or(0);
+            if src != 0 && self.k.frame_copy(src, 0, f, 0, PAGE_SIZE).is_err() {
+                if let Some(o) = self.objs.get_mut(obj) {
+                    o.pages[idx as usize] = 0;
+                }
+                self.res.frame_unref(f, PageSize::Small);
+                return Err(Errno::NoMem);
+            }
+        }
+        if let Some(sp) = owner.and_then(|c| self.spaces.get_mut(&c)) {
+            sp.charged += 1;
+        }
+        Ok(f)
+    }
+
+    fn fill_private_copy(&mut self, client: u32, prot: Prot, obj: u32, idx: u64, page: u64) -> Result<(), Errno> {
+        let src = self.backends.current_page(&self.objs, obj, idx);
+        let MemCore { k, res, spaces, deferred, .. } = self;
+        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        if sp.over_quota(1) {
+            return Err(Errno::NoMem);
+        }
+        let f = res.alloc_frame(k, PageSize::Small)?;
+        if let Some(src) = src {
+            if k.frame_copy(src, 0, f, 0, PAGE_SIZE).is_err() {
+                res.frame_unref(f, PageSize::Small);
+                return Err(Errno::NoMem);
+            }
+        }
+        let m = MapReq { vaddr: page, size: PageSize::Small, frame: f, use_original: true, prot, cow: false, nocharge: false };
+        map_page(k, res, deferred, sp, m).inspect_err(|_| res.frame_unref(f, PageSize::Small))
+    }
+
+    /// Resolve a write to a copy-on-write page at `base`.
+    fn break_cow(&mut self, client: u32, area: &Area, base: u64, size: PageSize, pte: Pte) -> Result<(), Errno> {
+        let MemCore { k, res, spaces, deferred, .. } = self;
+        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        let vspace = sp.pt.vspace();
+        if res.frame_refs(pte.frame()) == 1 {
+            // Last reference: take the frame over, just restore write access.
+            k.page_map(pte.map_slot(), vspace, base, area.prot).map_err(|_| Errno::NoMem)?;
+            sp.pt.update(base, size, pte.with_cow(false));
+            return Ok(());
+        }
+        let f = res.alloc_frame(k, size)?;
+        let undo = |res: &mut crate::res::Res| res.frame_unref(f, size);
+        if k.frame_copy(pte.frame(), 0, f, 0, size.bytes()).is_err() || k.page_unmap(pte.map_slot()).is_err() {
+            undo(res);
+            return Err(Errno::NoMem);
+        }
+        if k.page_map(f, vspace, base, area.prot).is_err() {
+            // Put the shared page back so the client keeps its data.
+            let _ = k.page_map(pte.map_slot(), vspace, base, hw_rights(area.prot, true));
+            undo(res);
+            return Err(Errno::NoMem);
+        }
+        sp.pt.update(base, size, Pte::new(f, f, false, pte.nocharge()));
+        // Drop the old mapping's cap and frame reference (the charge moves to the copy).
+        let delete = pte.map_slot() != pte.frame();
+        crate::space::finish_release_pub(k, res, deferred, pte.map_slot(), delete, pte.frame(), size);
+        Ok(())
+    }
+}

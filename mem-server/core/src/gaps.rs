@@ -1,0 +1,270 @@
+//! Free-range index: the gaps between areas, searchable first-fit in O(log n).
+//!
+//! An arena-based treap keyed by gap start, each node augmented with the largest gap length
+//! in its subtree, so "lowest gap that fits `len` bytes at or above `lo`" prunes every subtree
+//! that cannot hold it (axmem scans its sorted areas linearly instead). Gaps never overlap and
+//! are sorted by start, so their ends are sorted too, which lets the search skip everything
+//! below `lo`. Used only by `area.rs`, which keeps it equal to the complement of its areas.
+
+use alloc::vec::Vec;
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Debug)]
+struct Node {
+    start: u64,
+    len: u64,
+    max: u64,
+    prio: u32,
+    left: u32,
+    right: u32,
+}
+
+/// The set of free ranges `[start, start + len)`.
+#[derive(Clone, Debug)]
+pub struct Gaps {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    root: u32,
+    seed: u32,
+    count: usize,
+}
+
+impl Default for Gaps {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gaps {
+    pub fn new() -> Self {
+        Gaps { nodes: Vec::new(), free: Vec::new(), root: NIL, seed: 0x9E37_79B9, count: 0 }
+    }
+
+    /// Number of gaps.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn rand(&mut self) -> u32 {
+        // xorshift32: deterministic priorities keep tests reproducible.
+        let mut x = self.seed;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.seed = x;
+        x
+    }
+
+    fn max_of(&self, n: u32) -> u64 {
+        if n == NIL {
+            0
+        } else {
+            self.nodes[n as usize].max
+        }
+    }
+
+    fn update(&mut self, n: u32) {
+        let (l, r) = (self.nodes[n as usize].left, self.nodes[n as usize].right);
+        let m = self.nodes[n as usize].len.max(self.max_of(l)).max(self.max_of(r));
+        self.nodes[n as usize].max = m;
+    }
+
+    /// Split subtree `t` into (keys < key, keys >= key).
+    fn split(&mut self, t: u32, key: u64) -> (u32, u32) {
+        if t == NIL {
+            return (NIL, NIL);
+        }
+        if self.nodes[t as usize].start < key {
+            let (a, b) = self.split(self.nodes[t as usize].right, key);
+            self.nodes[t as usize].right = a;
+            self.update(t);
+            (t, b)
+        } else {
+            let (a, b) = self.split(self.nodes[t as usize].left, key);
+            self.nodes[t as usize].left = b;
+            self.update(t);
+            (a, t)
+        }
+    }
+
+    /// Merge two subtrees where every key of `a` is below every key of `b`.
+    fn merge(&mut self, a: u32, b: u32) -> u32 {
+        if a == NIL {
+            return b;
+        }
+        if b == NIL {
+            return a;
+        }
+        if self.nodes[a as usize].prio > self.nodes[b as usize].prio {
+            let r = self.merge(self.nodes[a as usize].right, b);
+            self.nodes[a as usize].right = r;
+            self.update(a);
+            a
+        } else {
+            let l = self.merge(a, self.nodes[b as usize].left);
+            self.nodes[b as usize].left = l;
+            self.update(b);
+            b
+        }
+    }
+
+    /// Insert the gap `[start, start + len)`; it must not overlap an existing one.
+    pub fn insert(&mut self, start: u64, len: u64) {
+        debug_assert!(len > 0);
+        let prio = self.rand();
+        let node = Node { start, len, max: len, prio, left: NIL, right: NIL };
+        let n = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        let (a, b) = self.split(self.root, start);
+        let a = self.merge(a, n);
+        self.root = self.merge(a, b);
+        self.count += 1;
+    }
+
+    /// Remove the gap starting exactly at `start`; returns its length.
+    pub fn remove(&mut self, start: u64) -> Option<u64> {
+        let (a, b) = self.split(self.root, start);
+        let (m, c) = self.split(b, start.saturating_add(1));
+        let removed = if m == NIL {
+            None
+        } else {
+            self.free.push(m);
+            self.count -= 1;
+            Some(self.nodes[m as usize].len)
+        };
+        self.root = self.merge(a, c);
+        removed
+    }
+
+    /// The gap with the greatest start `<= addr`, as `(start, len)`.
+    pub fn floor(&self, addr: u64) -> Option<(u64, u64)> {
+        let mut t = self.root;
+        let mut best = None;
+        while t != NIL {
+            let n = &self.nodes[t as usize];
+            if n.start <= addr {
+                best = Some((n.start, n.len));
+                t = n.right;
+            } else {
+                t = n.left;
+            }
+        }
+        best
+    }
+
+    /// The gap containing `addr`, as `(start, len)`.
+    pub fn containing(&self, addr: u64) -> Option<(u64, u64)> {
+        self.floor(addr).filter(|&(s, l)| addr - s < l)
+    }
+
+    /// Lowest address `a >= lo`, aligned to `align` (a power of two), such that
+    /// `[a, a + len)` lies inside one gap.
+    pub fn first_fit(&self, len: u64, align: u64, lo: u64) -> Option<u64> {
+        self.first_fit_in(self.root, len, align, lo)
+    }
+
+    fn first_fit_in(&self, t: u32, len: u64, align: u64, lo: u64) -> Option<u64> {
+        if t == NIL || self.nodes[t as usize].max < len {
+            return None;
+        }
+        let n = &self.nodes[t as usize];
+        // Gaps in the left subtree end at or below n.start: useless if n.start <= lo.
+        if n.start > lo {
+            if let Some(a) = self.first_fit_in(n.left, len, align, lo) {
+                return Some(a);
+            }
+        }
+        let gap_end = n.start + n.len;
+        let from = n.start.max(lo);
+        if let Some(a) = align_up(from, align) {
+            if a.checked_add(len).is_some_and(|e| e <= gap_end) {
+                return Some(a);
+            }
+        }
+        self.first_fit_in(n.right, len, align, lo)
+    }
+
+    /// All gaps in address order (tests and debugging).
+    pub fn to_vec(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::with_capacity(self.count);
+        let mut stack = Vec::new();
+        let mut t = self.root;
+        while t != NIL || !stack.is_empty() {
+            while t != NIL {
+                stack.push(t);
+                t = self.nodes[t as usize].left;
+            }
+            let n = stack.pop().unwrap_or(NIL);
+            if n == NIL {
+                break;
+            }
+            out.push((self.nodes[n as usize].start, self.nodes[n as usize].len));
+            t = self.nodes[n as usize].right;
+        }
+        out
+    }
+
+    /// Heap bytes used (benchmarks report metadata per page).
+    pub fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * core::mem::size_of::<Node>() + self.free.capacity() * 4
+    }
+}
+
+/// Round `x` up to a multiple of `align` (a power of two); `None` on overflow.
+pub fn align_up(x: u64, align: u64) -> Option<u64> {
+    Some(x.checked_add(align - 1)? & !(align - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_fit_prefers_lowest_and_respects_lo_and_align() {
+        let mut g = Gaps::new();
+        g.insert(0x1000, 0x1000);
+        g.insert(0x10000, 0x8000);
+        g.insert(0x100000, 0x400000);
+        assert_eq!(g.first_fit(0x1000, 0x1000, 0), Some(0x1000));
+        assert_eq!(g.first_fit(0x2000, 0x1000, 0), Some(0x10000));
+        assert_eq!(g.first_fit(0x1000, 0x1000, 0x12000), Some(0x12000));
+        assert_eq!(g.first_fit(0x9000, 0x1000, 0), Some(0x100000));
+        assert_eq!(g.first_fit(0x1000, 0x200000, 0), Some(0x200000));
+        assert_eq!(g.first_fit(0x500000, 0x1000, 0), None);
+        assert_eq!(g.remove(0x10000), Some(0x8000));
+        assert_eq!(g.remove(0x10000), None);
+        assert_eq!(g.first_fit(0x2000, 0x1000, 0), Some(0x100000));
+        assert_eq!(g.containing(0x1fff), Some((0x1000, 0x1000)));
+        assert_eq!(g.containing(0x2000), None);
+        assert_eq!(g.to_vec(), alloc::vec![(0x1000, 0x1000), (0x100000, 0x400000)]);
+    }
+
+    #[test]
+    fn many_gaps_stay_consistent() {
+        let mut g = Gaps::new();
+        for i in 0..2000u64 {
+            g.insert(i * 0x10000, 0x1000 + (i % 7) * 0x1000);
+        }
+        for i in (0..2000u64).step_by(2) {
+            assert!(g.remove(i * 0x10000).is_some());
+        }
+        assert_eq!(g.len(), 1000);
+        // Lowest remaining gap of >= 7 pages: i odd with i % 7 == 6 → i = 13.
+        assert_eq!(g.first_fit(0x7000, 0x1000, 0), Some(13 * 0x10000));
+        let v = g.to_vec();
+        assert!(v.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+}

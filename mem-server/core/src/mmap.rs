@@ -1,0 +1,148 @@
+//! mmap: create an area (anonymous or backend-backed, private or shared) at a fixed,
+//! hinted or first-fit address.
+//!
+//! Placement follows Linux: `Fixed` replaces whatever overlaps (atomically: the new area is
+//! fully validated before the old mappings go), `FixedNoReplace` fails with EEXIST on any
+//! overlap, `Hint` uses the address when that range is free and falls back to first-fit,
+//! `Anywhere` is first-fit (2 MiB aligned for large anonymous areas so they can use large
+//! pages). Pages are not allocated here (lazy) unless `populate` asks (`populate.rs`).
+//! Neighbours: `munmap.rs` (removal for `Fixed`), `area.rs`, `objects.rs`, `backend.rs`.
+
+use mem_protocol::{Backing, Errno, Placement, Prot, LARGE_PAGE_SIZE, PAGE_SIZE};
+
+use crate::area::{Area, AreaKind};
+use crate::check::{self, PageRange};
+use crate::gaps::align_up;
+use crate::kernel::Kernel;
+use crate::MemCore;
+
+/// Arguments of an mmap, as the client alleged them.
+#[derive(Clone, Copy, Debug)]
+pub struct MmapArgs {
+    pub addr: u64,
+    pub len: u64,
+    pub prot: Prot,
+    /// Highest protection mprotect may later grant; must contain `prot`.
+    pub max_prot: Prot,
+    pub placement: Placement,
+    pub shared: bool,
+    pub backing: Backing,
+    pub populate: bool,
+}
+
+impl MmapArgs {
+    /// A private anonymous mapping placed anywhere with `prot` (max protection RWX).
+    pub fn anon(len: u64, prot: Prot) -> Self {
+        MmapArgs {
+            addr: 0,
+            len,
+            prot,
+            max_prot: Prot::RWX,
+            placement: Placement::Anywhere,
+            shared: false,
+            backing: Backing::Anonymous,
+            populate: false,
+        }
+    }
+    pub fn at(mut self, addr: u64, placement: Placement) -> Self {
+        self.addr = addr;
+        self.placement = placement;
+        self
+    }
+}
+
+impl<K: Kernel> MemCore<K> {
+    /// Map a new area into `client`'s space; returns its start address.
+    pub fn mmap(&mut self, client: u32, a: &MmapArgs) -> Result<u64, Errno> {
+        self.settle();
+        let len = check::page_len(a.len)?;
+        if !a.max_prot.contains(a.prot) {
+            return Err(Errno::Acces);
+        }
+        if !self.spaces.contains_key(&client) {
+            return Err(Errno::Srch);
+        }
+        // Validate the backing before anything changes.
+        let kind_obj = match a.backing {
+            Backing::Anonymous => None,
+            Backing::Backend { id, offset } => {
+                if !check::is_aligned(offset) {
+                    return Err(Errno::Inval);
+                }
+                let size = self.backends.size(id)?;
+                let end = offset.checked_add(len).ok_or(Errno::Overflow)?;
+                if end > size {
+                    return Err(Errno::Overflow);
+                }
+                Some((self.backends.cache_obj(id)?, offset))
+            }
+        };
+        let range = self.place(client, a, len)?;
+        let kind = match (kind_obj, a.shared) {
+            (None, false) => AreaKind::Anon,
+            (None, true) => {
+                let obj = self.objs.create(range.pages(), Some(client), 0)?;
+                AreaKind::Shared { obj, offset: 0 }
+            }
+            (Some((obj, offset)), true) => AreaKind::Shared { obj, offset },
+            (Some((obj, offset)), false) => AreaKind::PrivateBackend { obj, offset },
+        };
+        if a.placement == Placement::Fixed {
+            if let Err(e) = self.remove_range(client, range.start, range.end) {
+                if let (None, true) = (kind_obj, a.shared) {
+                    if let Some(obj) = kind.object() {
+                        self.objs.release_if_unused(&mut self.res, obj);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        if let Some(obj) = kind.object() {
+            if let Some(o) = self.objs.get_mut(obj) {
+                o.area_refs += 1;
+            }
+        }
+        let sp = self.space_mut(client)?;
+        sp.areas.insert(range.start, Area { end: range.end, prot: a.prot, max_prot: a.max_prot, kind, attach: None });
+        if a.populate {
+            // Like MAP_POPULATE: best effort, the mapping stands even if memory runs out.
+            let _ = self.populate_range(client, range.start, range.end);
+        }
+        Ok(range.start)
+    }
+
+    /// Choose the range for a new area of `len` bytes.
+    pub(crate) fn place(&self, client: u32, a: &MmapArgs, len: u64) -> Result<PageRange, Errno> {
+        let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+        let (lo, hi) = (self.cfg.user_lo, self.cfg.user_hi);
+        match a.placement {
+            Placement::Fixed => check::fixed_range(a.addr, len, lo, hi),
+            Placement::FixedNoReplace => {
+                let r = check::fixed_range(a.addr, len, lo, hi)?;
+                if sp.areas.overlaps(r.start, r.end) {
+                    return Err(Errno::Exist);
+                }
+                Ok(r)
+            }
+            Placement::Hint | Placement::Anywhere => {
+                if len > hi - lo {
+                    return Err(Errno::NoMem);
+                }
+                if a.placement == Placement::Hint && a.addr != 0 {
+                    if let Some(s) = align_up(a.addr, PAGE_SIZE) {
+                        if s >= lo && s.checked_add(len).is_some_and(|e| e <= hi) && sp.areas.is_free(s, len) {
+                            return Ok(PageRange { start: s, end: s + len });
+                        }
+                    }
+                }
+                let large = self.cfg.large_pages && len >= LARGE_PAGE_SIZE && matches!(a.backing, Backing::Anonymous) && !a.shared;
+                let start = large
+                    .then(|| sp.areas.find_free(len, LARGE_PAGE_SIZE, lo))
+                    .flatten()
+                    .or_else(|| sp.areas.find_free(len, PAGE_SIZE, lo))
+                    .ok_or(Errno::NoMem)?;
+                Ok(PageRange { start, end: start + len })
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! mprotect: change the protection of a range, splitting areas at its ends.
+//!
+//! Pages already present are remapped with the new rights (one `Page_Map` each; unmapped
+//! while the protection is `NONE`, their frames kept); lazy pages stay lazy. Asking for more
+//! than an area's max protection is EACCES. As in Linux, the range is processed area by
+//! area and a hole stops it with ENOMEM (earlier areas keep their new protection). Each
+//! area piece is changed atomically: its pages are remapped first and restored if the
+//! kernel refuses one, and only then is the area split and updated.
+//! Neighbours: `munmap.rs` (`split_boundaries`), `space.rs`, `area.rs`.
+
+use alloc::vec::Vec;
+use mem_protocol::{Errno, PageSize, Prot};
+
+use crate::check;
+use crate::kernel::Kernel;
+use crate::space::{hw_rights, split_large, Space};
+use crate::MemCore;
+
+impl<K: Kernel> MemCore<K> {
+    /// Set the protection of `[addr, addr + len)` in `client`'s space to `prot`.
+    pub fn mprotect(&mut self, client: u32, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+        self.settle();
+        let range = check::protect_range(addr, len, self.cfg.user_hi)?;
+        if !self.spaces.contains_key(&client) {
+            return Err(Errno::Srch);
+        }
+        let Some(r) = range else { return Ok(()) };
+        let mut at = r.start;
+        while at < r.end {
+            let sp = self.space_mut(client)?;
+            let (s, area) = match sp.areas.find(at) {
+                Some((s, a)) => (s, *a),
+                None => return Err(Errno::NoMem),
+            };
+            if !area.max_prot.contains(prot) {
+                return Err(Errno::Acces);
+            }
+            let piece_end = area.end.min(r.end);
+            if area.prot != prot {
+                self.protect_piece(client, at, piece_end, area.prot, prot)?;
+            }
+            debug_assert!(s <= at);
+            at = piece_end;
+        }
+        Ok(())
+    }
+
+    /// Change `[start, end)`, inside one area whose protection is `old`, to `new`.
+    fn protect_piece(&mut self, client: u32, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
+        {
+            let MemCore { k, res, spaces, deferred, .. } = self;
+            let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+            for b in [start, end] {
+                if let Some((_, PageSize::Large, base)) = sp.pt.lookup(b) {
+                    if base != b {
+                        split_large(k, res, deferred, sp, b, old)?;
+                    }
+                }
+            }
+            remap_range(k, sp, start, end, old, new)?;
+        }
+        self.split_boundaries(client, start, end)?;
+        let MemCore { spaces, objs, .. } = self;
+        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        if let Some(a) = sp.areas.get_mut(start) {
+            a.prot = new;
+        }
+        // Merge with equal neighbours, as Linux merges VMAs.
+        let prev = start.checked_sub(1).and_then(|p| sp.areas.find(p)).map(|(s, _)| s);
+        let mut merged = Vec::new();
+        if let Some(Some(obj)) = sp.areas.try_merge_next(start) {
+            merged.push(obj);
+        }
+        if let Some(p) = prev {
+            if let Some(Some(obj)) = sp.areas.try_merge_next(p) {
+                merged.push(obj);
+            }
+        }
+        for obj in merged {
+            if let Some(o) = objs.get_mut(obj) {
+                o.area_refs -= 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Give every present page in `[start, end)` the rights of `new`; on a kernel refusal put
+/// the pages done so far back to `old` and fail with ENOMEM.
+fn remap_range<K: Kernel>(k: &mut K, sp: &mut Space, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
+    let vspace = sp.pt.vspace();
+    let mut done: Vec<(u64, crate::pagetable::Pte)> = Vec::new();
+    let mut at = start;
+    while let Some((base, pte, size)) = sp.pt.next_mapped(at, end) {
+        at = base + size.bytes();
+        if set_rights(k, vspace, base, pte, hw_rights(new, pte.cow())).is_err() {
+            for (b, p) in done {
+                let _ = set_rights(k, vspace, b, p, hw_rights(old, p.cow()));
+            }
+            return Err(Errno::NoMem);
+        }
+        done.push((base, pte));
+    }
+    Ok(())
+}
+
+/// Map (or remap) the cap of `pte` at `base` with `rights`; unmap it for no rights.
+pub(crate) fn set_rights<K: Kernel>(k: &mut K, vspace: u32, base: u64, pte: crate::pagetable::Pte, rights: Prot) -> crate::KResult {
+    if rights.is_empty() {
+        k.page_unmap(pte.map_slot())
+    } else {
+        k.page_map(pte.map_slot(), vspace, base, rights)
+    }
+}

@@ -1,0 +1,315 @@
+//! Shadow page tables: the server's record of what is mapped in one VSpace.
+//!
+//! A radix tree with the hardware's geometry (`kernel::Geometry`), so it also records which
+//! seL4 page-table objects exist on each path. Each mapped page costs one 8-byte [`Pte`] in a
+//! leaf table; together with the 4-byte frame reference count in `res.rs` that is 12 bytes of
+//! metadata per mapped 4 KiB page. Tables live in a slab and are addressed by index.
+//!
+//! This module only keeps the record and creates missing seL4 page tables on demand
+//! (`ensure_tables`); mapping frames and dropping references is done by `space.rs`.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use mem_protocol::{Errno, PageSize};
+
+use crate::kernel::{Geometry, Kernel, Slot};
+use crate::res::Res;
+
+const LEAF: u64 = 1 << 63;
+const COW: u64 = 1 << 62;
+const NOCHARGE: u64 = 1 << 61;
+const SLOT_MASK: u64 = (1 << 30) - 1;
+
+/// Highest slot number a PTE can name.
+pub const MAX_SLOT: Slot = (1 << 30) - 1;
+
+/// One mapped page: the frame (slot of its original cap), the cap slot used for this mapping
+/// (the original itself, or a copy when the frame is mapped more than once), and flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pte(u64);
+
+impl Pte {
+    pub fn new(frame: Slot, map_slot: Slot, cow: bool, nocharge: bool) -> Pte {
+        debug_assert!(frame <= MAX_SLOT && map_slot <= MAX_SLOT && frame != 0);
+        let mut v = LEAF | u64::from(frame) | (u64::from(map_slot) << 30);
+        if cow {
+            v |= COW;
+        }
+        if nocharge {
+            v |= NOCHARGE;
+        }
+        Pte(v)
+    }
+    /// Slot of the frame's original cap (its identity in the frame table).
+    pub fn frame(self) -> Slot {
+        (self.0 & SLOT_MASK) as Slot
+    }
+    /// Slot of the cap this mapping uses.
+    pub fn map_slot(self) -> Slot {
+        ((self.0 >> 30) & SLOT_MASK) as Slot
+    }
+    /// Mapped read-only because the frame is shared copy-on-write.
+    pub fn cow(self) -> bool {
+        self.0 & COW != 0
+    }
+    /// Not charged to this space's quota (shared object or device page).
+    pub fn nocharge(self) -> bool {
+        self.0 & NOCHARGE != 0
+    }
+    pub fn with_cow(self, cow: bool) -> Pte {
+        Pte(if cow { self.0 | COW } else { self.0 & !COW })
+    }
+    pub fn with_map_slot(self, s: Slot) -> Pte {
+        Pte((self.0 & !(SLOT_MASK << 30)) | (u64::from(s) << 30))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Table {
+    /// seL4 page-table cap (0 for the root, whose cap is the VSpace).
+    cap: Slot,
+    /// Non-empty entries.
+    used: u32,
+    /// 0 = empty; a leaf entry has the LEAF bit; otherwise child table index + 1.
+    entries: Box<[u64]>,
+}
+
+/// The shadow tree of one VSpace.
+#[derive(Clone, Debug)]
+pub struct PageTree {
+    geo: Geometry,
+    vspace: Slot,
+    tables: Vec<Table>,
+    free: Vec<u32>,
+    /// Mapped pages (4 KiB units).
+    pub pages: u64,
+}
+
+impl PageTree {
+    pub fn new(geo: Geometry, vspace: Slot) -> Self {
+        let root = Table { cap: 0, used: 0, entries: vec![0; geo.entries(0)].into_boxed_slice() };
+        PageTree { geo, vspace, tables: vec![root], free: Vec::new(), pages: 0 }
+    }
+
+    pub fn vspace(&self) -> Slot {
+        self.vspace
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    /// The leaf covering `vaddr`: its entry, size, and the page's base address.
+    pub fn lookup(&self, vaddr: u64) -> Option<(Pte, PageSize, u64)> {
+        let mut t = 0usize;
+        for level in 0..self.geo.levels {
+            let e = self.tables[t].entries[self.geo.index(level, vaddr)];
+            if e == 0 {
+                return None;
+            }
+            if e & LEAF != 0 {
+                let size = if level == self.geo.leaf_level(PageSize::Small) {
+                    PageSize::Small
+                } else {
+                    PageSize::Large
+                };
+                return Some((Pte(e), size, vaddr & !(size.bytes() - 1)));
+            }
+            t = (e - 1) as usize;
+        }
+        None
+    }
+
+    /// Create the seL4 page tables needed to map a page of `size` at `vaddr`. Each new
+    /// table is one frame charged by the caller through the returned count.
+    pub fn ensure_tables<K: Kernel>(
+        &mut self,
+        k: &mut K,
+        res: &mut Res,
+        vaddr: u64,
+        size: PageSize,
+    ) -> Result<u32, Errno> {
+        let leaf = self.geo.leaf_level(size);
+        let mut t = 0usize;
+        let mut created = 0;
+        for level in 0..leaf {
+            let i = self.geo.index(level, vaddr);
+            let e = self.tables[t].entries[i];
+            if e & LEAF != 0 {
+                return Err(Errno::Exist);
+            }
+            if e != 0 {
+                t = (e - 1) as usize;
+                continue;
+            }
+            let cap = res.alloc_table(k)?;
+            if k.page_table_map(cap, self.vspace, vaddr).is_err() {
+                let _ = k.page_table_unmap(cap);
+                res.free_table(cap);
+                return Err(Errno::NoMem);
+            }
+            let child = Table { cap, used: 0, entries: vec![0; 512].into_boxed_slice() };
+            let idx = match self.free.pop() {
+                Some(f) => {
+                    self.tables[f as usize] = child;
+                    f as usize
+                }
+                None => {
+                    self.tables.push(child);
+                    self.tables.len() - 1
+                }
+            };
+            self.tables[t].entries[i] = idx as u64 + 1;
+            self.tables[t].used += 1;
+            t = idx;
+            created += 1;
+        }
+        Ok(created)
+    }
+
+    fn leaf_slot(&mut self, vaddr: u64, size: PageSize) -> Option<(usize, usize)> {
+        let leaf = self.geo.leaf_level(size);
+        let mut t = 0usize;
+        for level in 0..leaf {
+            let e = self.tables[t].entries[self.geo.index(level, vaddr)];
+            if e == 0 || e & LEAF != 0 {
+                return None;
+            }
+            t = (e - 1) as usize;
+        }
+        Some((t, self.geo.index(leaf, vaddr)))
+    }
+
+    /// Record a mapping (the tables must exist and the entry be empty).
+    pub fn set(&mut self, vaddr: u64, size: PageSize, pte: Pte) {
+        let (t, i) = self.leaf_slot(vaddr, size).expect("tables exist");
+        let tab = &mut self.tables[t];
+        if tab.entries[i] == 0 {
+            tab.used += 1;
+            self.pages += crate::res::pages_of(size);
+        }
+        tab.entries[i] = pte.0;
+    }
+
+    /// Replace the entry of an existing mapping.
+    pub fn update(&mut self, vaddr: u64, size: PageSize, pte: Pte) {
+        let (t, i) = self.leaf_slot(vaddr, size).expect("mapped");
+        debug_assert!(self.tables[t].entries[i] & LEAF != 0);
+        self.tables[t].entries[i] = pte.0;
+    }
+
+    /// Remove the record of the mapping at `vaddr` of `size`.
+    pub fn clear(&mut self, vaddr: u64, size: PageSize) -> Option<Pte> {
+        let (t, i) = self.leaf_slot(vaddr, size)?;
+        let e = self.tables[t].entries[i];
+        if e & LEAF == 0 {
+            return None;
+        }
+        self.tables[t].entries[i] = 0;
+        self.tables[t].used -= 1;
+        self.pages -= crate::res::pages_of(size);
+        Some(Pte(e))
+    }
+
+    /// The first mapped page whose base is in `[from, end)`, skipping empty subtrees:
+    /// `(base, pte, size)`. A large page that starts below `from` but covers it is returned
+    /// too (its base is then below `from`).
+    pub fn next_mapped(&self, from: u64, end: u64) -> Option<(u64, Pte, PageSize)> {
+        if from >= end {
+            return None;
+        }
+        self.walk(0, 0, 0, from, end)
+    }
+
+    fn walk(&self, t: usize, level: u8, base: u64, from: u64, end: u64) -> Option<(u64, Pte, PageSize)> {
+        let shift = self.geo.shift(level);
+        let span = 1u64 << shift;
+        let tab = &self.tables[t];
+        if tab.used == 0 {
+            return None;
+        }
+        let n = self.geo.entries(level) as u64;
+        let first = if from > base { (from - base) >> shift } else { 0 };
+        for i in first..n {
+            let b = base + i * span;
+            if b >= end {
+                break;
+            }
+            let e = tab.entries[i as usize];
+            if e == 0 {
+                continue;
+            }
+            if e & LEAF != 0 {
+                let size = if level == self.geo.leaf_level(PageSize::Small) {
+                    PageSize::Small
+                } else {
+                    PageSize::Large
+                };
+                return Some((b, Pte(e), size));
+            }
+            if let Some(r) = self.walk((e - 1) as usize, level + 1, b, from.max(b), end) {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Drop every table record, returning the seL4 table caps (deepest first) so the
+    /// caller can unmap and pool them. Mapped pages must have been cleared before.
+    pub fn take_tables(&mut self) -> Vec<Slot> {
+        debug_assert_eq!(self.pages, 0);
+        // Slab entries on the free list have cap 0.
+        let mut caps: Vec<Slot> = self.tables.iter().skip(1).map(|t| t.cap).filter(|&c| c != 0).collect();
+        caps.reverse();
+        let root = Table { cap: 0, used: 0, entries: vec![0; self.geo.entries(0)].into_boxed_slice() };
+        self.tables = vec![root];
+        self.free.clear();
+        caps
+    }
+
+    /// Tables missing on the path to the leaf entry for a page of `size` at `vaddr`.
+    pub fn missing_on_path(&self, vaddr: u64, size: PageSize) -> u32 {
+        let leaf = self.geo.leaf_level(size);
+        let mut t = 0usize;
+        for level in 0..leaf {
+            let e = self.tables[t].entries[self.geo.index(level, vaddr)];
+            if e == 0 {
+                return u32::from(leaf - level);
+            }
+            if e & LEAF != 0 {
+                return 0;
+            }
+            t = (e - 1) as usize;
+        }
+        0
+    }
+
+    /// Can a large page be recorded at `vaddr` (no table or page below that entry)?
+    pub fn large_slot_free(&self, vaddr: u64) -> bool {
+        let leaf = self.geo.leaf_level(PageSize::Large);
+        let mut t = 0usize;
+        for level in 0..leaf {
+            let e = self.tables[t].entries[self.geo.index(level, vaddr)];
+            if e == 0 {
+                return true;
+            }
+            if e & LEAF != 0 {
+                return false;
+            }
+            t = (e - 1) as usize;
+        }
+        self.tables[t].entries[self.geo.index(leaf, vaddr)] == 0
+    }
+
+    /// Number of seL4 page tables in use below the root.
+    pub fn table_count(&self) -> usize {
+        self.tables.len() - 1 - self.free.len()
+    }
+
+    /// Heap bytes of the tree (benchmarks).
+    pub fn heap_bytes(&self) -> usize {
+        self.tables.iter().map(|t| t.entries.len() * 8 + core::mem::size_of::<Table>()).sum::<usize>()
+            + self.free.capacity() * 4
+    }
+}

@@ -1,0 +1,69 @@
+//! Physical (device) memory mappings, authority-checked.
+//!
+//! Only memory inside a device untyped handed to the server can be mapped by physical
+//! address (mapping RAM that way would break isolation: EPERM), and only by an administrator
+//! or a client holding a grant for the range (`Config::device_grants`). Device frames are
+//! retyped once, in order, and each mapping uses its own cap copy. Pages are mapped eagerly.
+//! Neighbours: `res.rs` (device frames), `mmap.rs` (placement), `fault.rs`.
+
+use mem_protocol::{Backing, Errno, PageSize, Placement, Prot, PAGE_SIZE};
+
+use crate::area::{Area, AreaKind};
+use crate::check;
+use crate::kernel::Kernel;
+use crate::mmap::MmapArgs;
+use crate::space::{map_page, MapReq};
+use crate::MemCore;
+
+impl<K: Kernel> MemCore<K> {
+    /// May `client` map `[paddr, paddr + len)`?
+    pub fn may_map_phys(&self, client: u32, paddr: u64, len: u64) -> bool {
+        self.is_admin(client)
+            || self.cfg.device_grants.iter().any(|&(c, p, l)| {
+                c == client && paddr >= p && paddr.checked_add(len).is_some_and(|e| e <= p + l)
+            })
+    }
+
+    /// Map the physical range `[paddr, paddr + len)` at `addr` (per `placement`).
+    pub fn map_phys(&mut self, client: u32, addr: u64, placement: Placement, paddr: u64, len: u64, prot: Prot) -> Result<u64, Errno> {
+        self.settle();
+        let len = check::page_len(len)?;
+        if !check::is_aligned(paddr) || prot.is_empty() {
+            return Err(Errno::Inval);
+        }
+        if !self.spaces.contains_key(&client) {
+            return Err(Errno::Srch);
+        }
+        if self.res.device_for(paddr, len).is_none() || !self.may_map_phys(client, paddr, len) {
+            return Err(Errno::Perm);
+        }
+        let a = MmapArgs { addr, len, prot, max_prot: prot, placement, shared: true, backing: Backing::Anonymous, populate: false };
+        let r = self.place(client, &a, len)?;
+        if placement == Placement::Fixed {
+            self.remove_range(client, r.start, r.end)?;
+        }
+        let sp = self.space_mut(client)?;
+        sp.areas.insert(r.start, Area { end: r.end, prot, max_prot: prot, kind: AreaKind::Phys { paddr }, attach: None });
+        let mut at = r.start;
+        while at < r.end {
+            if let Err(e) = self.map_phys_page(client, prot, paddr + (at - r.start), at) {
+                self.remove_range(client, r.start, r.end)?;
+                return Err(e);
+            }
+            at += PAGE_SIZE;
+        }
+        Ok(r.start)
+    }
+
+    /// Map the device page at `paddr` at `vaddr`.
+    pub(crate) fn map_phys_page(&mut self, client: u32, prot: Prot, paddr: u64, vaddr: u64) -> Result<(), Errno> {
+        let dev = self.res.device_for(paddr, PAGE_SIZE).ok_or(Errno::Perm)?;
+        let page = (paddr - self.res.devices[dev].desc.paddr) / PAGE_SIZE;
+        let MemCore { k, res, spaces, deferred, .. } = self;
+        let frame = res.device_frame(k, dev, page)?;
+        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        res.frame_ref(frame);
+        let m = MapReq { vaddr, size: PageSize::Small, frame, use_original: false, prot, cow: false, nocharge: true };
+        map_page(k, res, deferred, sp, m).inspect_err(|_| res.frame_unref(frame, PageSize::Small))
+    }
+}

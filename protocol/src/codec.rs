@@ -1,0 +1,212 @@
+//! Encoding of [`Request`] and [`Reply`] into bytes and seL4 message words, and back.
+//!
+//! Bytes are postcard; the byte length of every possible message is bounded at compile
+//! time by [`MAX_MESSAGE_BYTES`] (via the `MaxSize` derive on the types of
+//! [`crate::request`] and [`crate::reply`]). On seL4 the bytes travel in message registers
+//! / the IPC buffer: [`to_words`] packs them into `u64` words after one framing word that
+//! holds the byte length, [`from_words`] unpacks them. The client library (sending side)
+//! and the seL4 server loop (receiving side) are the users; the memory-server core never
+//! sees bytes. Every failure is a [`ProtocolError`], never a panic.
+
+use postcard::experimental::max_size::MaxSize;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ProtocolError;
+use crate::reply::Reply;
+use crate::request::Request;
+
+/// Message registers in one seL4 IPC (`seL4_MsgMaxLength`).
+pub const IPC_BUFFER_WORDS: usize = 120;
+/// Bytes per message word (`seL4_Word` on 64-bit targets).
+pub const WORD_BYTES: usize = 8;
+/// Words of framing in front of the payload: one word holding the payload's byte length.
+pub const FRAMING_WORDS: usize = 1;
+/// Bytes of framing in front of the payload.
+pub const FRAMING_BYTES: usize = FRAMING_WORDS * WORD_BYTES;
+/// Largest encoded message (request or reply) in bytes, framing excluded.
+pub const MAX_MESSAGE_BYTES: usize = IPC_BUFFER_WORDS * WORD_BYTES - FRAMING_BYTES;
+/// Largest possible encoded [`Request`], in bytes: a big enough encode buffer.
+pub const MAX_REQUEST_BYTES: usize = Request::POSTCARD_MAX_SIZE;
+/// Largest possible encoded [`Reply`], in bytes: a big enough encode buffer.
+pub const MAX_REPLY_BYTES: usize = Reply::POSTCARD_MAX_SIZE;
+/// Words (framing included) of the largest possible request.
+pub const MAX_REQUEST_WORDS: usize = message_words(MAX_REQUEST_BYTES);
+/// Words (framing included) of the largest possible reply.
+pub const MAX_REPLY_WORDS: usize = message_words(MAX_REPLY_BYTES);
+
+// Every request and reply fits in one IPC, framing included.
+const _: () = assert!(Request::POSTCARD_MAX_SIZE <= MAX_MESSAGE_BYTES);
+const _: () = assert!(Reply::POSTCARD_MAX_SIZE <= MAX_MESSAGE_BYTES);
+const _: () = assert!(MAX_REQUEST_WORDS <= IPC_BUFFER_WORDS);
+const _: () = assert!(MAX_REPLY_WORDS <= IPC_BUFFER_WORDS);
+
+/// Encode `request` into `buf`; returns the used prefix of `buf`.
+///
+/// Fails with [`ProtocolError::BufferTooSmall`] if `buf` is too short (a buffer of
+/// [`MAX_REQUEST_BYTES`] always suffices).
+pub fn encode_request<'a>(
+    request: &Request,
+    buf: &'a mut [u8],
+) -> Result<&'a mut [u8], ProtocolError> {
+    encode(request, buf)
+}
+
+/// Decode a request from exactly `bytes` (no trailing bytes allowed).
+pub fn decode_request(bytes: &[u8]) -> Result<Request, ProtocolError> {
+    decode(bytes, Request::TAG_COUNT, ProtocolError::UnknownRequest)
+}
+
+/// Encode `reply` into `buf`; returns the used prefix of `buf`.
+///
+/// Fails with [`ProtocolError::BufferTooSmall`] if `buf` is too short (a buffer of
+/// [`MAX_REPLY_BYTES`] always suffices).
+pub fn encode_reply<'a>(reply: &Reply, buf: &'a mut [u8]) -> Result<&'a mut [u8], ProtocolError> {
+    encode(reply, buf)
+}
+
+/// Decode a reply from exactly `bytes` (no trailing bytes allowed).
+pub fn decode_reply(bytes: &[u8]) -> Result<Reply, ProtocolError> {
+    decode(bytes, Reply::TAG_COUNT, ProtocolError::UnknownReply)
+}
+
+/// Encode `request` straight into message words (framing word first); returns the number
+/// of words used. `words` of [`MAX_REQUEST_WORDS`] always suffice.
+pub fn encode_request_words(request: &Request, words: &mut [u64]) -> Result<usize, ProtocolError> {
+    let mut buf = [0u8; MAX_REQUEST_BYTES];
+    to_words(encode_request(request, &mut buf)?, words)
+}
+
+/// Decode a request from message words as produced by [`encode_request_words`].
+pub fn decode_request_words(words: &[u64]) -> Result<Request, ProtocolError> {
+    let mut buf = [0u8; MAX_MESSAGE_BYTES];
+    decode_request(from_words(words, &mut buf)?)
+}
+
+/// Encode `reply` straight into message words (framing word first); returns the number of
+/// words used. `words` of [`MAX_REPLY_WORDS`] always suffice.
+pub fn encode_reply_words(reply: &Reply, words: &mut [u64]) -> Result<usize, ProtocolError> {
+    let mut buf = [0u8; MAX_REPLY_BYTES];
+    to_words(encode_reply(reply, &mut buf)?, words)
+}
+
+/// Decode a reply from message words as produced by [`encode_reply_words`].
+pub fn decode_reply_words(words: &[u64]) -> Result<Reply, ProtocolError> {
+    let mut buf = [0u8; MAX_MESSAGE_BYTES];
+    decode_reply(from_words(words, &mut buf)?)
+}
+
+/// Number of message words (framing included) that carry a message of `byte_len` bytes.
+pub const fn message_words(byte_len: usize) -> usize {
+    FRAMING_WORDS + byte_len.div_ceil(WORD_BYTES)
+}
+
+/// Pack `bytes` into `words`: `words[0]` is the byte length, then the bytes follow in
+/// little-endian order, eight per word, the last word zero-padded. Returns the number of
+/// words written ([`message_words`]`(bytes.len())`).
+///
+/// Fails with [`ProtocolError::TooLarge`] if `bytes` exceeds [`MAX_MESSAGE_BYTES`] and
+/// with [`ProtocolError::BufferTooSmall`] if `words` is too short.
+pub fn to_words(bytes: &[u8], words: &mut [u64]) -> Result<usize, ProtocolError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge);
+    }
+    let n = message_words(bytes.len());
+    let Some(out) = words.get_mut(..n) else {
+        return Err(ProtocolError::BufferTooSmall);
+    };
+    let (len_word, payload) = out.split_at_mut(FRAMING_WORDS);
+    len_word[0] = bytes.len() as u64;
+    for (word, chunk) in payload.iter_mut().zip(bytes.chunks(WORD_BYTES)) {
+        let mut le = [0u8; WORD_BYTES];
+        le[..chunk.len()].copy_from_slice(chunk);
+        *word = u64::from_le_bytes(le);
+    }
+    Ok(n)
+}
+
+/// Unpack a message packed by [`to_words`] into `out`; returns the message bytes (a prefix
+/// of `out`).
+///
+/// Words after the framed length are ignored, so the whole message-register array can be
+/// passed. Fails with [`ProtocolError::Truncated`] if `words` is empty or shorter than the
+/// framed length, [`ProtocolError::TooLarge`] if the framed length exceeds
+/// [`MAX_MESSAGE_BYTES`], [`ProtocolError::BufferTooSmall`] if `out` is too short, and
+/// [`ProtocolError::Malformed`] if the padding of the last word is not zero.
+pub fn from_words<'a>(words: &[u64], out: &'a mut [u8]) -> Result<&'a [u8], ProtocolError> {
+    let Some((&len_word, payload)) = words.split_first() else {
+        return Err(ProtocolError::Truncated);
+    };
+    let len = match usize::try_from(len_word) {
+        Ok(len) if len <= MAX_MESSAGE_BYTES => len,
+        _ => return Err(ProtocolError::TooLarge),
+    };
+    let Some(payload) = payload.get(..len.div_ceil(WORD_BYTES)) else {
+        return Err(ProtocolError::Truncated);
+    };
+    let Some(out) = out.get_mut(..len) else {
+        return Err(ProtocolError::BufferTooSmall);
+    };
+    for (chunk, word) in out.chunks_mut(WORD_BYTES).zip(payload) {
+        let le = word.to_le_bytes();
+        let (data, padding) = le.split_at(chunk.len());
+        if padding.iter().any(|&b| b != 0) {
+            return Err(ProtocolError::Malformed);
+        }
+        chunk.copy_from_slice(data);
+    }
+    Ok(out)
+}
+
+fn encode<'a, T: Serialize>(value: &T, buf: &'a mut [u8]) -> Result<&'a mut [u8], ProtocolError> {
+    let out = postcard::to_slice(value, buf).map_err(|e| match e {
+        postcard::Error::SerializeBufferFull => ProtocolError::BufferTooSmall,
+        _ => ProtocolError::Malformed,
+    })?;
+    if out.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge);
+    }
+    Ok(out)
+}
+
+fn decode<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    tag_count: u32,
+    unknown: ProtocolError,
+) -> Result<T, ProtocolError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge);
+    }
+    if peek_tag(bytes)? >= tag_count {
+        return Err(unknown);
+    }
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| match e {
+        postcard::Error::DeserializeUnexpectedEnd => ProtocolError::Truncated,
+        _ => ProtocolError::Malformed,
+    })?;
+    if !rest.is_empty() {
+        return Err(ProtocolError::TrailingBytes);
+    }
+    Ok(value)
+}
+
+/// The leading enum tag (a postcard varint `u32`), so an unknown top-level variant can be
+/// told apart from a malformed body.
+fn peek_tag(bytes: &[u8]) -> Result<u32, ProtocolError> {
+    const MAX_LEN: usize = 5;
+    let mut value = 0u32;
+    for (i, &b) in bytes.iter().take(MAX_LEN).enumerate() {
+        // The fifth byte carries the top four bits and must end the varint.
+        if i == MAX_LEN - 1 && b > 0x0f {
+            return Err(ProtocolError::Malformed);
+        }
+        value |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(if bytes.len() < MAX_LEN {
+        ProtocolError::Truncated
+    } else {
+        ProtocolError::Malformed
+    })
+}
