@@ -52,9 +52,9 @@ test:
 	exit $$status
 
 test-host:
-	@echo "==> host tests: $(HOST_CARGO) test --workspace $(LOCKED)"
+	@echo "==> host tests: $(HOST_CARGO) test --workspace --no-fail-fast $(LOCKED)"
 	@$(HOST_CARGO) --version
-	$(HOST_CARGO) test --workspace $(LOCKED)
+	$(HOST_CARGO) test --workspace --no-fail-fast $(LOCKED)
 
 # Install Debian's Rust only when a package is missing or older than $(DEB_MIN_VER)
 # (bookworm main has 1.85; 1.96 comes from bookworm-security).

@@ -26,6 +26,7 @@ pub mod clone;
 pub mod dispatch;
 pub mod fault;
 pub mod gaps;
+pub mod invariants;
 pub mod kernel;
 pub mod mmap;
 pub mod mprotect;

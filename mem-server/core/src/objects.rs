@@ -73,6 +73,11 @@ impl Objects {
         self.slab.get_mut(id as usize)?.as_mut()
     }
 
+    /// Every live object.
+    pub fn iter(&self) -> impl Iterator<Item = (ObjId, &MemObject)> + '_ {
+        self.slab.iter().enumerate().filter_map(|(i, o)| o.as_ref().map(|o| (i as ObjId, o)))
+    }
+
     pub fn live(&self) -> usize {
         self.live
     }

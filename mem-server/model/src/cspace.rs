@@ -101,10 +101,6 @@ impl CSpace {
         self.occupied
     }
 
-    pub(crate) fn caps_mut(&mut self) -> impl Iterator<Item = &mut Cap> + '_ {
-        self.caps.iter_mut()
-    }
-
     pub(crate) fn new_ut(&mut self, node: UtNode) -> u32 {
         match self.ut_free.pop() {
             Some(i) => {

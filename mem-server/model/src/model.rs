@@ -162,17 +162,23 @@ impl ModelKernel {
 
     /// A VSpace passed as an extra cap that must have an ASID: `(root, asid)`.
     /// Anything else (no cap, another type, no ASID yet) is `InvalidCapability`, as in
-    /// seL4's `isValidNativeRoot` check. The ASID is then looked up like
-    /// `findVSpaceForASID` (`FailedLookup` if it does not lead back to this VSpace).
-    pub(crate) fn assigned_vspace(&self, slot: Slot) -> KResult<(ObjectId, u32)> {
+    /// seL4's `isValidNativeRoot` check.
+    pub(crate) fn vspace_with_asid(&self, slot: Slot) -> KResult<(ObjectId, u32)> {
         let Some(Cap::VSpace(root)) = self.cs.get(slot) else {
             return Err(KernelError::InvalidCapability);
         };
-        let Some(asid) = self.objs.table(root).asid else {
-            return Err(KernelError::InvalidCapability);
-        };
+        match self.objs.table(root).asid {
+            Some(asid) => Ok((root, asid)),
+            None => Err(KernelError::InvalidCapability),
+        }
+    }
+
+    /// seL4's `findVSpaceForASID` check of a VSpace cap's ASID: `FailedLookup` if the ASID
+    /// leads nowhere, `InvalidCapability` if it leads to another VSpace. (Cannot fail in the
+    /// model, where an ASID lives exactly as long as its VSpace; kept for fidelity.)
+    pub(crate) fn check_asid(&self, root: ObjectId, asid: u32) -> KResult {
         match self.vspace_of_asid(asid) {
-            Some(v) if v == root => Ok((root, asid)),
+            Some(v) if v == root => Ok(()),
             Some(_) => Err(KernelError::InvalidCapability),
             None => Err(KernelError::FailedLookup),
         }

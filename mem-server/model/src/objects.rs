@@ -7,11 +7,17 @@
 //! objects. Tables hold real entry arrays walked by `vspace.rs` and `inspect.rs`.
 //! Neighbours: `cspace.rs` (caps point here), `retype.rs` (creates), `caps.rs` (destroys).
 
+use std::sync::Arc;
+
 use mem_core::ObjectType;
 use mem_protocol::Prot;
 
 /// 4 KiB.
 pub(crate) const PAGE: u64 = 4096;
+
+/// 4 KiB of RAM contents, shared copy-on-write between frames after `frame_copy` so the
+/// model's own copies cost a reference count, not an allocation.
+pub(crate) type Chunk = Arc<[u8; PAGE as usize]>;
 
 /// Identity of a kernel object in the model (slab index plus generation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,7 +59,7 @@ pub(crate) enum Body {
 pub(crate) struct FrameBody {
     pub device: bool,
     /// 4 KiB chunks; an empty vector or a `None` chunk reads as zeroes.
-    pub chunks: Vec<Option<Box<[u8]>>>,
+    pub chunks: Vec<Option<Chunk>>,
 }
 
 /// A page table or VSpace root.
@@ -251,8 +257,8 @@ impl FrameBody {
         }
         for_each_piece(off, data.len(), |page, at, r| {
             let n = r.len();
-            let c = self.chunks[page as usize].get_or_insert_with(|| vec![0u8; PAGE as usize].into_boxed_slice());
-            c[at..at + n].copy_from_slice(&data[r]);
+            let c = self.chunks[page as usize].get_or_insert_with(|| Arc::new([0u8; PAGE as usize]));
+            Arc::make_mut(c)[at..at + n].copy_from_slice(&data[r]);
         });
     }
 }

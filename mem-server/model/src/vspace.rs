@@ -80,16 +80,11 @@ impl ModelKernel {
         if self.objs.table(pt).mapped.is_some() {
             return Err(KernelError::InvalidCapability);
         }
-        let Some(Cap::VSpace(_)) = self.cs.get(vspace) else {
-            return Err(KernelError::InvalidCapability);
-        };
-        let (root, asid) = match self.assigned_vspace(vspace) {
-            Err(KernelError::FailedLookup) if vaddr >= self.cfg.user_top => return Err(KernelError::InvalidArgument),
-            r => r?,
-        };
+        let (root, asid) = self.vspace_with_asid(vspace)?;
         if vaddr >= self.cfg.user_top {
             return Err(KernelError::InvalidArgument);
         }
+        self.check_asid(root, asid)?;
         let s = self.lookup_slot(root, vaddr);
         if s.level + 1 >= self.geo.levels || s.entry != Entry::Empty {
             return Err(KernelError::DeleteFirst);
@@ -153,7 +148,8 @@ impl ModelKernel {
         if prot.is_empty() {
             return Err(KernelError::InvalidArgument);
         }
-        let (root, asid) = self.assigned_vspace(vspace)?;
+        let (root, asid) = self.vspace_with_asid(vspace)?;
+        self.check_asid(root, asid)?;
         let bits = u32::from(self.objs.live(obj).ty.size_bits());
         let size = 1u64 << bits;
         match vaddr.checked_add(size - 1) {

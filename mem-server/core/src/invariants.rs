@@ -1,0 +1,150 @@
+//! Self-check: recompute every count the core maintains incrementally and compare.
+//!
+//! Frame reference counts (from all page-table records, objects and device tables), each
+//! space's charge (private pages + page tables + pages of objects it owns), frames in use,
+//! and the area/gap partition of each space. Tests call [`MemCore::check_invariants`] after
+//! every step of random operation sequences and after injected kernel failures. It also
+//! lists every mapping ([`MemCore::mappings`]) so tests can compare with the kernel model.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use mem_protocol::{PageSize, Prot};
+
+use crate::kernel::{Kernel, Slot};
+use crate::res::pages_of;
+use crate::space::hw_rights;
+use crate::MemCore;
+
+/// One recorded mapping, as the kernel should have it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub vaddr: u64,
+    pub size: PageSize,
+    /// Slot of the frame's original cap.
+    pub frame: Slot,
+    /// Slot of the cap used for this mapping.
+    pub map_slot: Slot,
+    pub cow: bool,
+    /// Rights the hardware mapping must have (empty: not mapped in hardware).
+    pub rights: Prot,
+}
+
+impl<K: Kernel> MemCore<K> {
+    /// Every mapping recorded for `client`, in address order.
+    pub fn mappings(&self, client: u32) -> Vec<Mapping> {
+        let Some(sp) = self.spaces.get(&client) else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some((base, pte, size)) = sp.pt.next_mapped(at, u64::MAX) {
+            let prot = sp.areas.find(base).map(|(_, a)| a.prot).unwrap_or_default();
+            out.push(Mapping {
+                vaddr: base,
+                size,
+                frame: pte.frame(),
+                map_slot: pte.map_slot(),
+                cow: pte.cow(),
+                rights: hw_rights(prot, pte.cow()),
+            });
+            at = base + size.bytes();
+        }
+        out
+    }
+
+    /// Recompute and compare all incremental counts; `Err` describes the first mismatch.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut refs: BTreeMap<Slot, (u32, PageSize)> = BTreeMap::new();
+        let mut in_use: u64 = 0;
+        let mut charged: BTreeMap<u32, u64> = BTreeMap::new();
+        for (&id, sp) in &self.spaces {
+            let mut c = sp.pt.table_count() as u64;
+            in_use += sp.pt.table_count() as u64 + 2;
+            let mut at = 0;
+            let mut pages = 0;
+            while let Some((base, pte, size)) = sp.pt.next_mapped(at, u64::MAX) {
+                let (_, a) = sp.areas.find(base).ok_or_else(|| format!("client {id}: page {base:#x} outside every area"))?;
+                if base + size.bytes() > a.end {
+                    return Err(format!("client {id}: page {base:#x} crosses its area end"));
+                }
+                refs.entry(pte.frame()).or_insert((0, size)).0 += 1;
+                if !pte.nocharge() {
+                    c += pages_of(size);
+                }
+                pages += pages_of(size);
+                at = base + size.bytes();
+            }
+            if pages != sp.pt.pages {
+                return Err(format!("client {id}: {pages} pages mapped, record says {}", sp.pt.pages));
+            }
+            charged.insert(id, c);
+            // Areas and gaps partition the user range.
+            let (lo, hi) = sp.areas.user_range();
+            let mut pieces: Vec<(u64, u64)> = sp.areas.iter().map(|(s, a)| (s, a.end)).collect();
+            pieces.extend(sp.areas.gaps().into_iter().map(|(s, l)| (s, s + l)));
+            pieces.sort_unstable();
+            let mut expect = lo;
+            for (s, e) in pieces {
+                if s != expect || e <= s {
+                    return Err(format!("client {id}: areas/gaps broken at {s:#x} (expected {expect:#x})"));
+                }
+                expect = e;
+            }
+            if expect != hi {
+                return Err(format!("client {id}: areas/gaps end at {expect:#x}, not {hi:#x}"));
+            }
+            // Adjacent gaps must be merged.
+            let g = sp.areas.gaps();
+            if g.windows(2).any(|w| w[0].0 + w[0].1 == w[1].0) {
+                return Err(format!("client {id}: unmerged adjacent gaps"));
+            }
+        }
+        for (id, obj) in self.objs.iter() {
+            let mut area_refs = 0;
+            for sp in self.spaces.values() {
+                area_refs += sp.areas.iter().filter(|(_, a)| a.kind.object() == Some(id)).count() as u32;
+            }
+            if area_refs != obj.area_refs {
+                return Err(format!("object {id}: {area_refs} areas map it, count says {}", obj.area_refs));
+            }
+            for &f in &obj.pages {
+                if f != 0 {
+                    refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;
+                    if let Some(o) = obj.owner {
+                        *charged.entry(o).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        for d in &self.res.devices {
+            for &f in &d.frames {
+                refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;
+            }
+        }
+        for p in &self.deferred.0 {
+            if let Some((f, size)) = p.frame {
+                refs.entry(f).or_insert((0, size)).0 += 1;
+            }
+        }
+        let device_slots: Vec<Slot> = self.res.devices.iter().flat_map(|d| d.frames.iter().copied()).collect();
+        for (&f, &(n, size)) in &refs {
+            let have = self.res.frame_refs(f);
+            if have != n {
+                return Err(format!("frame {f}: {n} references found, count says {have}"));
+            }
+            if !device_slots.contains(&f) {
+                in_use += pages_of(size);
+            }
+        }
+        if in_use != self.res.frames_in_use {
+            return Err(format!("frames in use: recount {in_use}, counter {}", self.res.frames_in_use));
+        }
+        for (&id, sp) in &self.spaces {
+            let c = charged.get(&id).copied().unwrap_or(0);
+            if c != sp.charged {
+                return Err(format!("client {id}: charge recount {c}, counter {}", sp.charged));
+            }
+        }
+        Ok(())
+    }
+}

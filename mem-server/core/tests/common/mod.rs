@@ -1,0 +1,125 @@
+//! Test harness: a `MemCore` on the seL4 host model plus a "CPU" that performs client
+//! loads and stores through the model's page tables, sending each fault to the core and
+//! retrying, exactly as a client thread on seL4 would experience it.
+#![allow(dead_code)]
+
+use mem_core::{Access, Config, Cred, MemCore, Unresolved, UntypedDesc};
+use mem_model::{ModelConfig, ModelKernel};
+
+pub type Core = MemCore<ModelKernel>;
+
+pub const ADMIN: u32 = 0;
+
+pub struct H {
+    pub core: Core,
+    pub cfg: ModelConfig,
+}
+
+/// Untyped descriptors for the core, from the model configuration.
+pub fn untypeds(cfg: &ModelConfig) -> Vec<UntypedDesc> {
+    cfg.untypeds
+        .iter()
+        .map(|u| UntypedDesc { slot: u.slot, paddr: u.paddr, size_bits: u.size_bits, device: u.device })
+        .collect()
+}
+
+impl H {
+    /// riscv64 geometry with `ram` bytes of RAM, default config.
+    pub fn new(ram: u64) -> H {
+        Self::with(ModelConfig::riscv64(ram), |_| {})
+    }
+
+    pub fn with(mcfg: ModelConfig, tweak: impl FnOnce(&mut Config)) -> H {
+        let mut cfg = Config::new(mcfg.geometry);
+        cfg.user_hi = cfg.user_hi.min(mcfg.user_top);
+        cfg.admins = vec![ADMIN];
+        tweak(&mut cfg);
+        let first = mcfg.first_free_slot();
+        let slots = mcfg.cnode_slots;
+        let uts = untypeds(&mcfg);
+        let core = MemCore::new(ModelKernel::new(mcfg.clone()), cfg, &uts, first, slots);
+        H { core, cfg: mcfg }
+    }
+
+    pub fn client(&mut self, id: u32, uid: u32, gid: u32, quota: u64) {
+        self.core.create_space(id, Cred { uid, gid }, quota).expect("create space");
+    }
+
+    fn vs(&self, c: u32) -> u32 {
+        self.core.vspace_of(c).expect("client has a space")
+    }
+
+    /// Store `data` at `vaddr` as client `c`.
+    pub fn write(&mut self, c: u32, vaddr: u64, data: &[u8]) -> Result<(), Unresolved> {
+        for _ in 0..(data.len() / 4096 + 4) * 4 {
+            let vs = self.vs(c);
+            match self.core.kernel_mut().user_write(vs, vaddr, data) {
+                Ok(()) => return Ok(()),
+                Err(f) => {
+                    self.core.handle_fault(c, f.vaddr, f.access)?;
+                }
+            }
+        }
+        panic!("write at {vaddr:#x} keeps faulting");
+    }
+
+    /// Load `len` bytes at `vaddr` as client `c`.
+    pub fn read(&mut self, c: u32, vaddr: u64, len: usize) -> Result<Vec<u8>, Unresolved> {
+        let mut buf = vec![0; len];
+        for _ in 0..(len / 4096 + 4) * 4 {
+            let vs = self.vs(c);
+            match self.core.kernel().user_read(vs, vaddr, &mut buf) {
+                Ok(()) => return Ok(buf),
+                Err(f) => {
+                    self.core.handle_fault(c, f.vaddr, f.access)?;
+                }
+            }
+        }
+        panic!("read at {vaddr:#x} keeps faulting");
+    }
+
+    pub fn read_u64(&mut self, c: u32, vaddr: u64) -> Result<u64, Unresolved> {
+        Ok(u64::from_le_bytes(self.read(c, vaddr, 8)?.try_into().unwrap()))
+    }
+
+    pub fn write_u64(&mut self, c: u32, vaddr: u64, v: u64) -> Result<(), Unresolved> {
+        self.write(c, vaddr, &v.to_le_bytes())
+    }
+
+    /// Can client `c` access `vaddr` without any fault (already mapped with the rights)?
+    pub fn accessible(&self, c: u32, vaddr: u64, access: Access) -> bool {
+        self.core.kernel().user_access(self.vs(c), vaddr, access).is_ok()
+    }
+
+    /// The core's own invariants, and its records agree with the kernel model's mappings.
+    pub fn check(&self) {
+        self.core.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));
+        for c in self.clients() {
+            let vs = self.vs(c);
+            for m in self.core.mappings(c) {
+                let t = self.core.kernel().translate(vs, m.vaddr);
+                if m.rights.is_empty() {
+                    assert!(t.is_none(), "client {c}: {:#x} should not be mapped in hardware", m.vaddr);
+                    continue;
+                }
+                let t = t.unwrap_or_else(|| panic!("client {c}: {:#x} recorded but not mapped", m.vaddr));
+                assert_eq!(t.size, m.size, "client {c}: page size at {:#x}", m.vaddr);
+                let want = if m.rights.writable() { m.rights.union(mem_core::Prot::READ) } else { m.rights };
+                let got = if t.prot.writable() { t.prot.union(mem_core::Prot::READ) } else { t.prot };
+                assert_eq!(got.without(mem_core::Prot::EXEC), want.without(mem_core::Prot::EXEC), "client {c}: rights at {:#x}", m.vaddr);
+            }
+            let recorded: usize = self.core.mappings(c).iter().filter(|m| !m.rights.is_empty()).count();
+            let in_model = self.core.kernel().mappings(vs).len();
+            assert_eq!(recorded, in_model, "client {c}: recorded vs hardware mappings");
+        }
+    }
+
+    pub fn clients(&self) -> Vec<u32> {
+        (0..4096).filter(|&c| self.core.has_space(c)).collect()
+    }
+
+    pub fn frames_in_use(&self) -> u64 {
+        self.core.stats(None).unwrap().frames_in_use
+    }
+}
+

@@ -1,0 +1,190 @@
+//! mmap placement, munmap splitting, fault basics.
+mod common;
+use common::*;
+use mem_core::mmap::MmapArgs;
+use mem_core::{Errno, Prot, Unresolved};
+use mem_protocol::{Backing, Placement};
+
+const MB: u64 = 1 << 20;
+
+fn h() -> H {
+    let mut h = H::with(mem_model::ModelConfig::riscv64(256 * MB), |c| c.large_pages = false);
+    h.client(1, 1000, 1000, 1 << 20);
+    h
+}
+
+#[test]
+fn lazy_area_faults_in_zeroed_pages_and_reads_back() {
+    let mut h = h();
+    let a = h.core.mmap(1, &MmapArgs::anon(64 * 4096, Prot::RW)).unwrap();
+    assert_eq!(h.core.mapped_pages(1), 0, "mmap is lazy");
+    for i in 0..64u64 {
+        assert_eq!(h.read_u64(1, a + i * 4096).unwrap(), 0, "fresh page reads zero");
+        h.write_u64(1, a + i * 4096 + 8, i * 7 + 1).unwrap();
+    }
+    for i in 0..64u64 {
+        assert_eq!(h.read_u64(1, a + i * 4096 + 8).unwrap(), i * 7 + 1);
+    }
+    assert_eq!(h.core.mapped_pages(1), 64);
+    assert_eq!(h.core.stats(Some(1)).unwrap().faults_served, 64, "one fault per page");
+    h.check();
+}
+
+#[test]
+fn length_rules() {
+    let mut h = h();
+    assert_eq!(h.core.mmap(1, &MmapArgs::anon(0, Prot::RW)), Err(Errno::Inval));
+    assert_eq!(h.core.mmap(1, &MmapArgs::anon(u64::MAX, Prot::RW)), Err(Errno::NoMem));
+    assert_eq!(h.core.mmap(1, &MmapArgs::anon(1 << 62, Prot::RW)), Err(Errno::NoMem));
+    let a = h.core.mmap(1, &MmapArgs::anon(1, Prot::RW)).unwrap();
+    assert_eq!(h.core.layout(1).unwrap(), vec![(a, a + 4096, Prot::RW)], "length rounded up to a page");
+    let fixed = MmapArgs::anon(4096, Prot::RW).at(0x10_0001, Placement::Fixed);
+    assert_eq!(h.core.mmap(1, &fixed), Err(Errno::Inval), "unaligned fixed address");
+    let low = MmapArgs::anon(4096, Prot::RW).at(0x1000, Placement::Fixed);
+    assert_eq!(h.core.mmap(1, &low), Err(Errno::Perm), "below mmap_min_addr");
+    let top = h.core.config().user_hi;
+    let high = MmapArgs::anon(8192, Prot::RW).at(top - 4096, Placement::Fixed);
+    assert_eq!(h.core.mmap(1, &high), Err(Errno::NoMem), "past the user range");
+    let mut over = MmapArgs::anon(4096, Prot::RWX);
+    over.max_prot = Prot::RW;
+    assert_eq!(h.core.mmap(1, &over), Err(Errno::Acces), "prot above max_prot");
+    assert_eq!(h.core.mmap(9, &MmapArgs::anon(4096, Prot::RW)), Err(Errno::Srch));
+    h.check();
+}
+
+#[test]
+fn first_fit_hint_and_fixed_no_replace() {
+    let mut h = h();
+    let lo = h.core.config().user_lo;
+    let a = h.core.mmap(1, &MmapArgs::anon(4096, Prot::RW)).unwrap();
+    assert_eq!(a, lo, "first fit starts at the bottom");
+    let b = h.core.mmap(1, &MmapArgs::anon(8192, Prot::RW)).unwrap();
+    assert_eq!(b, lo + 4096);
+    h.core.munmap(1, a, 4096).unwrap();
+    assert_eq!(h.core.mmap(1, &MmapArgs::anon(4096, Prot::READ)).unwrap(), lo, "reuses the first hole");
+    assert_eq!(h.core.mmap(1, &MmapArgs::anon(8192, Prot::READ)).unwrap(), lo + 3 * 4096, "hole too small: next fit");
+    // Hint: used when free, else first fit.
+    let hint = MmapArgs::anon(4096, Prot::RW).at(0x4000_0000, Placement::Hint);
+    assert_eq!(h.core.mmap(1, &hint).unwrap(), 0x4000_0000);
+    assert_eq!(h.core.mmap(1, &hint).unwrap(), lo + 5 * 4096, "occupied hint falls back to first fit");
+    let odd = MmapArgs::anon(4096, Prot::RW).at(0x5000_0001, Placement::Hint);
+    assert_eq!(h.core.mmap(1, &odd).unwrap(), 0x5000_1000, "hint rounded up to a page");
+    // Fixed-no-replace: any overlap, even partial, is EEXIST and changes nothing.
+    let before = h.core.layout(1).unwrap();
+    let nr = MmapArgs::anon(3 * 4096, Prot::RW).at(0x4000_0000 - 4096, Placement::FixedNoReplace);
+    assert_eq!(h.core.mmap(1, &nr), Err(Errno::Exist));
+    let nr2 = MmapArgs::anon(4096, Prot::RW).at(0x4000_0000, Placement::FixedNoReplace);
+    assert_eq!(h.core.mmap(1, &nr2), Err(Errno::Exist));
+    assert_eq!(h.core.layout(1).unwrap(), before);
+    let ok = MmapArgs::anon(4096, Prot::RW).at(0x4000_1000, Placement::FixedNoReplace);
+    assert_eq!(h.core.mmap(1, &ok).unwrap(), 0x4000_1000);
+    h.check();
+}
+
+#[test]
+fn fixed_replaces_overlapped_areas_and_frees_their_frames() {
+    let mut h = h();
+    let base = 0x2000_0000;
+    let a = MmapArgs::anon(8 * 4096, Prot::RW).at(base, Placement::Fixed);
+    h.core.mmap(1, &a).unwrap();
+    for i in 0..8 {
+        h.write_u64(1, base + i * 4096, 0xAA00 + i).unwrap();
+    }
+    let used = h.frames_in_use();
+    // Replace pages 2..6 with a read-only area.
+    let r = MmapArgs::anon(4 * 4096, Prot::READ).at(base + 2 * 4096, Placement::Fixed);
+    assert_eq!(h.core.mmap(1, &r).unwrap(), base + 2 * 4096);
+    assert_eq!(h.frames_in_use(), used - 4, "replaced pages freed");
+    assert_eq!(
+        h.core.layout(1).unwrap(),
+        vec![(base, base + 2 * 4096, Prot::RW), (base + 2 * 4096, base + 6 * 4096, Prot::READ), (base + 6 * 4096, base + 8 * 4096, Prot::RW)]
+    );
+    assert_eq!(h.read_u64(1, base + 4096).unwrap(), 0xAA01);
+    assert_eq!(h.read_u64(1, base + 2 * 4096).unwrap(), 0, "new area is fresh");
+    assert_eq!(h.read_u64(1, base + 7 * 4096).unwrap(), 0xAA07);
+    // A fixed mmap that fails validation leaves the old mapping intact.
+    let mut bad = MmapArgs::anon(4 * 4096, Prot::RW).at(base, Placement::Fixed);
+    bad.backing = Backing::Backend { id: 77, offset: 0 };
+    assert_eq!(h.core.mmap(1, &bad), Err(Errno::NoEnt));
+    assert_eq!(h.read_u64(1, base).unwrap(), 0xAA00);
+    assert_eq!(h.core.layout(1).unwrap().len(), 3);
+    h.check();
+}
+
+#[test]
+fn munmap_middle_splits_in_three_and_hole_is_unresolved() {
+    let mut h = h();
+    let a = h.core.mmap(1, &MmapArgs::anon(16 * 4096, Prot::RW)).unwrap();
+    for i in 0..16 {
+        h.write_u64(1, a + i * 4096, i + 100).unwrap();
+    }
+    let used = h.frames_in_use();
+    h.core.munmap(1, a + 5 * 4096, 3 * 4096).unwrap();
+    assert_eq!(h.frames_in_use(), used - 3);
+    assert_eq!(h.core.layout(1).unwrap(), vec![(a, a + 5 * 4096, Prot::RW), (a + 8 * 4096, a + 16 * 4096, Prot::RW)]);
+    assert_eq!(h.read(1, a + 6 * 4096, 1), Err(Unresolved::NoArea));
+    assert_eq!(h.read_u64(1, a + 4 * 4096).unwrap(), 104);
+    assert_eq!(h.read_u64(1, a + 8 * 4096).unwrap(), 108);
+    // Spanning several areas and holes at once.
+    h.core.munmap(1, a + 4 * 4096, 6 * 4096).unwrap();
+    assert_eq!(h.core.layout(1).unwrap(), vec![(a, a + 4 * 4096, Prot::RW), (a + 10 * 4096, a + 16 * 4096, Prot::RW)]);
+    // Unmapping nothing is fine; bad arguments are EINVAL.
+    h.core.munmap(1, 0x7000_0000, 4096).unwrap();
+    assert_eq!(h.core.munmap(1, a + 1, 4096), Err(Errno::Inval));
+    assert_eq!(h.core.munmap(1, a, 0), Err(Errno::Inval));
+    assert_eq!(h.core.munmap(1, u64::MAX - 4095, 4096), Err(Errno::Inval));
+    h.core.munmap(1, a, 16 * 4096).unwrap();
+    assert_eq!(h.frames_in_use(), 2 + h.core.mappings(1).len() as u64 + tables(&h), "all pages gone");
+    assert!(h.core.layout(1).unwrap().is_empty());
+    h.check();
+}
+
+fn tables(h: &H) -> u64 {
+    // frames_in_use = vspace (2) + page tables; recompute tables from the invariant checker.
+    let s = h.core.stats(None).unwrap();
+    s.frames_in_use - 2 - h.core.mappings(1).len() as u64
+}
+
+#[test]
+fn faults_outside_areas_or_rights_are_unresolved() {
+    let mut h = h();
+    let a = h.core.mmap(1, &MmapArgs::anon(4096, Prot::READ)).unwrap();
+    assert_eq!(h.read_u64(1, a).unwrap(), 0);
+    assert_eq!(h.write(1, a, &[1]), Err(Unresolved::Denied));
+    assert_eq!(h.read(1, 0x7777_0000, 1), Err(Unresolved::NoArea));
+    let n = h.core.mmap(1, &MmapArgs::anon(4096, Prot::NONE)).unwrap();
+    assert_eq!(h.read(1, n, 1), Err(Unresolved::Denied));
+    assert_eq!(h.core.handle_fault(5, a, mem_core::Access::Read), Err(Unresolved::NoSpace));
+    assert_eq!(h.core.stats(Some(1)).unwrap().faults_unresolved, 3);
+    h.check();
+}
+
+#[test]
+fn fault_around_maps_neighbours() {
+    let mut h = H::with(mem_model::ModelConfig::riscv64(64 * MB), |c| {
+        c.large_pages = false;
+        c.fault_around = 7;
+    });
+    h.client(1, 0, 0, 1 << 20);
+    let a = h.core.mmap(1, &MmapArgs::anon(32 * 4096, Prot::RW)).unwrap();
+    h.write_u64(1, a, 1).unwrap();
+    assert_eq!(h.core.mapped_pages(1), 8, "faulting page + 7 neighbours");
+    assert!(h.accessible(1, a + 7 * 4096, mem_core::Access::Write));
+    assert!(!h.accessible(1, a + 8 * 4096, mem_core::Access::Read));
+    // Near the end of the area, fault-around stops at the area end.
+    h.write_u64(1, a + 30 * 4096, 1).unwrap();
+    assert_eq!(h.core.mapped_pages(1), 10);
+    h.check();
+}
+
+#[test]
+fn common_fault_costs_one_kernel_invocation() {
+    let mut h = h();
+    let a = h.core.mmap(1, &MmapArgs::anon(64 * 4096, Prot::RW)).unwrap();
+    h.write_u64(1, a, 1).unwrap(); // first fault creates tables and fills the pool
+    h.core.kernel_mut().reset_stats();
+    h.core.handle_fault(1, a + 4096, mem_core::Access::Write).unwrap();
+    let s = h.core.kernel().stats();
+    assert_eq!(s.invocations(), 1, "fault path = one Page_Map: {s:?}");
+    assert_eq!(s.page_map, 1);
+}
