@@ -19,19 +19,34 @@
 //!   `DeleteFirst` if there is none (or a page sits there); `InvalidCapability` if the
 //!   table is already mapped; `InvalidArgument` at or above `user_top`. Unmap needs the
 //!   final cap (`RevokeFirst`) and clears the table.
-//! - **Pages**: `AlignmentError`, `InvalidArgument` beyond `user_top` or for empty rights,
-//!   `FailedLookup` when the walk does not end at the page's level (table missing, a large
+//! - **Pages**: `AlignmentError`, `InvalidArgument` beyond `user_top` or for empty rights
+//!   (the trait's rule: seL4 would install an inaccessible entry), `FailedLookup` when the walk does not end at the page's level (table missing, a large
 //!   page in the way of a small one, a table in the way of a large one), `DeleteFirst` if
 //!   the entry holds another page. One mapping per cap: same VSpace and address = remap
 //!   (rights change), other address → `InvalidArgument`, other VSpace →
 //!   `InvalidCapability`.
-//! - **Caps** (`caps.rs`): copy → `DeleteFirst` / `FailedLookup`; delete of the last cap
-//!   destroys the object.
+//! - **Caps** (`caps.rs`): copy → `DeleteFirst` (destination first), `FailedLookup`
+//!   (empty source); unmapped page tables and VSpaces without ASID cannot be copied
+//!   (`IllegalOperation`). Deleting the last cap destroys the object; a mapped frame cap
+//!   is unmapped on delete; a destroyed VSpace frees its ASID.
+//!
+//! Where seL4 keeps stale state, so does the model: a frame cap whose mapping vanished
+//! (its table was unmapped or destroyed, its VSpace died) still *records* the mapping, so
+//! mapping it elsewhere is refused until `page_unmap` (a no-op on the tables) clears the
+//! record. [`ModelKernel::is_mapped`] tells whether the mapping really exists,
+//! [`ModelKernel::cap_mapping`] what the cap records.
+//!
+//! Deliberate differences from seL4 on aarch64 (which the riscv64 rules are stricter
+//! than): aarch64 `Page_Map` silently replaces an occupied entry instead of `DeleteFirst`,
+//! and checks alignment before `user_top`. Also unlike seL4, slot 0 cannot be a
+//! destination (the server's null slot), and the frame data operations (not invocations
+//! in seL4) use `InvalidCapability` / `RangeError` / `AlignmentError` for bad arguments.
 //!
 //! Around that: call counters and failure injection (`stats.rs`), frame bytes and
 //! physical memory (`memory.rs`), and the CPU's view for tests (`inspect.rs`). Files:
-//! `config.rs` (configuration and presets), `model.rs` (state), `objects.rs`,
-//! `cspace.rs`, `kernel_impl.rs`.
+//! `config.rs` (configuration and presets), `model.rs` (state, constructor, knobs),
+//! `objects.rs` (object slab, tables, frame bytes), `cspace.rs` (slots, untyped nodes),
+//! `kernel_impl.rs` (the trait). Tests live in `tests/`, one file per area.
 #![forbid(unsafe_code)]
 
 mod caps;
