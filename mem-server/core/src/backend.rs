@@ -47,7 +47,7 @@ impl Backends {
     }
     /// The frame holding the current contents of page `idx` (cache first, then store).
     pub fn current_page(&self, objs: &Objects, cache: ObjId, idx: u64) -> Option<Slot> {
-        let pick = |o: ObjId| objs.get(o).and_then(|o| o.pages.get(idx as usize).copied()).filter(|&s| s != 0);
+        let pick = |o: ObjId| objs.get(o).and_then(|o| o.page(idx));
         pick(cache).or_else(|| self.store_of_cache(cache).and_then(pick))
     }
     pub fn len(&self) -> usize {
@@ -131,11 +131,9 @@ impl<K: Kernel> MemCore<K> {
             let idx = at / PAGE_SIZE;
             let in_page = (PAGE_SIZE - at % PAGE_SIZE) as usize;
             let n = in_page.min(buf.len() - done);
-            let f = self.objs.get(b.store).and_then(|o| o.pages.get(idx as usize).copied()).unwrap_or(0);
-            if f == 0 {
-                buf[done..done + n].fill(0);
-            } else {
-                self.k.frame_read(f, at % PAGE_SIZE, &mut buf[done..done + n]).map_err(|_| Errno::Fault)?;
+            match self.objs.get(b.store).and_then(|o| o.page(idx)) {
+                None => buf[done..done + n].fill(0),
+                Some(f) => self.k.frame_read(f, at % PAGE_SIZE, &mut buf[done..done + n]).map_err(|_| Errno::Fault)?,
             }
             done += n;
             at += n as u64;
@@ -161,10 +159,7 @@ impl<K: Kernel> MemCore<K> {
     /// Write cache page `idx` back to the store.
     pub(crate) fn writeback_page(&mut self, cache: ObjId, idx: u64) -> Result<(), Errno> {
         let Some(store) = self.backends.store_of_cache(cache) else { return Ok(()) };
-        let src = self.objs.get(cache).and_then(|o| o.pages.get(idx as usize).copied()).unwrap_or(0);
-        if src == 0 {
-            return Ok(());
-        }
+        let Some(src) = self.objs.get(cache).and_then(|o| o.page(idx)) else { return Ok(()) };
         let dst = self.object_page(store, idx)?;
         self.k.frame_copy(src, 0, dst, 0, PAGE_SIZE).map_err(|_| Errno::NoMem)
     }

@@ -171,8 +171,10 @@ impl<K: Kernel> MemCore<K> {
     /// backend cache page is filled from the backend's store.
     pub(crate) fn object_page(&mut self, obj: u32, idx: u64) -> Result<u32, Errno> {
         let o = self.objs.get(obj).ok_or(Errno::Idrm)?;
-        let cur = *o.pages.get(idx as usize).ok_or(Errno::Fault)?;
-        if cur != 0 {
+        if idx >= o.npages {
+            return Err(Errno::Fault);
+        }
+        if let Some(cur) = o.page(idx) {
             return Ok(cur);
         }
         let owner = o.owner;
@@ -183,10 +185,10 @@ impl<K: Kernel> MemCore<K> {
         }
         let (f, _) = self.objs.page_frame(&mut self.k, &mut self.res, obj, idx)?;
         if let Some(store) = self.backends.store_of_cache(obj) {
-            let src = self.objs.get(store).and_then(|s| s.pages.get(idx as usize).copied()).unwrap_or(0);
-            if src != 0 && self.k.frame_copy(src, 0, f, 0, PAGE_SIZE).is_err() {
+            let src = self.objs.get(store).and_then(|s| s.page(idx));
+            if src.is_some_and(|src| self.k.frame_copy(src, 0, f, 0, PAGE_SIZE).is_err()) {
                 if let Some(o) = self.objs.get_mut(obj) {
-                    o.pages[idx as usize] = 0;
+                    o.take_page(idx);
                 }
                 self.res.frame_unref(f, PageSize::Small);
                 return Err(Errno::NoMem);

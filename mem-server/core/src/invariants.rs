@@ -107,12 +107,10 @@ impl<K: Kernel> MemCore<K> {
             if area_refs != obj.area_refs {
                 return Err(format!("object {id}: {area_refs} areas map it, count says {}", obj.area_refs));
             }
-            for &f in &obj.pages {
-                if f != 0 {
-                    refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;
-                    if let Some(o) = obj.owner {
-                        *charged.entry(o).or_insert(0) += 1;
-                    }
+            for (_, f) in obj.frames() {
+                refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;
+                if let Some(o) = obj.owner {
+                    *charged.entry(o).or_insert(0) += 1;
                 }
             }
         }

@@ -114,30 +114,39 @@ pub trait Kernel {
     /// into the empty slots `dest .. dest + count`. The untyped's watermark is first aligned
     /// to the object size. Errors: `RangeError` for `count` of 0 or above the fan-out limit
     /// (256), `DeleteFirst` if a destination slot is occupied, `NotEnoughMemory` if the
-    /// objects do not fit, `InvalidCapability` if `untyped` is not an untyped cap.
-    /// Device untypeds yield device frames (not zeroed, never for page tables).
+    /// objects do not fit, `InvalidCapability` for an empty slot, `IllegalOperation` for a
+    /// cap of another type. Device untypeds yield device frames only (`InvalidArgument`
+    /// otherwise), not zeroed. An untyped with no children left restarts at watermark 0
+    /// (seL4 resets it): `res::Res::trim` relies on this to give memory back.
     fn untyped_retype(&mut self, untyped: Slot, ty: ObjectType, dest: Slot, count: u32) -> KResult;
 
     /// `seL4_ASIDPool_Assign`: give the VSpace in `vspace` an ASID from the server's pool.
-    /// `IllegalOperation` if it already has one, `DeleteFirst` if the pool is full.
+    /// `InvalidCapability` if it already has one, `DeleteFirst` if the pool is full.
     fn asid_assign(&mut self, vspace: Slot) -> KResult;
 
     /// `PageTable_Map`: map the (unmapped) page table in `table` into `vspace` at the
     /// highest level that has no table yet on the path to `vaddr`.
     /// `DeleteFirst` if every level down to the last already has a table (or a large page
-    /// occupies the slot), `InvalidArgument` if `table` is already mapped.
+    /// occupies the slot), `InvalidCapability` if `table` is already mapped or `vspace` has
+    /// no ASID, `InvalidArgument` for `vaddr` at or above the user top.
     fn page_table_map(&mut self, table: Slot, vspace: Slot, vaddr: u64) -> KResult;
 
     /// `PageTable_Unmap`: remove `table` from wherever it is mapped (no-op if unmapped).
-    /// The table's own entries are cleared.
+    /// The table's own entries are cleared; frame caps that were mapped through it still
+    /// record their old mapping until `page_unmap`, so the core unmaps frames first.
+    /// `RevokeFirst` if the table has other caps.
     fn page_table_unmap(&mut self, table: Slot) -> KResult;
 
     /// `Page_Map`: map the frame in `frame` at `vaddr` in `vspace` with `prot` (write implies
     /// read in hardware). If the cap is already mapped at exactly this `vspace`/`vaddr` this
-    /// changes its rights (a remap). Errors: `InvalidArgument` if the cap is mapped elsewhere
-    /// or `prot` is empty, `AlignmentError` for a misaligned `vaddr`, `FailedLookup` if the
-    /// page table that should hold the entry is missing, `DeleteFirst` if another frame is
-    /// mapped there, `InvalidCapability` if `frame` is not a frame cap.
+    /// changes its rights (a remap). Errors: `InvalidArgument` if the cap is mapped at
+    /// another address of the same VSpace, if `prot` is empty (seL4 itself would accept it:
+    /// the seL4 implementation checks) or if the page ends above the user top;
+    /// `InvalidCapability` if it is mapped in another VSpace or `vspace` has no ASID;
+    /// `AlignmentError` for a misaligned `vaddr`; `FailedLookup` if the walk does not end at
+    /// the page's level (table missing, a large page or a table in the way); `DeleteFirst`
+    /// if another page sits in the entry; `IllegalOperation` if `frame` is not a frame cap.
+    /// Write without read is passed to seL4 as read-write (seL4 would make it kernel-only).
     fn page_map(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot) -> KResult;
 
     /// `Page_Unmap`: unmap the frame cap in `frame` (no-op if it is not mapped).
@@ -148,7 +157,8 @@ pub trait Kernel {
 
     /// `CNode_Copy` with all rights from `src` into the empty slot `dest`. A copy of a frame
     /// cap is unmapped and may be mapped once elsewhere. `DeleteFirst` if `dest` is occupied,
-    /// `FailedLookup` if `src` is empty.
+    /// `FailedLookup` if `src` is empty, `IllegalOperation` for an unmapped page table or a
+    /// VSpace without ASID, `RevokeFirst` for an untyped with children.
     fn cap_copy(&mut self, src: Slot, dest: Slot) -> KResult;
 
     /// `CNode_Delete`: delete the cap in `slot` (a mapped frame cap is unmapped first, as seL4
@@ -159,7 +169,8 @@ pub trait Kernel {
     fn frame_zero(&mut self, frame: Slot) -> KResult;
 
     /// Copy the whole contents of frame `src` into frame `dst` (same size, or a 4 KiB part of
-    /// a large frame: `src_offset`/`dst_offset` are byte offsets, `len` a multiple of 4 KiB).
+    /// a large frame: `src_offset`/`dst_offset` are byte offsets; offsets and `len` must be
+    /// multiples of 4 KiB, else `AlignmentError`).
     fn frame_copy(&mut self, src: Slot, src_offset: u64, dst: Slot, dst_offset: u64, len: u64) -> KResult;
 
     /// Write `data` into frame `frame` at byte `offset`. `RangeError` if it does not fit.

@@ -7,6 +7,7 @@
 //! to the client that created the object while that client exists.
 //! Neighbours: `area.rs` (areas name objects), `shm.rs`, `backend.rs`, `fault.rs`.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use mem_protocol::{Errno, PageSize};
 
@@ -18,8 +19,11 @@ pub type ObjId = u32;
 
 #[derive(Clone, Debug)]
 pub struct MemObject {
-    /// Frame slot per 4 KiB page; 0 = not yet allocated (reads as zero).
-    pub pages: Vec<Slot>,
+    /// Size in 4 KiB pages.
+    pub npages: u64,
+    /// Frame slot of each page present; absent pages read as zero. Sparse, so a huge
+    /// object costs nothing until touched (and touching is bounded by quotas).
+    pages: BTreeMap<u64, Slot>,
     /// Areas mapping (part of) this object.
     pub area_refs: u32,
     /// Other holders (shm registry entry, backend).
@@ -30,10 +34,23 @@ pub struct MemObject {
 
 impl MemObject {
     pub fn size(&self) -> u64 {
-        self.pages.len() as u64 * 4096
+        self.npages * 4096
     }
+    /// Pages present.
     pub fn present(&self) -> u64 {
-        self.pages.iter().filter(|&&s| s != 0).count() as u64
+        self.pages.len() as u64
+    }
+    /// The frame of page `idx`, if present.
+    pub fn page(&self, idx: u64) -> Option<Slot> {
+        self.pages.get(&idx).copied()
+    }
+    /// Frames present, by page index.
+    pub fn frames(&self) -> impl Iterator<Item = (u64, Slot)> + '_ {
+        self.pages.iter().map(|(&i, &s)| (i, s))
+    }
+    /// Forget page `idx` (the caller owns the frame reference it held).
+    pub fn take_page(&mut self, idx: u64) -> Option<Slot> {
+        self.pages.remove(&idx)
     }
 }
 
@@ -47,11 +64,7 @@ pub struct Objects {
 impl Objects {
     /// A new empty object of `pages` pages.
     pub fn create(&mut self, pages: u64, owner: Option<u32>, holders: u32) -> Result<ObjId, Errno> {
-        let n = usize::try_from(pages).map_err(|_| Errno::NoMem)?;
-        let mut v = Vec::new();
-        v.try_reserve_exact(n).map_err(|_| Errno::NoMem)?;
-        v.resize(n, 0);
-        let obj = MemObject { pages: v, area_refs: 0, holders, owner };
+        let obj = MemObject { npages: pages, pages: BTreeMap::new(), area_refs: 0, holders, owner };
         self.live += 1;
         Ok(match self.free.pop() {
             Some(i) => {
@@ -92,12 +105,14 @@ impl Objects {
         page: u64,
     ) -> Result<(Slot, bool), Errno> {
         let obj = self.get_mut(id).ok_or(Errno::Idrm)?;
-        let p = obj.pages.get_mut(page as usize).ok_or(Errno::Fault)?;
-        if *p != 0 {
-            return Ok((*p, false));
+        if page >= obj.npages {
+            return Err(Errno::Fault);
+        }
+        if let Some(f) = obj.page(page) {
+            return Ok((f, false));
         }
         let f = res.alloc_frame(k, PageSize::Small)?;
-        *p = f;
+        obj.pages.insert(page, f);
         Ok((f, true))
     }
 
@@ -111,14 +126,10 @@ impl Objects {
         let obj = self.slab[id as usize].take()?;
         self.free.push(id);
         self.live -= 1;
-        let mut n = 0;
-        for &f in &obj.pages {
-            if f != 0 {
-                res.frame_unref(f, PageSize::Small);
-                n += 1;
-            }
+        for &f in obj.pages.values() {
+            res.frame_unref(f, PageSize::Small);
         }
-        Some((obj.owner, n))
+        Some((obj.owner, obj.present()))
     }
 
     /// Objects owned by `client` (to clear ownership when it goes away).

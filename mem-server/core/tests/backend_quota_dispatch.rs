@@ -183,3 +183,22 @@ fn dispatch_checks_privilege_buffers_and_serves_requests() {
     assert_eq!(roundtrip(&mut h, ADMIN, Request::DestroySpace { client: 5 }, &mut buf), Reply::Ok(Value::Unit));
     assert_eq!(h.frames_in_use(), 0);
 }
+
+#[test]
+fn huge_shared_objects_cost_nothing_until_touched() {
+    let mut h = H::new(64 * MB);
+    h.client(1, 0, 0, 64);
+    let before = h.core.metadata_bytes();
+    let mut m = MmapArgs::anon(1 << 36, Prot::RW);
+    m.shared = true;
+    let a = h.core.mmap(1, &m).unwrap();
+    let id = h.core.backend_create(1, 1 << 40).unwrap();
+    assert!(h.core.metadata_bytes() < before + 4096, "no per-page array allocated up front");
+    h.write_u64(1, a + (1 << 35), 5).unwrap();
+    assert_eq!(h.read_u64(1, a + (1 << 35)).unwrap(), 5);
+    h.core.backend_write(1, id, (1 << 40) - 8, &7u64.to_le_bytes()).unwrap();
+    let mut b = [0u8; 8];
+    h.core.backend_read(1, id, (1 << 40) - 8, &mut b).unwrap();
+    assert_eq!(u64::from_le_bytes(b), 7);
+    h.check();
+}
