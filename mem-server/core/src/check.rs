@@ -51,8 +51,10 @@ pub fn unmap_range(addr: u64, len: u64, hi: u64) -> Result<PageRange, Errno> {
 }
 
 /// A range for mprotect: aligned start (EINVAL); `Ok(None)` for a zero length (a no-op
-/// success in Linux); ENOMEM when it runs past the user range.
-pub fn protect_range(addr: u64, len: u64, hi: u64) -> Result<Option<PageRange>, Errno> {
+/// success in Linux); ENOMEM when the end overflows. A range running past the user range
+/// is clamped to it, with `true` saying so: like Linux, the areas up to the first hole
+/// (here: the user top) change, then the call fails with ENOMEM.
+pub fn protect_range(addr: u64, len: u64, hi: u64) -> Result<Option<(PageRange, bool)>, Errno> {
     if !is_aligned(addr) {
         return Err(Errno::Inval);
     }
@@ -61,22 +63,22 @@ pub fn protect_range(addr: u64, len: u64, hi: u64) -> Result<Option<PageRange>, 
     }
     let len = page_len(len)?;
     let end = addr.checked_add(len).ok_or(Errno::NoMem)?;
-    if end > hi {
+    if addr >= hi {
         return Err(Errno::NoMem);
     }
-    Ok(Some(PageRange { start: addr, end }))
+    Ok(Some((PageRange { start: addr, end: end.min(hi) }, end > hi)))
 }
 
-/// A fixed mapping target: aligned (EINVAL), at or above `lo` (EPERM, like
-/// `mmap_min_addr`), ending at or below `hi` (ENOMEM).
+/// A fixed mapping target, checked in Linux's order: a length that does not fit below
+/// `hi` (ENOMEM), then alignment (EINVAL), then `addr < lo` (EPERM, like `mmap_min_addr`).
 pub fn fixed_range(addr: u64, len: u64, lo: u64, hi: u64) -> Result<PageRange, Errno> {
-    if !is_aligned(addr) {
-        return Err(Errno::Inval);
-    }
     let len = page_len(len)?;
     let end = addr.checked_add(len).ok_or(Errno::NoMem)?;
     if end > hi {
         return Err(Errno::NoMem);
+    }
+    if !is_aligned(addr) {
+        return Err(Errno::Inval);
     }
     if addr < lo {
         return Err(Errno::Perm);
@@ -107,6 +109,8 @@ mod tests {
         assert_eq!(unmap_range(0x1000, 1, 1 << 40), Ok(PageRange { start: 0x1000, end: 0x2000 }));
         assert_eq!(protect_range(0x1000, 0, 1 << 40), Ok(None));
         assert_eq!(protect_range(0x1000, u64::MAX - 10, 1 << 40), Err(Errno::NoMem));
+        assert_eq!(protect_range(0x1000, 1 << 41, 1 << 40), Ok(Some((PageRange { start: 0x1000, end: 1 << 40 }, true))));
+        assert_eq!(protect_range(1 << 40, 4096, 1 << 40), Err(Errno::NoMem));
         assert_eq!(fixed_range(0x1000, 4096, 0x10000, 1 << 40), Err(Errno::Perm));
         assert_eq!(fixed_range(0x10000, 1 << 41, 0x10000, 1 << 40), Err(Errno::NoMem));
         assert_eq!(user_addr(u64::MAX, 0x10000, 1 << 40), Err(Errno::Fault));

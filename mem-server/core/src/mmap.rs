@@ -3,7 +3,8 @@
 //!
 //! Placement follows Linux: `Fixed` replaces whatever overlaps (atomically: the new area is
 //! fully validated before the old mappings go), `FixedNoReplace` fails with EEXIST on any
-//! overlap, `Hint` uses the address when that range is free and falls back to first-fit,
+//! overlap, `Hint` uses the address (rounded down to a page) when that range is free and
+//! falls back to first-fit (Linux would fall back top-down: a deliberate difference),
 //! `Anywhere` is first-fit (2 MiB aligned for large anonymous areas so they can use large
 //! pages). Pages are not allocated here (lazy) unless `populate` asks (`populate.rs`).
 //! Neighbours: `munmap.rs` (removal for `Fixed`), `area.rs`, `objects.rs`, `backend.rs`.
@@ -12,7 +13,6 @@ use mem_protocol::{Backing, Errno, Placement, Prot, LARGE_PAGE_SIZE, PAGE_SIZE};
 
 use crate::area::{Area, AreaKind};
 use crate::check::{self, PageRange};
-use crate::gaps::align_up;
 use crate::kernel::Kernel;
 use crate::MemCore;
 
@@ -129,10 +129,10 @@ impl<K: Kernel> MemCore<K> {
                     return Err(Errno::NoMem);
                 }
                 if a.placement == Placement::Hint && a.addr != 0 {
-                    if let Some(s) = align_up(a.addr, PAGE_SIZE) {
-                        if s >= lo && s.checked_add(len).is_some_and(|e| e <= hi) && sp.areas.is_free(s, len) {
-                            return Ok(PageRange { start: s, end: s + len });
-                        }
+                    // Linux `round_hint_to_min`: round down, raise to the lowest user address.
+                    let s = (a.addr & !(PAGE_SIZE - 1)).max(lo);
+                    if s.checked_add(len).is_some_and(|e| e <= hi) && sp.areas.is_free(s, len) {
+                        return Ok(PageRange { start: s, end: s + len });
                     }
                 }
                 let large = self.cfg.large_pages && len >= LARGE_PAGE_SIZE && matches!(a.backing, Backing::Anonymous) && !a.shared;

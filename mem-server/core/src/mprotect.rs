@@ -24,7 +24,7 @@ impl<K: Kernel> MemCore<K> {
         if !self.spaces.contains_key(&client) {
             return Err(Errno::Srch);
         }
-        let Some(r) = range else { return Ok(()) };
+        let Some((r, clamped)) = range else { return Ok(()) };
         let mut at = r.start;
         while at < r.end {
             let sp = self.space_mut(client)?;
@@ -41,6 +41,9 @@ impl<K: Kernel> MemCore<K> {
             }
             debug_assert!(s <= at);
             at = piece_end;
+        }
+        if clamped {
+            return Err(Errno::NoMem);
         }
         Ok(())
     }

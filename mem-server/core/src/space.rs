@@ -191,6 +191,10 @@ pub fn split_large<K: Kernel>(
     prot: Prot,
 ) -> Result<(), Errno> {
     let Some((pte, PageSize::Large, base)) = sp.pt.lookup(vaddr) else { return Ok(()) };
+    // The 512 small pages replace the large one's charge; only a new leaf table is extra.
+    if sp.over_quota(1) {
+        return Err(Errno::NoMem);
+    }
     // Copy the 512 small pages first; only when all exist is the large page replaced.
     let mut smalls: Vec<Slot> = Vec::new();
     smalls.try_reserve_exact(512).map_err(|_| Errno::NoMem)?;

@@ -106,7 +106,12 @@ impl H {
                 assert_eq!(t.size, m.size, "client {c}: page size at {:#x}", m.vaddr);
                 let want = if m.rights.writable() { m.rights.union(mem_core::Prot::READ) } else { m.rights };
                 let got = if t.prot.writable() { t.prot.union(mem_core::Prot::READ) } else { t.prot };
-                assert_eq!(got.without(mem_core::Prot::EXEC), want.without(mem_core::Prot::EXEC), "client {c}: rights at {:#x}", m.vaddr);
+                assert_eq!(
+                    got.without(mem_core::Prot::EXEC),
+                    want.without(mem_core::Prot::EXEC),
+                    "client {c}: rights at {:#x}",
+                    m.vaddr
+                );
             }
             let recorded: usize = self.core.mappings(c).iter().filter(|m| !m.rights.is_empty()).count();
             let in_model = self.core.kernel().mappings(vs).len();
@@ -122,4 +127,3 @@ impl H {
         self.core.stats(None).unwrap().frames_in_use
     }
 }
-
