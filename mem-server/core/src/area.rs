@@ -145,12 +145,21 @@ impl AreaMap {
         let (gs, gl) = self.gaps.containing(start).expect("insert into a free range");
         let ge = gs + gl;
         debug_assert!(area.end <= ge);
-        self.gaps.remove(gs);
-        if gs < start {
-            self.gaps.insert(gs, start - gs);
-        }
-        if area.end < ge {
-            self.gaps.insert(area.end, ge - area.end);
+        // Shrink or split the gap in place where possible (keeps the treap work minimal).
+        match (gs < start, area.end < ge) {
+            (false, false) => {
+                self.gaps.remove(gs);
+            }
+            (false, true) => {
+                self.gaps.reshape(gs, area.end, ge - area.end);
+            }
+            (true, false) => {
+                self.gaps.reshape(gs, gs, start - gs);
+            }
+            (true, true) => {
+                self.gaps.reshape(gs, gs, start - gs);
+                self.gaps.insert(area.end, ge - area.end);
+            }
         }
         self.areas.insert(start, area);
     }
@@ -159,20 +168,22 @@ impl AreaMap {
     /// with its neighbours.
     pub fn remove(&mut self, start: u64) -> Option<Area> {
         let area = self.areas.remove(&start)?;
-        let mut gs = start;
-        let mut ge = area.end;
-        if let Some((ps, pl)) = start.checked_sub(1).and_then(|p| self.gaps.containing(p)) {
-            self.gaps.remove(ps);
-            gs = ps;
-            debug_assert_eq!(ps + pl, start);
-        }
-        if let Some((ns, nl)) = self.gaps.containing(area.end) {
-            if ns == area.end {
-                self.gaps.remove(ns);
-                ge = ns + nl;
+        let prev = start.checked_sub(1).and_then(|p| self.gaps.containing(p));
+        let next = self.gaps.containing(area.end).filter(|&(ns, _)| ns == area.end);
+        // Grow a neighbouring gap in place; only two neighbours merging removes a node.
+        match (prev, next) {
+            (Some((ps, _)), None) => {
+                self.gaps.reshape(ps, ps, area.end - ps);
             }
+            (None, Some((ns, nl))) => {
+                self.gaps.reshape(ns, start, ns + nl - start);
+            }
+            (Some((ps, _)), Some((ns, nl))) => {
+                self.gaps.remove(ns);
+                self.gaps.reshape(ps, ps, ns + nl - ps);
+            }
+            (None, None) => self.gaps.insert(start, area.end - start),
         }
-        self.gaps.insert(gs, ge - gs);
         Some(area)
     }
 

@@ -149,6 +149,40 @@ impl Gaps {
         removed
     }
 
+    /// Change the gap starting at `start` in place to `[new_start, new_start + new_len)`.
+    /// The caller guarantees the order of gaps is unchanged (it stays between its
+    /// neighbours), so only the lengths along the path need recomputing. Returns false if
+    /// no gap starts at `start`.
+    pub fn reshape(&mut self, start: u64, new_start: u64, new_len: u64) -> bool {
+        debug_assert!(new_len > 0);
+        let mut path: [u32; 128] = [NIL; 128];
+        let mut depth = 0;
+        let mut t = self.root;
+        while t != NIL {
+            if depth == path.len() {
+                // Astronomically unlikely treap depth: fall back to remove + insert.
+                return self.remove(start).map(|_| self.insert(new_start, new_len)).is_some();
+            }
+            path[depth] = t;
+            depth += 1;
+            let n = &self.nodes[t as usize];
+            if n.start == start {
+                break;
+            }
+            t = if start < n.start { n.left } else { n.right };
+        }
+        if t == NIL {
+            return false;
+        }
+        let n = &mut self.nodes[t as usize];
+        n.start = new_start;
+        n.len = new_len;
+        for &p in path[..depth].iter().rev() {
+            self.update(p);
+        }
+        true
+    }
+
     /// The gap with the greatest start `<= addr`, as `(start, len)`.
     pub fn floor(&self, addr: u64) -> Option<(u64, u64)> {
         let mut t = self.root;
