@@ -13,7 +13,7 @@ use mem_protocol::{Errno, PageSize};
 
 use crate::kernel::{Kernel, Slot};
 use crate::pagetable::Pte;
-use crate::space::{hw_rights, map_page, MapReq};
+use crate::space::{hw_rights, map_page, record_page, MapReq};
 use crate::MemCore;
 
 impl<K: Kernel> MemCore<K> {
@@ -55,43 +55,31 @@ impl<K: Kernel> MemCore<K> {
     fn clone_page(&mut self, parent: u32, child: u32, base: u64, size: PageSize, pte: Pte, prot: mem_protocol::Prot) -> Result<(), Errno> {
         let MemCore { k, res, spaces, deferred, .. } = self;
         let shared = pte.nocharge();
-        if !shared && !pte.cow() {
+        let cow = !shared;
+        if cow && !pte.cow() {
             // Downgrade the parent's mapping to read-only COW.
             let psp = spaces.get_mut(&parent).ok_or(Errno::Srch)?;
-            if !prot.is_empty() {
+            if !pte.unmapped() {
                 k.page_map(pte.map_slot(), psp.pt.vspace(), base, hw_rights(prot, true)).map_err(|_| Errno::NoMem)?;
             }
             psp.pt.update(base, size, pte.with_cow(true));
         }
         let csp = spaces.get_mut(&child).ok_or(Errno::Srch)?;
         res.frame_ref(pte.frame());
-        let m = MapReq { vaddr: base, size, frame: pte.frame(), use_original: false, prot, cow: !shared, nocharge: shared };
-        if prot.is_empty() {
-            // PROT_NONE page: record it without a hardware mapping (a copy cap, unmapped).
-            let pages = if shared { 0 } else { crate::res::pages_of(size) };
-            let fail = |res: &mut crate::res::Res, e| {
-                res.frame_unref(pte.frame(), size);
-                Err(e)
-            };
-            if csp.over_quota(pages + crate::space::missing_tables(&csp.pt, base, size)) {
-                return fail(res, Errno::NoMem);
-            }
-            match csp.pt.ensure_tables(k, res, base, size) {
-                Ok(created) => csp.charged += u64::from(created),
-                Err(e) => return fail(res, e),
-            }
-            let s = match res.slots.alloc() {
-                Ok(s) => s,
-                Err(e) => return fail(res, e),
-            };
-            if k.cap_copy(pte.frame(), s).is_err() {
+        if hw_rights(prot, cow).is_empty() {
+            // PROT_NONE page: recorded through its own (unmapped) cap copy.
+            let s = res.slots.alloc().inspect_err(|_| res.frame_unref(pte.frame(), size))?;
+            let copy = k.cap_copy(pte.frame(), s).map_err(|_| Errno::NoMem);
+            let r = copy.and_then(|_| record_page(k, res, csp, base, size, Pte::new(pte.frame(), s, cow, shared)));
+            if let Err(e) = r {
+                let _ = k.cap_delete(s);
                 res.slots.free(s);
-                return fail(res, Errno::NoMem);
+                res.frame_unref(pte.frame(), size);
+                return Err(e);
             }
-            csp.charged += pages;
-            csp.pt.set(base, size, Pte::new(pte.frame(), s, !shared, shared));
             return Ok(());
         }
+        let m = MapReq { vaddr: base, size, frame: pte.frame(), use_original: false, prot, cow, nocharge: shared };
         map_page(k, res, deferred, csp, m).inspect_err(|_| res.frame_unref(pte.frame(), size))
     }
 }

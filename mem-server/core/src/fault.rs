@@ -69,12 +69,16 @@ impl<K: Kernel> MemCore<K> {
                     self.break_cow(client, &area, base, size, pte).map_err(|_| Unresolved::NoMemory)?;
                     return Ok(1);
                 }
-                // Spurious (already accessible) or left unmapped by a refused remap: map
-                // again with the area's rights.
+                // Spurious (already accessible), or recorded but unmapped (a refused map):
+                // map again with the area's rights.
+                let rights = hw_rights(area.prot, pte.cow());
+                if !allows(rights, access) {
+                    return Err(Unresolved::Denied);
+                }
                 let MemCore { k, spaces, .. } = self;
                 let sp = spaces.get_mut(&client).ok_or(Unresolved::NoSpace)?;
-                crate::mprotect::set_rights(k, sp.pt.vspace(), base, pte, hw_rights(area.prot, pte.cow()))
-                    .map_err(|_| Unresolved::NoMemory)?;
+                let p = crate::mprotect::set_rights(k, sp.pt.vspace(), base, pte, rights).map_err(|_| Unresolved::NoMemory)?;
+                sp.pt.update(base, size, p);
                 Ok(0)
             }
         }
@@ -226,7 +230,7 @@ impl<K: Kernel> MemCore<K> {
         if res.frame_refs(pte.frame()) == 1 {
             // Last reference: take the frame over, just restore write access.
             k.page_map(pte.map_slot(), vspace, base, area.prot).map_err(|_| Errno::NoMem)?;
-            sp.pt.update(base, size, pte.with_cow(false));
+            sp.pt.update(base, size, pte.with_cow(false).with_unmapped(false));
             return Ok(());
         }
         let f = res.alloc_frame(k, size)?;
@@ -237,7 +241,9 @@ impl<K: Kernel> MemCore<K> {
         }
         if k.page_map(f, vspace, base, area.prot).is_err() {
             // Put the shared page back so the client keeps its data.
-            let _ = k.page_map(pte.map_slot(), vspace, base, hw_rights(area.prot, true));
+            if !pte.unmapped() {
+                let _ = k.page_map(pte.map_slot(), vspace, base, hw_rights(area.prot, true));
+            }
             undo(res);
             return Err(Errno::NoMem);
         }

@@ -14,7 +14,7 @@ use mem_protocol::{PageSize, Prot};
 
 use crate::kernel::{Kernel, Slot};
 use crate::res::pages_of;
-use crate::space::hw_rights;
+use crate::space::{hw_rights, PendingRelease};
 use crate::MemCore;
 
 /// One recorded mapping, as the kernel should have it.
@@ -45,7 +45,7 @@ impl<K: Kernel> MemCore<K> {
                 frame: pte.frame(),
                 map_slot: pte.map_slot(),
                 cow: pte.cow(),
-                rights: hw_rights(prot, pte.cow()),
+                rights: if pte.unmapped() { Prot::NONE } else { hw_rights(prot, pte.cow()) },
             });
             at = base + size.bytes();
         }
@@ -66,6 +66,9 @@ impl<K: Kernel> MemCore<K> {
                 let (_, a) = sp.areas.find(base).ok_or_else(|| format!("client {id}: page {base:#x} outside every area"))?;
                 if base + size.bytes() > a.end {
                     return Err(format!("client {id}: page {base:#x} crosses its area end"));
+                }
+                if !pte.unmapped() && hw_rights(a.prot, pte.cow()).is_empty() {
+                    return Err(format!("client {id}: page {base:#x} marked mapped with no rights"));
                 }
                 refs.entry(pte.frame()).or_insert((0, size)).0 += 1;
                 if !pte.nocharge() {
@@ -120,8 +123,11 @@ impl<K: Kernel> MemCore<K> {
             }
         }
         for p in &self.deferred.0 {
-            if let Some((f, size)) = p.frame {
-                refs.entry(f).or_insert((0, size)).0 += 1;
+            match *p {
+                PendingRelease::Mapping { frame: Some((f, size)), .. } => refs.entry(f).or_insert((0, size)).0 += 1,
+                PendingRelease::Mapping { frame: None, .. } => {}
+                PendingRelease::Table(_) => in_use += 1,
+                PendingRelease::VSpace(_) => in_use += 2,
             }
         }
         let device_slots: Vec<Slot> = self.res.devices.iter().flat_map(|d| d.frames.iter().copied()).collect();

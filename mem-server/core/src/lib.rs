@@ -218,15 +218,12 @@ impl<K: Kernel> MemCore<K> {
         self.settle();
         reset::clear_space(self, client)?;
         let mut sp = self.spaces.remove(&client).ok_or(Errno::Srch)?;
+        // Tables, then the VSpace; any the kernel refuses wait in `deferred` (the VSpace
+        // after its tables, so it is never reused with a stale table in it).
         for t in sp.pt.take_tables() {
-            if self.k.page_table_unmap(t).is_err() {
-                // The table stays mapped in a VSpace nobody uses; keep it out of the pool.
-                self.deferred.0.push(space::PendingRelease { map_slot: t, delete: true, frame: None });
-                continue;
-            }
-            self.res.free_table(t);
+            space::finish_release(&mut self.k, &mut self.res, &mut self.deferred, space::PendingRelease::Table(t));
         }
-        self.res.free_vspace(sp.pt.vspace());
+        space::finish_release(&mut self.k, &mut self.res, &mut self.deferred, space::PendingRelease::VSpace(sp.pt.vspace()));
         self.objs.disown(client);
         shm::forget_client(self, client);
         Ok(())

@@ -13,6 +13,7 @@ use mem_protocol::{Errno, PageSize, Prot};
 
 use crate::check;
 use crate::kernel::Kernel;
+use crate::pagetable::Pte;
 use crate::space::{hw_rights, split_large, Space};
 use crate::MemCore;
 
@@ -89,29 +90,46 @@ impl<K: Kernel> MemCore<K> {
 }
 
 /// Give every present page in `[start, end)` the rights of `new`; on a kernel refusal put
-/// the pages done so far back to `old` and fail with ENOMEM.
+/// the pages done so far back to their rights under `old` and fail with ENOMEM.
 fn remap_range<K: Kernel>(k: &mut K, sp: &mut Space, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
     let vspace = sp.pt.vspace();
-    let mut done: Vec<(u64, crate::pagetable::Pte)> = Vec::new();
+    let mut done: Vec<(u64, PageSize, Pte)> = Vec::new();
     let mut at = start;
     while let Some((base, pte, size)) = sp.pt.next_mapped(at, end) {
         at = base + size.bytes();
-        if set_rights(k, vspace, base, pte, hw_rights(new, pte.cow())).is_err() {
-            for (b, p) in done {
-                let _ = set_rights(k, vspace, b, p, hw_rights(old, p.cow()));
+        match set_rights(k, vspace, base, pte, hw_rights(new, pte.cow())) {
+            Ok(p) => {
+                sp.pt.update(base, size, p);
+                done.push((base, size, pte));
             }
-            return Err(Errno::NoMem);
+            Err(_) => {
+                for (b, sz, before) in done {
+                    let rights = if before.unmapped() { Prot::NONE } else { hw_rights(old, before.cow()) };
+                    let restored = match set_rights(k, vspace, b, before, rights) {
+                        Ok(p) => p,
+                        // Refused again: at least take the page out of the hardware; the
+                        // fault path maps it back with the area's rights.
+                        Err(_) => {
+                            let _ = k.page_unmap(before.map_slot());
+                            before.with_unmapped(true)
+                        }
+                    };
+                    sp.pt.update(b, sz, restored);
+                }
+                return Err(Errno::NoMem);
+            }
         }
-        done.push((base, pte));
     }
     Ok(())
 }
 
-/// Map (or remap) the cap of `pte` at `base` with `rights`; unmap it for no rights.
-pub(crate) fn set_rights<K: Kernel>(k: &mut K, vspace: u32, base: u64, pte: crate::pagetable::Pte, rights: Prot) -> crate::KResult {
+/// Map (or remap) the cap of `pte` at `base` with `rights`, or unmap it for no rights;
+/// returns the entry with its hardware state updated.
+pub(crate) fn set_rights<K: Kernel>(k: &mut K, vspace: u32, base: u64, pte: Pte, rights: Prot) -> Result<Pte, crate::KernelError> {
     if rights.is_empty() {
-        k.page_unmap(pte.map_slot())
+        k.page_unmap(pte.map_slot())?;
     } else {
-        k.page_map(pte.map_slot(), vspace, base, rights)
+        k.page_map(pte.map_slot(), vspace, base, rights)?;
     }
+    Ok(pte.with_unmapped(rights.is_empty()))
 }

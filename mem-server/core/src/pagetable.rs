@@ -19,6 +19,7 @@ use crate::res::Res;
 const LEAF: u64 = 1 << 63;
 const COW: u64 = 1 << 62;
 const NOCHARGE: u64 = 1 << 61;
+const UNMAPPED: u64 = 1 << 60;
 const SLOT_MASK: u64 = (1 << 30) - 1;
 
 /// Highest slot number a PTE can name.
@@ -59,6 +60,14 @@ impl Pte {
     }
     pub fn with_cow(self, cow: bool) -> Pte {
         Pte(if cow { self.0 | COW } else { self.0 & !COW })
+    }
+    /// Recorded (frame held) but not mapped in hardware: PROT_NONE, or a map the kernel
+    /// refused; the fault path maps it when the area allows the access.
+    pub fn unmapped(self) -> bool {
+        self.0 & UNMAPPED != 0
+    }
+    pub fn with_unmapped(self, unmapped: bool) -> Pte {
+        Pte(if unmapped { self.0 | UNMAPPED } else { self.0 & !UNMAPPED })
     }
     pub fn with_map_slot(self, s: Slot) -> Pte {
         Pte((self.0 & !(SLOT_MASK << 30)) | (u64::from(s) << 30))
@@ -121,15 +130,16 @@ impl PageTree {
         None
     }
 
-    /// Create the seL4 page tables needed to map a page of `size` at `vaddr`. Each new
-    /// table is one frame charged by the caller through the returned count.
+    /// Create the seL4 page tables needed to map a page of `size` at `vaddr`. Returns the
+    /// number of tables created (each one frame, for the caller to charge) — also when a
+    /// later level fails, since the tables created before stay recorded.
     pub fn ensure_tables<K: Kernel>(
         &mut self,
         k: &mut K,
         res: &mut Res,
         vaddr: u64,
         size: PageSize,
-    ) -> Result<u32, Errno> {
+    ) -> (u32, Result<(), Errno>) {
         let leaf = self.geo.leaf_level(size);
         let mut t = 0usize;
         let mut created = 0;
@@ -137,17 +147,20 @@ impl PageTree {
             let i = self.geo.index(level, vaddr);
             let e = self.tables[t].entries[i];
             if e & LEAF != 0 {
-                return Err(Errno::Exist);
+                return (created, Err(Errno::Exist));
             }
             if e != 0 {
                 t = (e - 1) as usize;
                 continue;
             }
-            let cap = res.alloc_table(k)?;
+            let cap = match res.alloc_table(k) {
+                Ok(c) => c,
+                Err(e) => return (created, Err(e)),
+            };
             if k.page_table_map(cap, self.vspace, vaddr).is_err() {
-                let _ = k.page_table_unmap(cap);
+                // Never mapped, so it goes straight back to the pool.
                 res.free_table(cap);
-                return Err(Errno::NoMem);
+                return (created, Err(Errno::NoMem));
             }
             let child = Table { cap, used: 0, entries: vec![0; 512].into_boxed_slice() };
             let idx = match self.free.pop() {
@@ -165,7 +178,7 @@ impl PageTree {
             t = idx;
             created += 1;
         }
-        Ok(created)
+        (created, Ok(()))
     }
 
     fn leaf_slot(&mut self, vaddr: u64, size: PageSize) -> Option<(usize, usize)> {

@@ -47,12 +47,14 @@ impl Space {
 
 /// A release seL4 refused; retried by [`Deferred::flush`].
 #[derive(Clone, Copy, Debug)]
-pub struct PendingRelease {
-    /// Cap to delete (a copy) or to unmap (the original, `delete == false`).
-    pub map_slot: Slot,
-    pub delete: bool,
-    /// Frame reference to drop once the cap is gone (None: a bare slot).
-    pub frame: Option<(Slot, PageSize)>,
+pub enum PendingRelease {
+    /// A mapping's cap: delete it (a copy) or unmap it (the original), then drop the frame
+    /// reference it held (`None`: a bare cap copy).
+    Mapping { map_slot: Slot, delete: bool, frame: Option<(Slot, PageSize)> },
+    /// A page table to unmap and return to the pool.
+    Table(Slot),
+    /// A VSpace to return to the pool (queued after its tables).
+    VSpace(Slot),
 }
 
 /// Releases waiting for the kernel to accept them.
@@ -60,7 +62,7 @@ pub struct PendingRelease {
 pub struct Deferred(pub Vec<PendingRelease>);
 
 impl Deferred {
-    /// Retry every pending release; returns how many are still pending.
+    /// Retry every pending release in order; returns how many are still pending.
     pub fn flush<K: Kernel>(&mut self, k: &mut K, res: &mut Res) -> usize {
         let pending = core::mem::take(&mut self.0);
         for p in pending {
@@ -68,19 +70,44 @@ impl Deferred {
         }
         self.0.len()
     }
+
+    /// Is a release of the VSpace's tables still pending (so it must wait too)?
+    pub fn has_tables(&self) -> bool {
+        self.0.iter().any(|p| matches!(p, PendingRelease::Table(_)))
+    }
 }
 
-fn finish_release<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, p: PendingRelease) {
-    let ok = if p.delete { k.cap_delete(p.map_slot).is_ok() } else { k.page_unmap(p.map_slot).is_ok() };
-    if !ok {
-        d.0.push(p);
-        return;
-    }
-    if p.delete {
-        res.slots.free(p.map_slot);
-    }
-    if let Some((f, size)) = p.frame {
-        res.frame_unref(f, size);
+/// Carry out a release now, or queue it if the kernel refuses.
+pub fn finish_release<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, p: PendingRelease) {
+    match p {
+        PendingRelease::Mapping { map_slot, delete, frame } => {
+            let ok = if delete { k.cap_delete(map_slot).is_ok() } else { k.page_unmap(map_slot).is_ok() };
+            if !ok {
+                d.0.push(p);
+                return;
+            }
+            if delete {
+                res.slots.free(map_slot);
+            }
+            if let Some((f, size)) = frame {
+                res.frame_unref(f, size);
+            }
+        }
+        PendingRelease::Table(t) => {
+            if k.page_table_unmap(t).is_err() {
+                d.0.push(p);
+                return;
+            }
+            res.free_table(t);
+        }
+        PendingRelease::VSpace(v) => {
+            // Only once every table of it is back (they are queued before it).
+            if d.has_tables() {
+                d.0.push(p);
+                return;
+            }
+            res.free_vspace(v);
+        }
     }
 }
 
@@ -88,16 +115,17 @@ fn finish_release<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, p: Pend
 /// it is a copy, then drop the frame reference (deferred if the kernel refuses).
 pub fn finish_release_pub<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, map_slot: Slot, delete: bool, frame: Slot, size: PageSize) {
     if delete {
-        finish_release(k, res, d, PendingRelease { map_slot, delete: true, frame: Some((frame, size)) });
+        finish_release(k, res, d, PendingRelease::Mapping { map_slot, delete: true, frame: Some((frame, size)) });
     } else {
         res.frame_unref(frame, size);
     }
 }
 
-/// Hardware rights for a page of an area with `prot`.
+/// Hardware rights for a page of an area with `prot`. A copy-on-write page loses write
+/// access but stays readable when the area is writable (write implies read).
 pub fn hw_rights(prot: Prot, cow: bool) -> Prot {
-    if cow {
-        prot.without(Prot::WRITE)
+    if cow && prot.writable() {
+        prot.without(Prot::WRITE).union(Prot::READ)
     } else {
         prot
     }
@@ -127,8 +155,9 @@ pub fn map_page<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: &mut 
     if sp.over_quota(pages + missing_tables(&sp.pt, m.vaddr, m.size)) {
         return Err(Errno::NoMem);
     }
-    let created = sp.pt.ensure_tables(k, res, m.vaddr, m.size)?;
+    let (created, r) = sp.pt.ensure_tables(k, res, m.vaddr, m.size);
     sp.charged += u64::from(created);
+    r?;
     let map_slot = if m.use_original {
         m.frame
     } else {
@@ -141,7 +170,7 @@ pub fn map_page<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: &mut 
     };
     if k.page_map(map_slot, sp.pt.vspace(), m.vaddr, hw_rights(m.prot, m.cow)).is_err() {
         if !m.use_original {
-            finish_release(k, res, d, PendingRelease { map_slot, delete: true, frame: None });
+            finish_release(k, res, d, PendingRelease::Mapping { map_slot, delete: true, frame: None });
         }
         return Err(Errno::NoMem);
     }
@@ -163,7 +192,7 @@ pub fn release_page<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: &
         sp.charged -= pages_of(size);
     }
     let delete = pte.map_slot() != pte.frame();
-    finish_release(k, res, d, PendingRelease { map_slot: pte.map_slot(), delete, frame: Some((pte.frame(), size)) });
+    finish_release(k, res, d, PendingRelease::Mapping { map_slot: pte.map_slot(), delete, frame: Some((pte.frame(), size)) });
 }
 
 /// Release every mapping whose page lies in `[start, end)`. Large pages that straddle the
@@ -179,9 +208,26 @@ pub fn release_range<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: 
     n
 }
 
-/// Replace the large page covering `vaddr` by small pages holding the same bytes for the
-/// parts of it inside `keep` ranges of its area (the rest is dropped), so that a range
-/// boundary inside it can be honoured. Used by munmap and mprotect.
+/// Record a mapping of `frame` (a cap `map_slot`, the caller's reference) without mapping
+/// it in hardware (PROT_NONE pages): charged like `map_page`; the fault path or mprotect
+/// maps it later.
+pub fn record_page<K: Kernel>(k: &mut K, res: &mut Res, sp: &mut Space, vaddr: u64, size: PageSize, pte: Pte) -> Result<(), Errno> {
+    let pages = if pte.nocharge() { 0 } else { pages_of(size) };
+    if sp.over_quota(pages + missing_tables(&sp.pt, vaddr, size)) {
+        return Err(Errno::NoMem);
+    }
+    let (created, r) = sp.pt.ensure_tables(k, res, vaddr, size);
+    sp.charged += u64::from(created);
+    r?;
+    sp.pt.set(vaddr, size, pte.with_unmapped(true));
+    sp.charged += pages;
+    Ok(())
+}
+
+/// Replace the large page covering `vaddr` by 512 small pages holding the same bytes, so a
+/// range boundary inside it can be honoured (munmap, mprotect). Never loses data: either
+/// the large page stays as it was (error), or every byte lives on in a small page, mapped
+/// with `prot` or, if the kernel refuses a map, recorded for the fault path to map.
 pub fn split_large<K: Kernel>(
     k: &mut K,
     res: &mut Res,
@@ -191,45 +237,58 @@ pub fn split_large<K: Kernel>(
     prot: Prot,
 ) -> Result<(), Errno> {
     let Some((pte, PageSize::Large, base)) = sp.pt.lookup(vaddr) else { return Ok(()) };
-    // The 512 small pages replace the large one's charge; only a new leaf table is extra.
+    // The small pages take over the large one's charge; only a new leaf table is extra.
     if sp.over_quota(1) {
         return Err(Errno::NoMem);
     }
-    // Copy the 512 small pages first; only when all exist is the large page replaced.
     let mut smalls: Vec<Slot> = Vec::new();
     smalls.try_reserve_exact(512).map_err(|_| Errno::NoMem)?;
+    let drop_smalls = |res: &mut Res, smalls: &[Slot]| {
+        for &f in smalls {
+            res.frame_unref(f, PageSize::Small);
+        }
+    };
     for i in 0..512u64 {
-        let f = match res.alloc_frame(k, PageSize::Small) {
-            Ok(f) => f,
+        match res.alloc_frame(k, PageSize::Small) {
+            Ok(f) => smalls.push(f),
             Err(e) => {
-                for &f in &smalls {
-                    res.frame_unref(f, PageSize::Small);
-                }
+                drop_smalls(res, &smalls);
                 return Err(e);
             }
-        };
-        smalls.push(f);
-        if k.frame_copy(pte.frame(), i * 4096, f, 0, 4096).is_err() {
-            for &f in &smalls {
-                res.frame_unref(f, PageSize::Small);
-            }
+        }
+        if k.frame_copy(pte.frame(), i * 4096, smalls[i as usize], 0, 4096).is_err() {
+            drop_smalls(res, &smalls);
             return Err(Errno::NoMem);
         }
     }
-    // The large mapping is released (its 512-page charge dropped) and small pages mapped
-    // in its place; the small leaf table is created under the now-empty entry.
-    release_page(k, res, d, sp, base, PageSize::Large, pte);
-    let cow = false;
-    for (i, &f) in smalls.iter().enumerate() {
-        let m = MapReq { vaddr: base + i as u64 * 4096, size: PageSize::Small, frame: f, use_original: true, prot, cow, nocharge: pte.nocharge() };
-        if let Err(e) = map_page(k, res, d, sp, m) {
-            // The bytes of the remaining pages are lost with the large page; the range
-            // reads back as zero-filled lazy memory. Free what was not mapped.
-            for &f in &smalls[i..] {
-                res.frame_unref(f, PageSize::Small);
-            }
-            return Err(e);
-        }
+    // Take the large page out of the hardware and the record, keeping its reference.
+    if k.page_unmap(pte.map_slot()).is_err() {
+        drop_smalls(res, &smalls);
+        return Err(Errno::NoMem);
     }
+    sp.pt.clear(base, PageSize::Large);
+    let vspace = sp.pt.vspace();
+    let (created, r) = sp.pt.ensure_tables(k, res, base, PageSize::Small);
+    sp.charged += u64::from(created);
+    if let Err(e) = r {
+        // Put the large page back as it was (recorded unmapped if even that is refused).
+        let rights = hw_rights(prot, pte.cow());
+        let mapped = !pte.unmapped() && !rights.is_empty() && k.page_map(pte.map_slot(), vspace, base, rights).is_ok();
+        let (created, r) = sp.pt.ensure_tables(k, res, base, PageSize::Large);
+        sp.charged += u64::from(created);
+        debug_assert!(r.is_ok(), "the large entry was just emptied");
+        sp.pt.set(base, PageSize::Large, pte.with_unmapped(!mapped));
+        drop_smalls(res, &smalls);
+        return Err(e);
+    }
+    let rights = hw_rights(prot, false);
+    for (i, &f) in smalls.iter().enumerate() {
+        let va = base + i as u64 * 4096;
+        let mapped = !rights.is_empty() && k.page_map(f, vspace, va, rights).is_ok();
+        sp.pt.set(va, PageSize::Small, Pte::new(f, f, false, pte.nocharge()).with_unmapped(!mapped));
+    }
+    // The charge is unchanged: 512 small pages for one large page.
+    let delete = pte.map_slot() != pte.frame();
+    finish_release_pub(k, res, d, pte.map_slot(), delete, pte.frame(), PageSize::Large);
     Ok(())
 }

@@ -127,3 +127,22 @@ impl H {
         self.core.stats(None).unwrap().frames_in_use
     }
 }
+
+/// Stronger agreement check than [`H::check`]: every recorded hardware mapping maps the
+/// recorded frame (its cap names the same object as the frame's original cap), and the
+/// model's translation of its address leads to that object.
+pub fn check_frames(h: &H) {
+    let k = h.core.kernel();
+    for c in h.clients() {
+        let vs = h.core.vspace_of(c).expect("client has a space");
+        for m in h.core.mappings(c) {
+            let obj = k.cap_object(m.frame);
+            assert!(obj.is_some(), "client {c}: frame slot {} of {:#x} holds no frame", m.frame, m.vaddr);
+            assert_eq!(k.cap_object(m.map_slot), obj, "client {c}: map cap of {:#x} names another object", m.vaddr);
+            if !m.rights.is_empty() {
+                let t = k.translate(vs, m.vaddr).expect("recorded mapping is mapped");
+                assert_eq!(Some(t.frame_object), obj, "client {c}: {:#x} maps another frame", m.vaddr);
+            }
+        }
+    }
+}
