@@ -487,23 +487,20 @@ impl Gen {
 
     /// An edge case: unaligned address, zero or huge length, in any operation.
     fn edge(&self, r: &mut Rng) -> Op {
-        loop {
-            let (mut off, mut len) = self.range(r, 8);
-            if r.chance(50) {
-                off += r.range(1, PAGE - 1);
-            }
-            match r.range(0, 2) {
-                0 => len = 0,
-                1 => len = r.pick(&HUGE_LENS),
-                _ => {}
-            }
-            let prot = r.pick(&self.prots);
-            let op = match r.range(0, 2) {
-                0 => Op::Mmap { kind: self.kind(r), off, len, prot },
-                1 => Op::Munmap { off, len },
-                _ => Op::Mprotect { off, len, prot },
-            };
-            return op;
+        let (mut off, mut len) = self.range(r, 8);
+        if r.chance(50) {
+            off += r.range(1, PAGE - 1);
+        }
+        match r.range(0, 2) {
+            0 => len = 0,
+            1 => len = r.pick(&HUGE_LENS),
+            _ => {}
+        }
+        let prot = r.pick(&self.prots);
+        match r.range(0, 2) {
+            0 => Op::Mmap { kind: self.kind(r), off, len, prot },
+            1 => Op::Munmap { off, len },
+            _ => Op::Mprotect { off, len, prot },
         }
     }
 
