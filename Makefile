@@ -4,7 +4,14 @@
 #   make simulate  the seL4 system on QEMU (not built yet: issue 3)
 #   make bench     host benchmarks (crate mem-bench)
 #   make fuzz      cargo fuzz on protocol/fuzz (needs cargo-fuzz and a nightly toolchain)
-#   make clean     remove build outputs
+#   make clean     remove build outputs (target/, build/)
+#
+# seL4 bring-up (issue 3; see the section "seL4 system" at the end of this file):
+#   make deps [SEL4_GIT=<url-or-path>] [RUST_SEL4_GIT=<url-or-path>]
+#                  clone seL4 and rust-sel4 at the pinned commits into deps/
+#   make boot ARCH=riscv64|aarch64
+#                  build kernel, loader and the hello root task; boot it on QEMU
+#   make boot-all  `make boot` for every arch in SEL4_ARCHES
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -114,5 +121,278 @@ fuzz:
 	  $(HOST_CARGO) $(FUZZ_TOOLCHAIN) fuzz run "$$t" -- -max_total_time=$(FUZZ_SECONDS); \
 	done
 
+# Also removes build/ (seL4 builds); keeps the sources in deps/.
 clean:
-	rm -rf target $(FUZZ_DIR)/fuzz/target
+	rm -rf target build $(FUZZ_DIR)/fuzz/target
+
+# ======================================================================================
+# seL4 system (issue 3): kernel, kernel loader, root task, QEMU boot.
+#
+# Nothing here is needed by `make test`. Sources of seL4 and rust-sel4 are cloned into
+# the git-ignored deps/ by `make deps`; everything built goes to the git-ignored build/:
+#
+#   build/bin/rust-lld                 symlink to lld-22 (rust-sel4's target specs use it)
+#   build/target-specs/*.json          rustc target specs, derived from rustc's builtin ones
+#   build/<arch>/kernel/               seL4 kernel CMake/Ninja build directory
+#   build/<arch>/sel4/                 its install prefix (what rust-sel4 calls SEL4_PREFIX)
+#   build/<arch>/cargo/                cargo target dir of the root-task/ workspace
+#   build/<arch>/cargo-loader/         cargo target dir of sel4-kernel-loader
+#   build/<arch>/image.elf             loader + kernel + root task: what QEMU boots
+#   build/<arch>/qemu.log              serial output of the last `make boot`
+#   build/loader-src/                  rust-sel4's crates/, extracted to build the loader
+#   build/host/                        host tools (sel4-kernel-loader-add-payload)
+# ======================================================================================
+
+SEL4_GIT          ?= https://github.com/seL4/seL4
+RUST_SEL4_GIT     ?= https://github.com/seL4/rust-sel4
+SEL4_COMMIT       := 6e7c3b733d296cfd88d5fbf635c96e447a882374
+RUST_SEL4_COMMIT  := d441a880938209f661201704dfbee7b91c5aa905
+
+SEL4_ARCHES ?= riscv64 aarch64
+ARCH        ?= riscv64
+
+DEPS_DIR      := $(CURDIR)/deps
+SEL4_SRC      := $(DEPS_DIR)/seL4
+RUST_SEL4_SRC := $(DEPS_DIR)/rust-sel4
+VENV          := $(DEPS_DIR)/venv
+BUILD_DIR     := $(CURDIR)/build
+TOOLS_BIN     := $(BUILD_DIR)/bin
+SPECS_DIR     := $(BUILD_DIR)/target-specs
+HOST_TOOLS    := $(BUILD_DIR)/host
+ARCH_DIR      := $(BUILD_DIR)/$(ARCH)
+KERNEL_BUILD  := $(ARCH_DIR)/kernel
+SEL4_PREFIX   := $(ARCH_DIR)/sel4
+CARGO_SEL4_DIR := $(ARCH_DIR)/cargo
+IMAGE         := $(ARCH_DIR)/image.elf
+
+# Per-arch settings: cross compiler, rustc targets (the seL4 ones are our derived specs).
+ifeq ($(ARCH),riscv64)
+  CROSS_COMPILE   := riscv64-linux-gnu-
+  LOADER_TARGET   := riscv64imac-unknown-none-elf
+  SEL4_TARGET     := riscv64imac-sel4
+else ifeq ($(ARCH),aarch64)
+  CROSS_COMPILE   := aarch64-linux-gnu-
+  LOADER_TARGET   := aarch64-unknown-none
+  SEL4_TARGET     := aarch64-sel4
+endif
+ROOTTASK_TARGET := $(SEL4_TARGET)-roottask
+SEL4_PROFILE    ?= release
+# cargo puts the "dev" profile into a folder named "debug"
+SEL4_PROFILE_DIR := $(if $(filter dev,$(SEL4_PROFILE)),debug,$(SEL4_PROFILE))
+
+# Debian packages for the seL4 build. QEMU 10 comes from bookworm-backports; ipxe-qemu
+# (a recommended package of it) has the NIC option ROM that QEMU aarch64 virt needs.
+SEL4_DEB_PACKAGES := cmake ninja-build device-tree-compiler libxml2-utils \
+	gcc-riscv64-linux-gnu gcc-aarch64-linux-gnu binutils-riscv64-linux-gnu \
+	binutils-aarch64-linux-gnu lld-22 libclang1-14 libclang-common-14-dev ipxe-qemu
+QEMU_DEB_PACKAGES := qemu-system-misc qemu-system-arm
+QEMU_MIN_VER      := 10
+BACKPORTS_SUITE   := bookworm-backports
+BACKPORTS_SOURCES := /etc/apt/sources.list.d/$(BACKPORTS_SUITE).sources
+LLD               := /usr/lib/llvm-22/bin/lld
+LIBCLANG_PATH     ?= /usr/lib/llvm-14/lib
+
+# Debian's cargo/rustc (see "Cross toolchain" above) with what rust-sel4's build scripts
+# read: SEL4_PREFIX (libsel4 headers, kernel config, kernel.elf, platform_gen.yaml),
+# RUST_TARGET_PATH (our target specs), LIBCLANG_PATH (bindgen in sel4-sys).
+SEL4_ENV := env -u RUSTUP_TOOLCHAIN -u RUSTC_WRAPPER -u RUSTC_WORKSPACE_WRAPPER \
+	-u CARGO_TARGET_DIR -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS \
+	PATH=$(TOOLS_BIN):$(VENV)/bin:/usr/bin:$$PATH \
+	RUSTC=$(DEB_RUSTC) RUSTDOC=$(DEB_RUSTDOC) RUSTC_BOOTSTRAP=1 \
+	SEL4_PREFIX=$(SEL4_PREFIX) RUST_TARGET_PATH=$(SPECS_DIR) LIBCLANG_PATH=$(LIBCLANG_PATH)
+BUILD_STD := -Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compiler-builtins-mem
+# rustc 1.96 accepts custom target JSON (our specs) only with -Zunstable-options.
+SEL4_RUSTFLAGS := --config 'build.rustflags=["-Zunstable-options"]'
+
+.PHONY: deps check-deps setup-sel4 check-arch target-specs kernel loader-src loader add-payload root-task image \
+	boot boot-all clean-sel4
+
+check-arch:
+	@case "$(ARCH)" in riscv64|aarch64) ;; \
+	  *) echo "error: ARCH must be riscv64 or aarch64 (got '$(ARCH)')" >&2; exit 2 ;; esac
+
+# --- Sources ----------------------------------------------------------------------------
+# clone-at <dir> <url> <commit>: idempotent; skips a checkout already at <commit>. Tries a
+# shallow fetch of just that commit first, then falls back to fetching everything.
+define clone-at
+	@if [ "$$(git -C $(1) rev-parse -q --verify HEAD 2>/dev/null)" = "$(3)" ]; then \
+	  echo "==> $(1): already at $(3)"; \
+	else \
+	  echo "==> $(1): fetching $(3) from $(2)"; \
+	  mkdir -p $(1); \
+	  git -C $(1) init -q; \
+	  git -C $(1) remote remove origin 2>/dev/null || true; \
+	  git -C $(1) remote add origin "$(2)"; \
+	  git -C $(1) fetch -q --depth 1 origin $(3) 2>/dev/null || git -C $(1) fetch -q origin; \
+	  git -C $(1) -c advice.detachedHead=false checkout -q --force --detach $(3); \
+	  test "$$(git -C $(1) rev-parse HEAD)" = "$(3)"; \
+	  echo "==> $(1): at $(3)"; \
+	fi
+endef
+
+deps:
+	$(call clone-at,$(SEL4_SRC),$(SEL4_GIT),$(SEL4_COMMIT))
+	$(call clone-at,$(RUST_SEL4_SRC),$(RUST_SEL4_GIT),$(RUST_SEL4_COMMIT))
+
+check-deps:
+	@for d in $(SEL4_SRC) $(RUST_SEL4_SRC); do \
+	  if [ ! -d $$d/.git ]; then \
+	    echo "error: $$d is missing: run 'make deps' first (SEL4_GIT=... RUST_SEL4_GIT=... to clone from elsewhere)" >&2; \
+	    exit 2; fi; done
+	@test "$$(git -C $(SEL4_SRC) rev-parse HEAD)" = "$(SEL4_COMMIT)" || { \
+	  echo "error: $(SEL4_SRC) is not at $(SEL4_COMMIT): run 'make deps'" >&2; exit 2; }
+	@test "$$(git -C $(RUST_SEL4_SRC) rev-parse HEAD)" = "$(RUST_SEL4_COMMIT)" || { \
+	  echo "error: $(RUST_SEL4_SRC) is not at $(RUST_SEL4_COMMIT): run 'make deps'" >&2; exit 2; }
+
+# --- Host packages ----------------------------------------------------------------------
+# Installs only what is missing: Debian packages (QEMU >= $(QEMU_MIN_VER) from
+# bookworm-backports, whose apt source is added when absent), the Python packages of the
+# kernel build (pip install sel4-deps, in a venv under deps/), and the rust-lld symlink.
+setup-sel4: setup-cross
+	@need=""; \
+	for p in $(SEL4_DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || need="$$need $$p"; \
+	done; \
+	qemu_ok=1; \
+	for q in qemu-system-riscv64 qemu-system-aarch64; do \
+	  v=$$($$q --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\)\..*/\1/p' || true); \
+	  [ -n "$$v" ] && [ "$$v" -ge $(QEMU_MIN_VER) ] || qemu_ok=0; \
+	done; \
+	if [ -n "$$need" ] || [ $$qemu_ok = 0 ]; then \
+	  if [ $$qemu_ok = 0 ] && ! grep -rqs '$(BACKPORTS_SUITE)' /etc/apt/sources.list /etc/apt/sources.list.d/; then \
+	    echo "==> adding the apt suite $(BACKPORTS_SUITE) ($(BACKPORTS_SOURCES))"; \
+	    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: $(BACKPORTS_SUITE)' \
+	      'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
+	      | $(SUDO) tee $(BACKPORTS_SOURCES) >/dev/null; \
+	  fi; \
+	  $(SUDO) apt-get update; \
+	  if [ -n "$$need" ]; then \
+	    echo "==> installing Debian packages:$$need"; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$need; \
+	  fi; \
+	  if [ $$qemu_ok = 0 ]; then \
+	    echo "==> installing $(QEMU_DEB_PACKAGES) from $(BACKPORTS_SUITE)"; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	      -t $(BACKPORTS_SUITE) $(QEMU_DEB_PACKAGES); \
+	  fi; \
+	fi
+	@if [ ! -f $(VENV)/.sel4-deps-installed ]; then \
+	  echo "==> python venv $(VENV) with sel4-deps"; \
+	  python3 -m venv $(VENV); \
+	  $(VENV)/bin/pip install -q --disable-pip-version-check sel4-deps; \
+	  touch $(VENV)/.sel4-deps-installed; \
+	fi
+	@mkdir -p $(TOOLS_BIN)
+	@test -x $(LLD) || { echo "error: $(LLD) missing (package lld-22)" >&2; exit 1; }
+	@ln -sfn $(LLD) $(TOOLS_BIN)/rust-lld
+
+# --- Kernel -----------------------------------------------------------------------------
+# Configured from sel4-config/<arch>.cmake (plus KERNEL_CMAKE_ARGS, e.g. -DKernelDebugBuild=OFF
+# for benchmark builds); reconfigured from scratch whenever the settings or the arguments
+# change. The configure step runs QEMU once to dump the machine's device tree.
+KERNEL_CMAKE_ARGS ?=
+KERNEL_CONFIGURE := cmake -G Ninja -Wno-dev \
+	-DCROSS_COMPILER_PREFIX=$(CROSS_COMPILE) \
+	-DCMAKE_TOOLCHAIN_FILE=$(SEL4_SRC)/gcc.cmake \
+	-DCMAKE_INSTALL_PREFIX=$(SEL4_PREFIX) \
+	-C $(CURDIR)/sel4-config/$(ARCH).cmake $(KERNEL_CMAKE_ARGS) \
+	-S $(SEL4_SRC) -B $(KERNEL_BUILD)
+
+kernel: check-arch check-deps setup-sel4
+	@stamp="$$(printf '%s\n' '$(KERNEL_CONFIGURE)' | cat - sel4-config/common.cmake sel4-config/$(ARCH).cmake | sha256sum)"; \
+	if [ ! -f $(KERNEL_BUILD)/build.ninja ] || [ "$$(cat $(KERNEL_BUILD)/.configured 2>/dev/null)" != "$$stamp" ]; then \
+	  echo "==> configuring seL4 for $(ARCH)"; \
+	  rm -rf $(KERNEL_BUILD) $(SEL4_PREFIX); \
+	  PATH=$(VENV)/bin:$$PATH $(KERNEL_CONFIGURE); \
+	  echo "$$stamp" > $(KERNEL_BUILD)/.configured; \
+	fi
+	PATH=$(VENV)/bin:$$PATH ninja -C $(KERNEL_BUILD) all install | sed '/^-- Up-to-date: /d'
+	@test -f $(SEL4_PREFIX)/bin/kernel.elf
+	@echo "==> seL4 kernel for $(ARCH): $(SEL4_PREFIX)"
+
+# --- Rust target specs ------------------------------------------------------------------
+# <arch>-sel4 and <arch>-sel4-roottask, derived from Debian rustc's builtin targets.
+target-specs: setup-cross
+	@python3 scripts/gen-target-specs.py --rustc $(DEB_RUSTC) --out-dir $(SPECS_DIR) $(SEL4_ARCHES)
+
+# --- Root task (workspace root-task/, outside the host workspace) -----------------------
+SEL4_CARGO_FLAGS := $(BUILD_STD) -Zunstable-options $(SEL4_RUSTFLAGS) --profile $(SEL4_PROFILE) $(LOCKED)
+ROOT_TASK_ELF    := $(CARGO_SEL4_DIR)/$(ROOTTASK_TARGET)/$(SEL4_PROFILE_DIR)/root-task.elf
+
+root-task: check-arch check-deps setup-sel4 target-specs kernel
+	@echo "==> root task for $(ARCH) ($(ROOTTASK_TARGET), $(SEL4_PROFILE))"
+	$(SEL4_ENV) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
+	  --manifest-path root-task/Cargo.toml -p root-task \
+	  --target $(ROOTTASK_TARGET) --target-dir $(CARGO_SEL4_DIR)
+	@test -f $(ROOT_TASK_ELF)
+
+# --- Kernel loader ----------------------------------------------------------------------
+# sel4-kernel-loader (bare metal, one per arch: it is linked right above the kernel) and the
+# host tool sel4-kernel-loader-add-payload, which appends kernel + root task to it.
+# They cannot be built inside deps/rust-sel4: cargo would resolve rust-sel4's whole
+# workspace, which has git dependencies (offline, cargo cannot fetch them). So the
+# crates/ folder of the checkout is extracted to build/loader-src/ under a generated
+# two-member workspace, seeded with rust-sel4's Cargo.lock for the same crate versions.
+LOADER_SRC       := $(BUILD_DIR)/loader-src
+LOADER_CARGO_DIR := $(ARCH_DIR)/cargo-loader
+LOADER_ELF       := $(LOADER_CARGO_DIR)/$(LOADER_TARGET)/release/sel4-kernel-loader
+ADD_PAYLOAD      := $(HOST_TOOLS)/cargo/release/sel4-kernel-loader-add-payload
+CC_ENV_NAME      = CC_$(subst -,_,$(LOADER_TARGET))
+
+loader-src: check-deps
+	@if [ "$$(cat $(LOADER_SRC)/.commit 2>/dev/null)" != "$(RUST_SEL4_COMMIT)" ]; then \
+	  echo "==> extracting rust-sel4 crates into $(LOADER_SRC)"; \
+	  rm -rf $(LOADER_SRC); mkdir -p $(LOADER_SRC); \
+	  git -C $(RUST_SEL4_SRC) archive --format=tar $(RUST_SEL4_COMMIT) crates | tar -x -C $(LOADER_SRC); \
+	  cp $(RUST_SEL4_SRC)/Cargo.lock $(LOADER_SRC)/Cargo.lock; \
+	  printf '%s\n' '# Generated by the Makefile: builds the kernel loader outside rust-sel4'"'"'s workspace.' \
+	    '[workspace]' 'resolver = "3"' \
+	    'members = ["crates/sel4-kernel-loader", "crates/sel4-kernel-loader/add-payload"]' \
+	    > $(LOADER_SRC)/Cargo.toml; \
+	  echo "$(RUST_SEL4_COMMIT)" > $(LOADER_SRC)/.commit; \
+	fi
+
+add-payload: setup-sel4 loader-src
+	@echo "==> sel4-kernel-loader-add-payload (host)"
+	$(SEL4_ENV) $(DEB_CARGO) build --release \
+	  --manifest-path $(LOADER_SRC)/Cargo.toml -p sel4-kernel-loader-add-payload \
+	  --target-dir $(HOST_TOOLS)/cargo
+
+loader: check-arch setup-sel4 loader-src kernel
+	@echo "==> sel4-kernel-loader for $(ARCH) ($(LOADER_TARGET))"
+	$(SEL4_ENV) $(CC_ENV_NAME)=$(CROSS_COMPILE)gcc $(DEB_CARGO) build --release $(BUILD_STD) \
+	  --manifest-path $(LOADER_SRC)/Cargo.toml -p sel4-kernel-loader \
+	  --target $(LOADER_TARGET) --target-dir $(LOADER_CARGO_DIR)
+	@test -f $(LOADER_ELF)
+
+# --- Image and boot ---------------------------------------------------------------------
+# QEMU's -smp and -m must be those the kernel was configured for (KernelMaxNumNodes and
+# QEMU_MEMORY: the kernel is built for the device tree of that machine), so by default they
+# are read from the kernel build; QEMU_SMP=... / QEMU_MEM=... override them.
+QEMU_SMP      ?=
+QEMU_MEM      ?=
+BOOT_TIMEOUT  ?= 60
+BOOT_MARKER   ?= SIMULATE-DONE
+
+image: check-arch root-task loader add-payload
+	$(ADD_PAYLOAD) --loader $(LOADER_ELF) --sel4-prefix $(SEL4_PREFIX) \
+	  --app $(ROOT_TASK_ELF) -o $(IMAGE)
+	@echo "==> $(IMAGE)"
+
+# Builds everything for ARCH and boots it; succeeds when the root task prints BOOT_MARKER.
+boot: image
+	@smp='$(QEMU_SMP)'; mem='$(QEMU_MEM)'; \
+	[ -n "$$smp" ] || smp=$$(sed -n 's/^ *"MAX_NUM_NODES": "\([0-9]*\)".*/\1/p' \
+	  $(SEL4_PREFIX)/libsel4/include/kernel/gen_config.json); \
+	[ -n "$$mem" ] || mem=$$(sed -n 's/^QEMU_MEMORY:[A-Z]*=\([0-9]*\)$$/\1/p' $(KERNEL_BUILD)/CMakeCache.txt); \
+	[ -n "$$smp" ] && [ -n "$$mem" ] || { echo "error: cannot read -smp/-m from the kernel build" >&2; exit 1; }; \
+	echo "scripts/qemu-run.sh --arch $(ARCH) --image $(IMAGE) --smp $$smp --mem $$mem ..."; \
+	scripts/qemu-run.sh --arch $(ARCH) --image $(IMAGE) --marker '$(BOOT_MARKER)' \
+	  --timeout $(BOOT_TIMEOUT) --smp "$$smp" --mem "$$mem" --log $(ARCH_DIR)/qemu.log
+
+boot-all:
+	@for a in $(SEL4_ARCHES); do $(MAKE) --no-print-directory boot ARCH=$$a || exit 1; done
+
+# Only the seL4 builds (build/), not the host's target/.
+clean-sel4:
+	rm -rf $(BUILD_DIR)
