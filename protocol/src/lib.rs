@@ -42,6 +42,7 @@ pub mod error;
 pub mod prot;
 pub mod reply;
 pub mod request;
+pub mod system;
 
 pub use args::{Backing, BufRef, MsyncFlags, Placement, Share, ShmCmd, ShmKey, Target};
 pub use codec::{

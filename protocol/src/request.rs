@@ -128,11 +128,14 @@ pub enum Request {
     /// Server statistics; with `Client(id)` the per-space counters are that client's.
     /// → `Stats`
     Stats { target: Target },
+    /// Admin only (seL4 system): hand the root task a copy of the frame cap behind the page
+    /// at `addr` (the client's IPC buffer), transferred with the reply. → `Unit`
+    ExportFrame { target: Target, addr: u64 },
 }
 
 impl Request {
     /// Number of request variants; wire tags are `0..TAG_COUNT`.
-    pub const TAG_COUNT: u32 = 21;
+    pub const TAG_COUNT: u32 = 22;
 
     /// The wire tag of this variant (its index in the enum, which postcard sends first).
     pub const fn tag(&self) -> u32 {
@@ -158,6 +161,7 @@ impl Request {
             Request::BackendRead { .. } => 18,
             Request::BackendDestroy { .. } => 19,
             Request::Stats { .. } => 20,
+            Request::ExportFrame { .. } => 21,
         }
     }
 
@@ -185,6 +189,7 @@ impl Request {
             Request::BackendRead { .. } => "BackendRead",
             Request::BackendDestroy { .. } => "BackendDestroy",
             Request::Stats { .. } => "Stats",
+            Request::ExportFrame { .. } => "ExportFrame",
         }
     }
 
@@ -202,7 +207,8 @@ impl Request {
             | Request::MapPhys { target, .. }
             | Request::Populate { target, .. }
             | Request::Reset { target }
-            | Request::Stats { target } => Some(target),
+            | Request::Stats { target }
+            | Request::ExportFrame { target, .. } => Some(target),
             Request::Clone { source, .. } => Some(source),
             Request::CreateSpace { .. }
             | Request::DestroySpace { .. }
@@ -242,7 +248,8 @@ impl Request {
             | Request::ShmCtl { .. }
             | Request::BackendWrite { .. }
             | Request::BackendRead { .. }
-            | Request::BackendDestroy { .. } => ValueKind::Unit,
+            | Request::BackendDestroy { .. }
+            | Request::ExportFrame { .. } => ValueKind::Unit,
         }
     }
 }

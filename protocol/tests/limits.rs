@@ -204,3 +204,21 @@ fn word_framing_errors() {
     // A framed message that is not a request.
     assert_eq!(decode_request_words(&[0]), Err(ProtocolError::Truncated));
 }
+
+#[test]
+fn boot_records_fit_their_pages() {
+    use mem_protocol::system::*;
+    let mut untypeds = heapless::Vec::new();
+    for i in 0..MAX_UNTYPEDS {
+        untypeds.push(UntypedInfo { slot: u32::MAX - i as u32, paddr: u64::MAX, size_bits: 47, device: i % 2 == 0 }).unwrap();
+    }
+    let boot = ServerBoot { untypeds, first_free_slot: u32::MAX, user_top: u64::MAX, default_quota: u64::MAX };
+    let mut page = [0u8; 4096];
+    let used = postcard::to_slice(&boot, &mut page).unwrap().len();
+    assert!(used < 4096, "{used}");
+    let back: ServerBoot = postcard::from_bytes(&page).unwrap();
+    assert_eq!(back, boot);
+    assert!(ClientBoot::POSTCARD_MAX_SIZE < 4096);
+    assert!(SharedLayout::DATA + SharedLayout::DATA_LEN == SharedLayout::PAGES * 4096);
+    assert!(u64::from(MAX_BADGES) * BUFFER_STRIDE <= 0x1000_0000);
+}

@@ -167,6 +167,7 @@ fn request() -> impl Strategy<Value = Request> {
         (n(), a(), buf()).prop_map(|(id, offset, buf)| Request::BackendRead { id, offset, buf }),
         n().prop_map(|id| Request::BackendDestroy { id }),
         t().prop_map(|target| Request::Stats { target }),
+        (t(), a()).prop_map(|(target, addr)| Request::ExportFrame { target, addr }),
     ]
 }
 

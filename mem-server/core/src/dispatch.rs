@@ -125,6 +125,12 @@ impl<K: Kernel> MemCore<K> {
                 unit(self.backend_read(caller, id, offset, &mut buf[r]))
             }
             Request::BackendDestroy { id } => unit(self.backend_destroy(caller, id)),
+            Request::ExportFrame { target, addr } => {
+                // The seL4 component attaches the cap; here only the checks.
+                self.admin(caller)?;
+                let c = self.resolve_target(caller, target)?;
+                self.frame_of(c, addr).map(|_| Value::Unit)
+            }
             Request::Stats { target } => {
                 let c = self.resolve_target(caller, target)?;
                 let who = if self.has_space(c) { Some(c) } else { None };

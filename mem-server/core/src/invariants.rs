@@ -81,6 +81,9 @@ impl<K: Kernel> MemCore<K> {
                 return Err(format!("client {id}: {pages} pages mapped, record says {}", sp.pt.pages));
             }
             charged.insert(id, c);
+            for &f in sp.server_buffer.iter().flatten() {
+                refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;
+            }
             // Areas and gaps partition the user range.
             let (lo, hi) = sp.areas.user_range();
             let mut pieces: Vec<(u64, u64)> = sp.areas.iter().map(|(s, a)| (s, a.end)).collect();

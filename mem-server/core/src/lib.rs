@@ -39,6 +39,7 @@ pub mod populate;
 pub mod query;
 pub mod region;
 pub mod res;
+pub mod sel4_support;
 pub mod reset;
 pub mod shm;
 pub mod slots;
@@ -208,6 +209,7 @@ impl<K: Kernel> MemCore<K> {
             charged: 0,
             faults: 0,
             unresolved: 0,
+            server_buffer: None,
         };
         self.spaces.insert(client, sp);
         Ok(vspace)
@@ -216,6 +218,9 @@ impl<K: Kernel> MemCore<K> {
     /// Destroy `client`'s address space, releasing every page, table and attachment.
     pub fn destroy_space(&mut self, client: u32) -> Result<(), Errno> {
         self.settle();
+        if self.spaces.get(&client).is_some_and(|s| s.server_buffer.is_some()) {
+            self.release_shared_buffer(client)?;
+        }
         reset::clear_space(self, client)?;
         let mut sp = self.spaces.remove(&client).ok_or(Errno::Srch)?;
         // Tables, then the VSpace; any the kernel refuses wait in `deferred` (the VSpace

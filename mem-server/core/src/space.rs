@@ -36,6 +36,8 @@ pub struct Space {
     pub charged: u64,
     pub faults: u64,
     pub unresolved: u64,
+    /// Frames of the shared buffer the server maps too (one reference each).
+    pub server_buffer: Option<Vec<Slot>>,
 }
 
 impl Space {

@@ -202,3 +202,38 @@ fn huge_shared_objects_cost_nothing_until_touched() {
     assert_eq!(u64::from_le_bytes(b), 7);
     h.check();
 }
+
+#[test]
+fn shared_buffer_outlives_client_munmap_and_frame_export() {
+    let mut h = H::new(64 * MB);
+    h.client(ADMIN, 0, 0, 1 << 20);
+    h.client(4, 0, 0, 1 << 20);
+    let frames = h.core.create_shared_buffer(4, 0x7010_0000, 4).unwrap();
+    assert_eq!(frames.len(), 4);
+    assert_eq!(h.core.create_shared_buffer(4, 0x7020_0000, 4), Err(Errno::Exist));
+    h.write(4, 0x7010_0000 + 4096, b"bulk").unwrap();
+    let mut got = [0u8; 4];
+    let paddr = h.core.query(4, 0x7010_0000 + 4096).unwrap().paddr;
+    h.core.kernel().phys_read(paddr, &mut got);
+    assert_eq!(&got, b"bulk", "the server's frames are the client's pages");
+    // The client unmaps its buffer: the frames stay with the server.
+    let before = h.frames_in_use();
+    h.core.munmap(4, 0x7010_0000, 4 * 4096).unwrap();
+    assert_eq!(h.frames_in_use(), before, "server references keep the frames");
+    h.check();
+    h.core.release_shared_buffer(4).unwrap();
+    assert_eq!(h.frames_in_use(), before - 4);
+    // ExportFrame: admin only, present pages only.
+    h.core.region(4, 0x7000_0000, 4096, Prot::RW, &[0]).unwrap();
+    let mut buf = [0u8; 16];
+    let req = Request::ExportFrame { target: Target::Client(4), addr: 0x7000_0000 };
+    assert_eq!(h.core.dispatch(ADMIN, &req, &mut buf), Reply::Ok(Value::Unit));
+    assert_eq!(h.core.dispatch(4, &req, &mut buf), Reply::Err(Errno::Perm));
+    let lazy = Request::ExportFrame { target: Target::Client(4), addr: 0x7000_0000 + 8192 };
+    assert_eq!(h.core.dispatch(ADMIN, &lazy, &mut buf), Reply::Err(Errno::Fault));
+    assert_eq!(h.core.frame_of(4, 0x7000_0000).unwrap(), h.core.mappings(4)[0].frame);
+    h.check();
+    h.core.destroy_space(4).unwrap();
+    h.core.destroy_space(ADMIN).unwrap();
+    assert_eq!(h.frames_in_use(), 0);
+}

@@ -163,6 +163,7 @@ pub fn requests() -> Vec<Request> {
             buf: BufRef::new(16, 4096),
         },
         Request::BackendDestroy { id: 0 },
+        Request::ExportFrame { target: Target::Client(3), addr: 0x7000_0000 },
     ]);
     v.extend(extreme_requests());
     v
@@ -270,6 +271,7 @@ pub fn extreme_requests() -> Vec<Request> {
         },
         Request::BackendDestroy { id: m },
         Request::Stats { target: t },
+        Request::ExportFrame { target: t, addr: a },
     ]
 }
 

@@ -1,0 +1,141 @@
+//! The seL4 system contract: how the root task, the memory server and the clients are
+//! wired together. Every number both sides must agree on lives here, so the three
+//! components (`root-task/`, `mem-server/sel4/`, `clients/`) cannot drift apart.
+//!
+//! IPC: a request is a `Call` on the server endpoint with label [`REQUEST_LABEL`] and the
+//! request in message registers ([`crate::encode_request_words`]); the reply comes back the
+//! same way. VM faults arrive on the same endpoint with the kernel's fault label and the
+//! faulting client's badge. The root task's endpoint cap carries [`ADMIN_BADGE`]; clients
+//! get badges from [`FIRST_CLIENT_BADGE`] up. Bulk data travels through a shared page set
+//! per client ([`SharedLayout`]): descriptor rings of `sel4-shared-ring-buffer` plus a data
+//! area that [`crate::BufRef`]s point into.
+//!
+//! The server learns its resources from a [`ServerBoot`] record that the root task writes
+//! (postcard) at [`SERVER_BOOT_VADDR`] in the server's address space; a client learns its
+//! parameters from a [`ClientBoot`] record at [`CLIENT_BOOT_VADDR`] in its own.
+
+use heapless::Vec;
+use postcard::experimental::max_size::MaxSize;
+use serde::{Deserialize, Serialize};
+
+/// Message label of a protocol request (the kernel's fault labels are small numbers).
+pub const REQUEST_LABEL: u64 = 0x4d53;
+/// Message label of a client's final report to the root task.
+pub const REPORT_LABEL: u64 = 0x5250;
+/// Message label of the server's note to the root task about an unresolved fault.
+pub const UNRESOLVED_LABEL: u64 = 0x5546;
+
+/// Badge of the root task's (administrator's) endpoint cap to the server.
+pub const ADMIN_BADGE: u32 = 1;
+/// First badge (client id) the root task gives a client.
+pub const FIRST_CLIENT_BADGE: u32 = 2;
+/// Badge of the server's cap to the root task's report endpoint.
+pub const SERVER_REPORT_BADGE: u64 = 1 << 20;
+
+/// log2 of the number of slots in the server's CNode (a guard makes a CPtr = slot).
+pub const SERVER_CNODE_BITS: u8 = 18;
+
+/// Fixed slots in the server's CNode (the rest is described by [`ServerBoot`]).
+pub mod server_slot {
+    /// The server's own CNode.
+    pub const CNODE: u64 = 1;
+    /// The server's own VSpace (it maps client buffers and a frame window into it).
+    pub const VSPACE: u64 = 2;
+    /// The server's TCB.
+    pub const TCB: u64 = 3;
+    /// The endpoint the server receives on (requests and client faults).
+    pub const ENDPOINT: u64 = 4;
+    /// An ASID pool for client VSpaces.
+    pub const ASID_POOL: u64 = 5;
+    /// Badged endpoint to the root task's report endpoint (unresolved faults).
+    pub const REPORT: u64 = 6;
+    /// Where a cap sent along with a request lands.
+    pub const RECV: u64 = 7;
+    /// Scratch slot for a cap handed out with a reply.
+    pub const EXPORT: u64 = 8;
+    /// Frames of the administrator's shared buffer, [`super::SharedLayout::PAGES`] of them.
+    pub const ADMIN_BUFFER: u64 = 16;
+}
+
+/// Fixed slots in a client's CNode.
+pub mod client_slot {
+    /// Badged endpoint to the server: requests, and the TCB's fault endpoint.
+    pub const SERVER: u64 = 1;
+    /// Badged endpoint to the root task's report endpoint.
+    pub const REPORT: u64 = 2;
+}
+/// log2 of the number of slots in a client's CNode.
+pub const CLIENT_CNODE_BITS: u8 = 4;
+
+/// Where the root task writes the [`ServerBoot`] record (one page) in the server.
+pub const SERVER_BOOT_VADDR: u64 = 0x8000_0000;
+/// Two 4 KiB window pages (one 2 MiB leaf table pre-mapped by the root task) through which
+/// the server zeroes, copies, reads and writes frames.
+pub const SERVER_WINDOW_VADDR: u64 = 0x8020_0000;
+/// Two 2 MiB window slots for large frames (no leaf table under them).
+pub const SERVER_LARGE_WINDOW_VADDR: u64 = 0x8040_0000;
+/// Client buffers in the server: badge `b`'s at `SERVER_BUFFERS_VADDR + b * BUFFER_STRIDE`;
+/// the root task pre-maps the leaf tables of this whole region.
+pub const SERVER_BUFFERS_VADDR: u64 = 0x9000_0000;
+/// Distance between two clients' buffers in the server (one 2 MiB leaf table each).
+pub const BUFFER_STRIDE: u64 = 0x20_0000;
+/// Clients whose buffers fit the server's buffer region (badges below this).
+pub const MAX_BADGES: u32 = 128;
+
+/// A client's IPC buffer.
+pub const CLIENT_IPC_BUFFER_VADDR: u64 = 0x7000_0000;
+/// The client's shared buffer.
+pub const CLIENT_BUFFER_VADDR: u64 = 0x7010_0000;
+/// The [`ClientBoot`] record (one page, read-only).
+pub const CLIENT_BOOT_VADDR: u64 = 0x7020_0000;
+
+/// The pages shared between a client and the server: two descriptor rings, then data.
+pub struct SharedLayout;
+
+impl SharedLayout {
+    /// Pages in the whole buffer.
+    pub const PAGES: u64 = 24;
+    /// Byte offset of the ring the client fills (requests' bulk data going to the server).
+    pub const TO_SERVER_RING: u64 = 0;
+    /// Byte offset of the ring the server fills (descriptors handed back).
+    pub const FROM_SERVER_RING: u64 = 4 * 4096;
+    /// Byte offset and length of the data area that `BufRef`s index.
+    pub const DATA: u64 = 8 * 4096;
+    pub const DATA_LEN: u64 = (Self::PAGES - 8) * 4096;
+}
+
+/// An untyped capability handed to the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
+pub struct UntypedInfo {
+    pub slot: u32,
+    pub paddr: u64,
+    pub size_bits: u8,
+    pub device: bool,
+}
+
+/// Most untypeds the server can be given.
+pub const MAX_UNTYPEDS: usize = 128;
+
+/// What the server needs to know at start.
+/// Encoded with postcard into the boot page (4 KiB is plenty: at most ~20 bytes each).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerBoot {
+    pub untypeds: Vec<UntypedInfo, MAX_UNTYPEDS>,
+    /// First free slot of the server's CNode (everything above is the server's).
+    pub first_free_slot: u32,
+    /// Highest user address + 1 for client VSpaces (seL4_UserTop).
+    pub user_top: u64,
+    /// Frame budget (pages) of each client the root task creates, unless it says otherwise.
+    pub default_quota: u64,
+}
+
+/// What a client needs to know at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
+pub struct ClientBoot {
+    /// This client's badge (its id at the server).
+    pub badge: u32,
+    /// Which scenario program to run, and an argument (role, peer, key…).
+    pub scenario: u32,
+    pub arg: u64,
+    pub peer: u32,
+}
