@@ -10,6 +10,12 @@
 //! per client ([`SharedLayout`]): descriptor rings of `sel4-shared-ring-buffer` plus a data
 //! area that [`crate::BufRef`]s point into.
 //!
+//! Cap lifetimes (what makes reclaim exact): the server replies to `CreateSpace` and
+//! `Clone` with a copy of the new VSpace cap, and to `ExportFrame` with a copy of a frame
+//! cap (the IPC buffer, made private first). The root task must delete the client's TCB
+//! and those copies before `DestroySpace`; when no client space is left the server trims
+//! its pools, so every untyped it was given is back to its initial state.
+//!
 //! The server learns its resources from a [`ServerBoot`] record that the root task writes
 //! (postcard) at [`SERVER_BOOT_VADDR`] in the server's address space; a client learns its
 //! parameters from a [`ClientBoot`] record at [`CLIENT_BOOT_VADDR`] in its own.
@@ -69,6 +75,8 @@ pub const CLIENT_CNODE_BITS: u8 = 4;
 
 /// Where the root task writes the [`ServerBoot`] record (one page) in the server.
 pub const SERVER_BOOT_VADDR: u64 = 0x8000_0000;
+/// The server's IPC buffer (same leaf table as the boot page).
+pub const SERVER_IPC_BUFFER_VADDR: u64 = 0x8000_1000;
 /// Two 4 KiB window pages (one 2 MiB leaf table pre-mapped by the root task) through which
 /// the server zeroes, copies, reads and writes frames.
 pub const SERVER_WINDOW_VADDR: u64 = 0x8020_0000;
@@ -139,3 +147,18 @@ pub struct ClientBoot {
     pub arg: u64,
     pub peer: u32,
 }
+
+/// A client's report to the root task: `Call` on [`client_slot::REPORT`] with label
+/// [`REPORT_LABEL`], MR0 = one of these codes, MR1 = a step or detail number, MR2.. = values.
+/// The root task answers a [`REPORT_STEP`] when the client may go on; it never answers a
+/// final [`REPORT_PASS`] / [`REPORT_FAIL`] (the client stays blocked until it is destroyed).
+pub const REPORT_PASS: u64 = 0;
+pub const REPORT_FAIL: u64 = 1;
+pub const REPORT_STEP: u64 = 2;
+
+/// Unresolved-fault note from the server: label [`UNRESOLVED_LABEL`], MR0 = client badge,
+/// MR1 = fault address, MR2 = reason (`UNRESOLVED_*`). Sent without blocking.
+pub const UNRESOLVED_NO_AREA: u64 = 1;
+pub const UNRESOLVED_DENIED: u64 = 2;
+pub const UNRESOLVED_NO_MEMORY: u64 = 3;
+pub const UNRESOLVED_OTHER: u64 = 4;
