@@ -1,7 +1,10 @@
 # Build and test entry points. See README.md.
 #
 #   make test      host test suite + bare-metal cross-build of the no_std crates
-#   make simulate  the seL4 system on QEMU (not built yet: issue 3)
+#   make simulate  the seL4 system (kernel, root task, memory server, scenario clients) on
+#                  QEMU riscv64 and aarch64 (ARCH=riscv64|aarch64 for one): PASS/FAIL table
+#   make docker-simulate
+#                  `make simulate` inside a Debian bookworm container (docker/Dockerfile)
 #   make bench     host benchmarks (crate mem-bench)
 #   make fuzz      cargo fuzz on protocol/fuzz (needs cargo-fuzz and a nightly toolchain)
 #   make clean     remove build outputs (target/, build/)
@@ -12,6 +15,8 @@
 #   make boot ARCH=riscv64|aarch64
 #                  build kernel, loader and the hello root task; boot it on QEMU
 #   make boot-all  `make boot` for every arch in SEL4_ARCHES
+#   make simulate [ARCH=...]
+#                  deps (if missing), build and boot every arch, PASS/FAIL table per arch
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -98,11 +103,6 @@ cross: setup-cross
 	  -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem \
 	  --target-dir $(CROSS_DIR)
 	@echo "==> cross-build OK: $(CROSS_CRATES) for $(CROSS_TARGETS)"
-
-simulate:
-	@echo "make simulate: the seL4 system (kernel, root task, memory server and clients on" >&2
-	@echo "QEMU riscv64 and aarch64) is not built yet; it arrives with issue 3." >&2
-	@exit 2
 
 bench:
 	@if [ ! -f mem-server/bench/Cargo.toml ]; then \
@@ -204,8 +204,8 @@ BUILD_STD := -Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compi
 # rustc 1.96 accepts custom target JSON (our specs) only with -Zunstable-options.
 SEL4_RUSTFLAGS := --config 'build.rustflags=["-Zunstable-options"]'
 
-.PHONY: deps check-deps setup-sel4 check-arch target-specs kernel loader-src loader add-payload root-task image \
-	boot boot-all clean-sel4
+.PHONY: deps check-deps setup-sel4 check-arch target-specs kernel loader-src loader add-payload components \
+	root-task image boot boot-all simulate simulate-arch docker-simulate clean-sel4
 
 check-arch:
 	@case "$(ARCH)" in riscv64|aarch64) ;; \
@@ -315,13 +315,26 @@ kernel: check-arch check-deps setup-sel4
 target-specs: setup-cross
 	@python3 scripts/gen-target-specs.py --rustc $(DEB_RUSTC) --out-dir $(SPECS_DIR) $(SEL4_ARCHES)
 
-# --- Root task (workspace root-task/, outside the host workspace) -----------------------
+# --- Server, clients, root task (workspace root-task/, outside the host workspace) ------
+# Build order: the memory server (package mem-server-sel4, binary mem-server) and the
+# scenario client (binary scenario-client) for the plain <arch>-sel4 target, then the root
+# task for <arch>-sel4-roottask, which embeds both ELFs (include_bytes! of the paths in
+# MEM_SERVER_ELF and SCENARIO_CLIENT_ELF).
 SEL4_CARGO_FLAGS := $(BUILD_STD) -Zunstable-options $(SEL4_RUSTFLAGS) --profile $(SEL4_PROFILE) $(LOCKED)
 ROOT_TASK_ELF    := $(CARGO_SEL4_DIR)/$(ROOTTASK_TARGET)/$(SEL4_PROFILE_DIR)/root-task.elf
+SERVER_ELF       := $(CARGO_SEL4_DIR)/$(SEL4_TARGET)/$(SEL4_PROFILE_DIR)/mem-server.elf
+CLIENT_ELF       := $(CARGO_SEL4_DIR)/$(SEL4_TARGET)/$(SEL4_PROFILE_DIR)/scenario-client.elf
 
-root-task: check-arch check-deps setup-sel4 target-specs kernel
-	@echo "==> root task for $(ARCH) ($(ROOTTASK_TARGET), $(SEL4_PROFILE))"
+components: check-arch check-deps setup-sel4 target-specs kernel
+	@echo "==> memory server and scenario client for $(ARCH) ($(SEL4_TARGET), $(SEL4_PROFILE))"
 	$(SEL4_ENV) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
+	  --manifest-path root-task/Cargo.toml -p mem-server-sel4 -p scenario-client \
+	  --target $(SEL4_TARGET) --target-dir $(CARGO_SEL4_DIR)
+	@test -f $(SERVER_ELF) && test -f $(CLIENT_ELF)
+
+root-task: check-arch check-deps setup-sel4 target-specs kernel components
+	@echo "==> root task for $(ARCH) ($(ROOTTASK_TARGET), $(SEL4_PROFILE))"
+	$(SEL4_ENV) MEM_SERVER_ELF=$(SERVER_ELF) SCENARIO_CLIENT_ELF=$(CLIENT_ELF) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
 	  --manifest-path root-task/Cargo.toml -p root-task \
 	  --target $(ROOTTASK_TARGET) --target-dir $(CARGO_SEL4_DIR)
 	@test -f $(ROOT_TASK_ELF)
@@ -392,6 +405,55 @@ boot: image
 
 boot-all:
 	@for a in $(SEL4_ARCHES); do $(MAKE) --no-print-directory boot ARCH=$$a || exit 1; done
+
+# --- Simulation -------------------------------------------------------------------------
+# `make simulate` builds and boots every arch of SIM_ARCHES (all of SEL4_ARCHES, or the one
+# given with ARCH=... on the command line), prints each arch's PASS/FAIL table and a
+# summary, and succeeds only if every scenario passed on every arch. A hang is a failure:
+# QEMU is stopped after SIMULATE_TIMEOUT seconds. Sources come first (`make deps`: clones
+# what is missing or not at the pinned commit, from SEL4_GIT / RUST_SEL4_GIT, by default
+# GitHub; a no-op otherwise); missing packages are installed by setup-sel4. Serial output:
+# build/<arch>/simulate.log.
+SIMULATE_TIMEOUT ?= 120
+SIM_ARCHES ?= $(if $(filter command line environment,$(origin ARCH)),$(ARCH),$(SEL4_ARCHES))
+
+simulate:
+	@$(MAKE) --no-print-directory deps
+	@status=0; \
+	for a in $(SIM_ARCHES); do \
+	  $(MAKE) --no-print-directory simulate-arch ARCH=$$a || status=1; \
+	done; \
+	echo; echo "==> make simulate: summary"; \
+	for a in $(SIM_ARCHES); do \
+	  printf '  %-8s %s\n' "$$a" "$$(cat $(BUILD_DIR)/$$a/simulate.result 2>/dev/null || echo 'no result')"; \
+	done; \
+	if [ $$status -eq 0 ]; then echo "==> make simulate: every scenario passed on: $(SIM_ARCHES)"; \
+	else echo "==> make simulate: FAILED" >&2; fi; \
+	exit $$status
+
+# One arch: build (timed), boot (timed), table. Writes build/<arch>/simulate.result.
+simulate-arch: check-arch
+	@rm -f $(ARCH_DIR)/simulate.result $(ARCH_DIR)/simulate.log; mkdir -p $(ARCH_DIR)
+	@t0=$$(date +%s); \
+	if ! $(MAKE) --no-print-directory image ARCH=$(ARCH); then \
+	  echo "build-failed" > $(ARCH_DIR)/simulate.result; \
+	  echo "==> simulate $(ARCH): BUILD FAILED" >&2; exit 1; fi; \
+	t1=$$(date +%s); \
+	smp=$$(sed -n 's/^ *"MAX_NUM_NODES": "\([0-9]*\)".*/\1/p' $(SEL4_PREFIX)/libsel4/include/kernel/gen_config.json); \
+	mem=$$(sed -n 's/^QEMU_MEMORY:[A-Z]*=\([0-9]*\)$$/\1/p' $(KERNEL_BUILD)/CMakeCache.txt); \
+	run=0; scripts/qemu-run.sh --arch $(ARCH) --image $(IMAGE) --marker '$(BOOT_MARKER)' \
+	  --timeout $(SIMULATE_TIMEOUT) --smp "$$smp" --mem "$$mem" --log $(ARCH_DIR)/simulate.log || run=$$?; \
+	t2=$$(date +%s); \
+	scripts/sim-report.sh --arch $(ARCH) --log $(ARCH_DIR)/simulate.log --qemu-status $$run \
+	  --build-seconds $$((t1 - t0)) --run-seconds $$((t2 - t1)) --result $(ARCH_DIR)/simulate.result
+
+# `make simulate` in a Debian bookworm container (docker/Dockerfile), with deps/ cloned
+# from GitHub inside it (the checkout is copied in without deps/, build/, target/).
+DOCKER       ?= docker
+DOCKER_IMAGE ?= sel4-mem-server-sim
+docker-simulate:
+	$(DOCKER) build -t $(DOCKER_IMAGE) -f docker/Dockerfile .
+	$(DOCKER) run --rm $(DOCKER_IMAGE) make simulate SEL4_GIT=$(SEL4_GIT) RUST_SEL4_GIT=$(RUST_SEL4_GIT)
 
 # Only the seL4 builds (build/), not the host's target/.
 clean-sel4:

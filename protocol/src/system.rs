@@ -57,7 +57,7 @@ pub mod server_slot {
     pub const REPORT: u64 = 6;
     /// Where a cap sent along with a request lands.
     pub const RECV: u64 = 7;
-    /// Scratch slot for a cap handed out with a reply.
+    /// Scratch slot for a cap handed out with a reply (deleted when the next request comes).
     pub const EXPORT: u64 = 8;
     /// Frames of the administrator's shared buffer, [`super::SharedLayout::PAGES`] of them.
     pub const ADMIN_BUFFER: u64 = 16;
@@ -107,7 +107,8 @@ impl SharedLayout {
     pub const TO_SERVER_RING: u64 = 0;
     /// Byte offset of the ring the server fills (descriptors handed back).
     pub const FROM_SERVER_RING: u64 = 4 * 4096;
-    /// Byte offset and length of the data area that `BufRef`s index.
+    /// Byte offset and length of the data area. `BufRef` offsets count from the start of
+    /// the whole buffer and must lie inside `DATA .. DATA + DATA_LEN` (else EFAULT).
     pub const DATA: u64 = 8 * 4096;
     pub const DATA_LEN: u64 = (Self::PAGES - 8) * 4096;
 }

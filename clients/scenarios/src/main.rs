@@ -1,0 +1,115 @@
+//! `scenario-client`: the one client program of `make simulate` (clients/SCENARIOS.md).
+//!
+//! The root task creates the process through the memory server, writes a [`ClientBoot`]
+//! record (postcard) at [`CLIENT_BOOT_VADDR`] and starts it at the ELF entry. This program
+//! sets up its runtime (a 64 KiB static stack, TLS, the IPC buffer at
+//! [`CLIENT_IPC_BUFFER_VADDR`]; no heap), builds a [`Client`] over [`client_slot::SERVER`]
+//! and the shared buffer at [`CLIENT_BUFFER_VADDR`], runs scenario `boot.scenario` with
+//! `boot.arg` / `boot.peer`, and reports to the root task ([`report`]): `PASS`, or `FAIL`
+//! with a code that names the failed check (`scenario * 100 + check`, see each scenario's
+//! module), and `STEP`s where the choreography needs the root task.
+//!
+//! A clone child starts at the entry point again over a copy of its parent's memory, so
+//! nothing here relies on statics surviving: all state is on the stack of this run.
+
+#![no_std]
+#![no_main]
+
+mod mem;
+mod report;
+mod s10_hostile;
+mod s1_lazy_mmap;
+mod s2_munmap_hole;
+mod s3_mprotect;
+mod s4_fixed_mmap;
+mod s5_shm;
+mod s6_clone;
+mod s7_msync;
+mod s8_query;
+mod s9_quota;
+
+use mem_client::Client;
+use mem_protocol::system::{
+    client_slot, ClientBoot, SharedLayout, CLIENT_BOOT_VADDR, CLIENT_BUFFER_VADDR,
+    CLIENT_IPC_BUFFER_VADDR,
+};
+use mem_protocol::PAGE_SIZE;
+
+use report::{Fail, Outcome};
+
+const STACK_SIZE: usize = 64 * 1024;
+
+sel4_runtime_common::declare_stack!(STACK_SIZE);
+sel4_runtime_common::declare_entrypoint_with_stack_init!();
+sel4_runtime_common::declare_rust_entrypoint! {
+    entrypoint()
+}
+sel4_panicking_env::register_debug_put_char!(sel4::debug_put_char);
+
+/// Failure codes outside the scenarios.
+pub mod code {
+    /// `boot.scenario` names no scenario (detail: the number).
+    pub const UNKNOWN_SCENARIO: u64 = 9001;
+    /// The ClientBoot record did not decode.
+    pub const BAD_BOOT_RECORD: u64 = 9002;
+    /// A panic (detail: source line, addr: 0).
+    pub const PANIC: u64 = 9999;
+}
+
+fn entrypoint() -> ! {
+    // SAFETY: the root task maps this client's IPC buffer frame at CLIENT_IPC_BUFFER_VADDR
+    // (page aligned, one page, writable) and sets it as the TCB's IPC buffer before the
+    // thread starts; nothing else in this process refers to it.
+    unsafe {
+        sel4::set_ipc_buffer(&mut *(CLIENT_IPC_BUFFER_VADDR as *mut sel4::IpcBuffer));
+    }
+    let outcome = run();
+    match outcome {
+        Ok(()) => report::pass(),
+        Err(f) => report::fail(f),
+    }
+}
+
+fn run() -> Outcome {
+    let boot = read_boot()?;
+    // SAFETY: the server maps this client's shared buffer (SharedLayout::PAGES pages,
+    // writable) at CLIENT_BUFFER_VADDR before the thread starts; this is the only reference
+    // to it in the process and it lives as long as the process.
+    let buffer: &'static mut [u8] = unsafe {
+        core::slice::from_raw_parts_mut(
+            CLIENT_BUFFER_VADDR as *mut u8,
+            (SharedLayout::PAGES * PAGE_SIZE) as usize,
+        )
+    };
+    let mut c = Client::new(sel4::cap::Endpoint::from_bits(client_slot::SERVER), buffer);
+    match boot.scenario {
+        1 => s1_lazy_mmap::run(&mut c),
+        2 => s2_munmap_hole::run(&mut c),
+        3 => s3_mprotect::run(&mut c, boot.arg),
+        4 => s4_fixed_mmap::run(&mut c),
+        5 => s5_shm::run(&mut c, boot.arg),
+        6 => s6_clone::run(&mut c, boot.arg, boot.peer),
+        7 => s7_msync::run(&mut c),
+        8 => s8_query::run(&mut c),
+        9 => s9_quota::run(&mut c),
+        10 => s10_hostile::run(&mut c),
+        n => Err(Fail::new(code::UNKNOWN_SCENARIO).detail(u64::from(n))),
+    }
+}
+
+/// The ClientBoot record the root task wrote at CLIENT_BOOT_VADDR.
+fn read_boot() -> Result<ClientBoot, Fail> {
+    // SAFETY: the root task maps the boot page (one readable page) at CLIENT_BOOT_VADDR
+    // before the thread starts and never changes it while the thread runs.
+    let page: &[u8] = unsafe {
+        core::slice::from_raw_parts(CLIENT_BOOT_VADDR as *const u8, PAGE_SIZE as usize)
+    };
+    postcard::from_bytes::<ClientBoot>(page).map_err(|_| Fail::new(code::BAD_BOOT_RECORD))
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let line = info.location().map_or(0, |l| u64::from(l.line()));
+    sel4::debug_println!("scenario-client: {}", info);
+    report::fail(Fail::new(code::PANIC).detail(line))
+}

@@ -1,0 +1,269 @@
+//! [`mem_core::Kernel`] on real seL4: every trait method is the matching seL4 invocation on
+//! a slot of the server's own CNode.
+//!
+//! CSpace: the root task gives the server a CNode of 2^[`SERVER_CNODE_BITS`] slots whose
+//! guard covers the remaining `64 - SERVER_CNODE_BITS` bits with value 0, so a CPtr equal to
+//! a slot number, looked up at full word depth, names that slot. Caps are invoked by that
+//! CPtr; CNode operations (copy, delete) take an [`sel4::AbsoluteCPtr`] relative to
+//! [`server_slot::CNODE`] with depth 64 (the word size); retype puts its objects straight
+//! into that CNode (destination node = the root itself, depth 0, offset = slot).
+//!
+//! Object types: `SmallPage` is the 4 KiB granule frame, `LargePage` the 2 MiB frame,
+//! `PageTable` the intermediate translation table (riscv `PageTable`, aarch64 `PT`),
+//! `VSpace` the VSpace root (riscv: a `PageTable`, aarch64: `VSpace`). Client VSpaces get
+//! their ASID from [`server_slot::ASID_POOL`].
+//!
+//! `page_map` turns a [`Prot`] into seL4 rights and attributes: write gives read-write,
+//! read or execute alone gives read-only (seL4 has no user execute-only mapping on
+//! aarch64), and without execute the mapping gets `ExecuteNever`. An empty `Prot` is
+//! `InvalidArgument` without a system call. `sel4::Error` maps 1:1 onto [`KernelError`].
+//!
+//! The frame contents operations (zero, copy, read, write) go through the frame window of
+//! `window.rs`. Neighbours: `window.rs`, `server.rs` (the only user), `mem-core`'s
+//! `kernel.rs` (the exact semantics every method must have).
+
+use alloc::collections::BTreeSet;
+
+use mem_core::{KResult, Kernel, KernelError, ObjectType, Slot};
+use mem_protocol::system::{server_slot, SERVER_CNODE_BITS};
+use mem_protocol::{Prot, LARGE_PAGE_SIZE, PAGE_SIZE};
+use sel4::{cap, CapRights, VmAttributes};
+
+/// seL4 invocations for `mem-core`, plus the state the frame window needs.
+pub struct Sel4Kernel {
+    /// Empty slots for the window's temporary frame cap copies (one per window slot).
+    pub(crate) scratch: [Slot; crate::window::WINDOW_SLOTS],
+    /// Slots holding 2 MiB frame caps (retyped as `LargePage`, or copies of those): seL4 has
+    /// no call that tells a frame's size, and the window must map each frame at the right
+    /// level.
+    large: BTreeSet<Slot>,
+}
+
+impl Sel4Kernel {
+    /// A kernel whose window uses the empty slots `scratch` (never handed to `mem-core`).
+    pub fn new(scratch: [Slot; crate::window::WINDOW_SLOTS]) -> Self {
+        Sel4Kernel {
+            scratch,
+            large: BTreeSet::new(),
+        }
+    }
+
+    /// Size in bytes of the frame whose cap is in `slot` (as far as this kernel has seen
+    /// it being created or copied).
+    pub(crate) fn frame_bytes(&self, slot: Slot) -> u64 {
+        if !self.large.is_empty() && self.large.contains(&slot) {
+            LARGE_PAGE_SIZE
+        } else {
+            PAGE_SIZE
+        }
+    }
+
+    /// Map the frame in `slot` read-write, never executable, at `vaddr` of the server's own
+    /// VSpace (shared-buffer views and the frame window; the tables are the root task's).
+    pub fn map_in_server(&mut self, slot: Slot, vaddr: u64) -> KResult {
+        let attrs = VmAttributes::DEFAULT | VmAttributes::EXECUTE_NEVER;
+        let vspace = cap::VSpace::from_bits(server_slot::VSPACE);
+        let frame = cap::UnspecifiedPage::from_bits(slot.into());
+        frame
+            .frame_map(vspace, vaddr as usize, CapRights::read_write(), attrs)
+            .map_err(kerr)
+    }
+}
+
+/// `sel4::Error` as `mem-core`'s [`KernelError`] (the same ten seL4 error codes).
+pub fn kerr(e: sel4::Error) -> KernelError {
+    match e {
+        sel4::Error::InvalidArgument => KernelError::InvalidArgument,
+        sel4::Error::InvalidCapability => KernelError::InvalidCapability,
+        sel4::Error::IllegalOperation => KernelError::IllegalOperation,
+        sel4::Error::RangeError => KernelError::RangeError,
+        sel4::Error::AlignmentError => KernelError::AlignmentError,
+        sel4::Error::FailedLookup => KernelError::FailedLookup,
+        sel4::Error::TruncatedMessage => KernelError::TruncatedMessage,
+        sel4::Error::DeleteFirst => KernelError::DeleteFirst,
+        sel4::Error::RevokeFirst => KernelError::RevokeFirst,
+        sel4::Error::NotEnoughMemory => KernelError::NotEnoughMemory,
+    }
+}
+
+/// The raw result of a `sel4-sys` invocation as a [`KResult`].
+fn sys_result(err: sel4::sys::seL4_Error::Type) -> KResult {
+    match sel4::Error::from_sys(err) {
+        None => Ok(()),
+        Some(e) => Err(kerr(e)),
+    }
+}
+
+/// The server's CNode.
+fn cnode() -> cap::CNode {
+    cap::CNode::from_bits(server_slot::CNODE)
+}
+
+/// `slot` of the server's CNode as a CNode-operation operand (depth = word size).
+pub(crate) fn abs(slot: Slot) -> sel4::AbsoluteCPtr {
+    cnode().absolute_cptr(sel4::CPtr::from_bits(slot.into()))
+}
+
+const _: () = assert!(SERVER_CNODE_BITS as usize <= 32, "slots are u32");
+
+#[cfg(target_arch = "riscv64")]
+mod arch {
+    //! riscv64: one page-table object type for every level, the root included.
+    use mem_core::{KResult, ObjectType, Slot};
+    use sel4::{cap, ObjectBlueprint, ObjectBlueprintRiscV, VmAttributes};
+
+    pub fn blueprint(ty: ObjectType) -> ObjectBlueprint {
+        ObjectBlueprint::Arch(match ty {
+            ObjectType::SmallPage => ObjectBlueprintRiscV::_4kPage,
+            ObjectType::LargePage => ObjectBlueprintRiscV::MegaPage,
+            ObjectType::PageTable | ObjectType::VSpace => ObjectBlueprintRiscV::PageTable,
+        })
+    }
+
+    pub fn page_table_map(table: Slot, vspace: Slot, vaddr: u64) -> KResult {
+        let vspace = cap::VSpace::from_bits(vspace.into());
+        cap::PageTable::from_bits(table.into())
+            .page_table_map(vspace, vaddr as usize, VmAttributes::DEFAULT)
+            .map_err(super::kerr)
+    }
+
+    pub fn page_table_unmap(table: Slot) -> KResult {
+        let err = sel4::with_ipc_buffer_mut(|ipc| {
+            ipc.inner_mut().seL4_RISCV_PageTable_Unmap(table.into())
+        });
+        super::sys_result(err)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arch {
+    //! aarch64: `PT` for every intermediate level, a distinct `VSpace` root object.
+    use mem_core::{KResult, ObjectType, Slot};
+    use sel4::{cap, ObjectBlueprint, ObjectBlueprintAArch64, ObjectBlueprintArm, VmAttributes};
+
+    pub fn blueprint(ty: ObjectType) -> ObjectBlueprint {
+        ObjectBlueprint::Arch(match ty {
+            ObjectType::SmallPage => ObjectBlueprintArm::SmallPage,
+            ObjectType::LargePage => ObjectBlueprintArm::LargePage,
+            ObjectType::PageTable => ObjectBlueprintArm::PT,
+            ObjectType::VSpace => ObjectBlueprintArm::SeL4Arch(ObjectBlueprintAArch64::VSpace),
+        })
+    }
+
+    pub fn page_table_map(table: Slot, vspace: Slot, vaddr: u64) -> KResult {
+        let vspace = cap::VSpace::from_bits(vspace.into());
+        cap::PT::from_bits(table.into())
+            .pt_map(vspace, vaddr as usize, VmAttributes::DEFAULT)
+            .map_err(super::kerr)
+    }
+
+    pub fn page_table_unmap(table: Slot) -> KResult {
+        let err =
+            sel4::with_ipc_buffer_mut(|ipc| ipc.inner_mut().seL4_ARM_PageTable_Unmap(table.into()));
+        super::sys_result(err)
+    }
+}
+
+#[cfg(not(any(target_arch = "riscv64", target_arch = "aarch64")))]
+compile_error!("mem-server-sel4 supports riscv64 and aarch64");
+
+impl Kernel for Sel4Kernel {
+    fn untyped_retype(&mut self, untyped: Slot, ty: ObjectType, dest: Slot, count: u32) -> KResult {
+        let ut = cap::Untyped::from_bits(untyped.into());
+        // Destination node: the server's CNode itself (depth 0 from the root), `dest` the
+        // offset inside it.
+        let node = cnode().absolute_cptr_for_self();
+        ut.untyped_retype(&arch::blueprint(ty), &node, dest as usize, count as usize)
+            .map_err(kerr)?;
+        if ty == ObjectType::LargePage {
+            self.large.extend(dest..dest.saturating_add(count));
+        }
+        Ok(())
+    }
+
+    fn asid_assign(&mut self, vspace: Slot) -> KResult {
+        let pool = cap::AsidPool::from_bits(server_slot::ASID_POOL);
+        pool.asid_pool_assign(cap::VSpace::from_bits(vspace.into()))
+            .map_err(kerr)
+    }
+
+    fn page_table_map(&mut self, table: Slot, vspace: Slot, vaddr: u64) -> KResult {
+        arch::page_table_map(table, vspace, vaddr)
+    }
+
+    fn page_table_unmap(&mut self, table: Slot) -> KResult {
+        arch::page_table_unmap(table)
+    }
+
+    fn page_map(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot) -> KResult {
+        if prot.is_empty() {
+            return Err(KernelError::InvalidArgument);
+        }
+        let rights = if prot.writable() {
+            CapRights::read_write()
+        } else {
+            CapRights::read_only()
+        };
+        let attrs = if prot.executable() {
+            VmAttributes::DEFAULT
+        } else {
+            VmAttributes::DEFAULT | VmAttributes::EXECUTE_NEVER
+        };
+        let vspace = cap::VSpace::from_bits(vspace.into());
+        cap::UnspecifiedPage::from_bits(frame.into())
+            .frame_map(vspace, vaddr as usize, rights, attrs)
+            .map_err(kerr)
+    }
+
+    fn page_unmap(&mut self, frame: Slot) -> KResult {
+        cap::UnspecifiedPage::from_bits(frame.into())
+            .frame_unmap()
+            .map_err(kerr)
+    }
+
+    fn page_paddr(&mut self, frame: Slot) -> KResult<u64> {
+        let pa = cap::UnspecifiedPage::from_bits(frame.into())
+            .frame_get_address()
+            .map_err(kerr)?;
+        Ok(pa as u64)
+    }
+
+    fn cap_copy(&mut self, src: Slot, dest: Slot) -> KResult {
+        abs(dest).copy(&abs(src), CapRights::all()).map_err(kerr)?;
+        if !self.large.is_empty() && self.large.contains(&src) {
+            self.large.insert(dest);
+        }
+        Ok(())
+    }
+
+    fn cap_delete(&mut self, slot: Slot) -> KResult {
+        abs(slot).delete().map_err(kerr)?;
+        if !self.large.is_empty() {
+            self.large.remove(&slot);
+        }
+        Ok(())
+    }
+
+    fn frame_zero(&mut self, frame: Slot) -> KResult {
+        self.window_zero(frame)
+    }
+
+    fn frame_copy(
+        &mut self,
+        src: Slot,
+        src_offset: u64,
+        dst: Slot,
+        dst_offset: u64,
+        len: u64,
+    ) -> KResult {
+        self.window_copy(src, src_offset, dst, dst_offset, len)
+    }
+
+    fn frame_write(&mut self, frame: Slot, offset: u64, data: &[u8]) -> KResult {
+        self.window_write(frame, offset, data)
+    }
+
+    fn frame_read(&mut self, frame: Slot, offset: u64, buf: &mut [u8]) -> KResult {
+        self.window_read(frame, offset, buf)
+    }
+}

@@ -1,0 +1,238 @@
+//! Client processes: created through the memory server, started and destroyed by the root
+//! task.
+//!
+//! Creation: `CreateSpace` (the reply carries a copy of the new VSpace cap), the client ELF
+//! loaded with `Region` requests (its bytes go through the administrator's shared buffer,
+//! at most one data area per request), the `ClientBoot` page (read-only) and the IPC buffer
+//! page, `ExportFrame` of the IPC buffer (the reply carries its frame cap); then a CNode
+//! (`client_slot::SERVER`, `client_slot::REPORT`: endpoints badged with the client's
+//! badge) and a TCB whose fault endpoint is the server. Destruction follows the cap
+//! lifetime rules of `mem_protocol::system`: suspend, delete the TCB, the CNode and the cap
+//! copies, then `DestroySpace`.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use mem_client::Client;
+use mem_protocol::system::{
+    client_slot, ClientBoot, CLIENT_BOOT_VADDR, CLIENT_CNODE_BITS, CLIENT_IPC_BUFFER_VADDR,
+};
+use mem_protocol::{Prot, Request, Target, Value};
+use object::elf::{PF_R, PF_W, PF_X};
+use object::{Object, ObjectSegment, SegmentFlags};
+
+use crate::ctx::Ctx;
+use crate::objects::root_path;
+use crate::vspace::PAGE;
+
+/// Scheduling priority of clients: below the server.
+pub const CLIENT_PRIORITY: u64 = 253;
+
+/// A running (or finished, still blocked) client.
+pub struct Proc {
+    pub badge: u32,
+    tcb: usize,
+    cnode: usize,
+    vspace: usize,
+    ipc: usize,
+}
+
+/// A page-aligned piece of the client image: `addr..addr+len` with `prot`, and the file
+/// bytes that go at its start (the rest is zero).
+struct Piece {
+    addr: u64,
+    len: u64,
+    prot: Prot,
+    bytes: Vec<(u64, usize, usize)>, // (vaddr, offset in the ELF file, length)
+}
+
+fn prot_of(flags: SegmentFlags) -> Prot {
+    let mut p = Prot::NONE;
+    if let SegmentFlags::Elf { p_flags } = flags {
+        if p_flags & PF_R != 0 {
+            p = p.union(Prot::READ);
+        }
+        if p_flags & PF_W != 0 {
+            p = p.union(Prot::WRITE);
+        }
+        if p_flags & PF_X != 0 {
+            p = p.union(Prot::EXEC);
+        }
+    }
+    p
+}
+
+/// The image as page-aligned spans (segments sharing a page merged, protections joined),
+/// cut into pieces of at most `max` bytes.
+fn pieces(image: &[u8], max: u64) -> Result<(Vec<Piece>, u64), String> {
+    let file = object::File::parse(image).map_err(|e| format!("client ELF: {e}"))?;
+    let mut spans: Vec<Piece> = Vec::new();
+    let mut segs: Vec<_> = file.segments().filter(|s| s.size() > 0).collect();
+    segs.sort_by_key(|s| s.address());
+    for seg in &segs {
+        let start = seg.address() & !(PAGE - 1);
+        let end = (seg.address() + seg.size()).next_multiple_of(PAGE);
+        let (off, filesz) = seg.file_range();
+        let bytes = (seg.address(), off as usize, filesz as usize);
+        match spans.last_mut() {
+            Some(last) if start < last.addr + last.len => {
+                last.len = last.len.max(end - last.addr);
+                last.prot = last.prot.union(prot_of(seg.flags()));
+                last.bytes.push(bytes);
+            }
+            _ => spans.push(Piece { addr: start, len: end - start, prot: prot_of(seg.flags()), bytes: alloc::vec![bytes] }),
+        }
+    }
+    let mut out = Vec::new();
+    for span in spans {
+        let mut at = span.addr;
+        while at < span.addr + span.len {
+            let len = max.min(span.addr + span.len - at);
+            let bytes = span.bytes.iter().filter_map(|&(va, off, n)| {
+                let lo = va.max(at);
+                let hi = (va + n as u64).min(at + len);
+                (lo < hi).then(|| (lo, off + (lo - va) as usize, (hi - lo) as usize))
+            });
+            out.push(Piece { addr: at, len, prot: span.prot, bytes: bytes.collect() });
+            at += len;
+        }
+    }
+    Ok((out, file.entry()))
+}
+
+impl Ctx {
+    /// Create `badge`'s space, load the client image, write its boot record; start it.
+    pub fn create_client(&mut self, badge: u32, uid: u32, gid: u32, quota: u64, boot: ClientBoot) -> Result<Proc, String> {
+        let req = Request::CreateSpace { client: badge, uid, gid, quota_pages: quota };
+        let (_, vspace) = self.admin.request_cap(&mut self.objs, &req)?;
+        let r = self.load_image(badge).and_then(|entry| {
+            self.put_boot(badge, &boot)?;
+            // Eagerly filled (zero), so that the frame exists for ExportFrame.
+            let ipc_data = self.stage(&[0u8; PAGE as usize])?;
+            self.region(badge, CLIENT_IPC_BUFFER_VADDR, PAGE, Prot::RW, Some(ipc_data))?;
+            self.start_client(badge, vspace, entry)
+        });
+        if r.is_err() {
+            self.abandon_space(badge, vspace);
+        }
+        r
+    }
+
+    /// Give up on a space whose thread never started: delete the VSpace cap copy (root
+    /// slot `vspace`) and destroy the space (errors ignored: this is cleanup after one).
+    pub fn abandon_space(&mut self, badge: u32, vspace: usize) {
+        let _ = self.objs.delete(vspace);
+        let _ = self.admin.unit(&Request::DestroySpace { client: badge });
+    }
+
+    /// The entry point of the client ELF.
+    pub fn client_entry(&self) -> Result<u64, String> {
+        object::File::parse(self.client_elf).map(|f| f.entry()).map_err(|e| format!("client ELF: {e}"))
+    }
+
+    /// Start a thread in the existing space `badge` (VSpace cap copy in root slot `vspace`)
+    /// at `entry`: export its IPC buffer, build its CNode and TCB. On failure everything
+    /// made here is deleted again (the VSpace copy and the space are the caller's).
+    pub fn start_client(&mut self, badge: u32, vspace: usize, entry: u64) -> Result<Proc, String> {
+        let req = Request::ExportFrame { target: Target::Client(badge), addr: CLIENT_IPC_BUFFER_VADDR };
+        let (_, ipc) = self.admin.request_cap(&mut self.objs, &req)?;
+        let mut made = alloc::vec![ipc];
+        let r = self.make_thread(badge, vspace, ipc, entry, &mut made);
+        match r {
+            Ok((tcb, cnode)) => Ok(Proc { badge, tcb, cnode, vspace, ipc }),
+            Err(e) => {
+                for slot in made {
+                    let _ = self.objs.delete(slot);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// CNode and TCB of a client thread, started at `entry`; their slots (also pushed on
+    /// `made` as they are created).
+    fn make_thread(&mut self, badge: u32, vspace: usize, ipc: usize, entry: u64, made: &mut Vec<usize>) -> Result<(usize, usize), String> {
+        let e = |what: &str, err: sel4::Error| format!("client {badge}: {what}: {err:?}");
+        let cnode = self.objs.alloc_var::<sel4::cap_type::CNode>(CLIENT_CNODE_BITS as usize).map_err(|x| e("CNode", x))?;
+        made.push(cnode.bits() as usize);
+        let to = |slot: u64| cnode.absolute_cptr_from_bits_with_depth(slot, CLIENT_CNODE_BITS as usize);
+        // Write + grant-reply: enough to Call, and to be a fault endpoint.
+        let rights = sel4::CapRights::new(true, false, false, true);
+        to(client_slot::SERVER).mint(&root_path(self.server_ep), rights.clone(), badge as u64).map_err(|x| e("mint server", x))?;
+        to(client_slot::REPORT).mint(&root_path(self.report_ep), rights, badge as u64).map_err(|x| e("mint report", x))?;
+        let tcb = self.objs.alloc_fixed::<sel4::cap_type::Tcb>().map_err(|x| e("TCB", x))?;
+        made.push(tcb.bits() as usize);
+        let slot_cap = |s: usize| sel4::init_thread::Slot::<sel4::cap_type::Unspecified>::from_index(s).cap();
+        tcb.tcb_configure(
+            sel4::CPtr::from_bits(client_slot::SERVER),
+            cnode,
+            sel4::CNodeCapData::skip_high_bits(CLIENT_CNODE_BITS as usize),
+            slot_cap(vspace).cast(),
+            CLIENT_IPC_BUFFER_VADDR as sel4::Word,
+            slot_cap(ipc).cast(),
+        )
+        .map_err(|x| e("TCB configure", x))?;
+        tcb.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), CLIENT_PRIORITY, CLIENT_PRIORITY)
+            .map_err(|x| e("priority", x))?;
+        let mut ctx = sel4::UserContext::default();
+        *ctx.pc_mut() = entry as sel4::Word;
+        tcb.tcb_write_all_registers(true, &mut ctx).map_err(|x| e("start", x))?;
+        Ok((tcb.bits() as usize, cnode.bits() as usize))
+    }
+
+    /// Suspend and delete the client's thread and every cap copy, then `DestroySpace`.
+    pub fn destroy_client(&mut self, p: Proc) -> Result<(), String> {
+        let tcb = sel4::init_thread::Slot::<sel4::cap_type::Tcb>::from_index(p.tcb).cap();
+        let _ = tcb.tcb_suspend();
+        for slot in [p.tcb, p.cnode, p.vspace, p.ipc] {
+            self.objs.delete(slot).map_err(|e| format!("client {}: delete slot {slot}: {e:?}", p.badge))?;
+        }
+        self.admin.unit(&Request::DestroySpace { client: p.badge })
+    }
+
+    /// Load the client ELF into `badge`'s space; returns its entry point.
+    fn load_image(&mut self, badge: u32) -> Result<u64, String> {
+        let max = mem_client::DATA_BYTES as u64;
+        let (pieces, entry) = pieces(self.client_elf, max)?;
+        for p in pieces {
+            let data = if p.bytes.is_empty() {
+                None
+            } else {
+                let area = self.admin.data_mut();
+                let used = p.bytes.iter().map(|&(va, _, n)| (va - p.addr) as usize + n).max().unwrap_or(0);
+                area[..used].fill(0);
+                for &(va, off, n) in &p.bytes {
+                    let at = (va - p.addr) as usize;
+                    area[at..at + n].copy_from_slice(&self.client_elf[off..off + n]);
+                }
+                Some(Client::data_bufref(0, used))
+            };
+            self.region(badge, p.addr, p.len, p.prot, data)?;
+        }
+        Ok(entry)
+    }
+
+    /// Write `boot` (postcard) as the read-only page at `CLIENT_BOOT_VADDR`.
+    pub fn put_boot(&mut self, badge: u32, boot: &ClientBoot) -> Result<(), String> {
+        let mut bytes = [0u8; 64];
+        let used = postcard::to_slice(boot, &mut bytes).map_err(|e| format!("ClientBoot: {e:?}"))?.len();
+        let data = self.stage(&bytes[..used])?;
+        self.region(badge, CLIENT_BOOT_VADDR, PAGE, Prot::READ, Some(data))
+    }
+
+    /// Copy `bytes` to the start of the data area; their `BufRef`.
+    fn stage(&mut self, bytes: &[u8]) -> Result<mem_protocol::BufRef, String> {
+        self.admin.data_mut()[..bytes.len()].copy_from_slice(bytes);
+        Ok(Client::data_bufref(0, bytes.len()))
+    }
+
+    /// `Region` in `badge`'s space, which must land exactly at `addr`.
+    pub fn region(&mut self, badge: u32, addr: u64, len: u64, prot: Prot, data: Option<mem_protocol::BufRef>) -> Result<(), String> {
+        let req = Request::Region { target: Target::Client(badge), addr, len, prot, data };
+        match self.admin.request(&req)? {
+            Value::Addr(a) if a == addr => Ok(()),
+            v => Err(format!("Region {addr:#x}+{len:#x}: unexpected value {v:?}")),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! What the scenario driver works with: the object allocator, the administrator's
+//! connection to the server, and the report endpoint on which clients and the server tell
+//! the root task what happened.
+//!
+//! Messages on the report endpoint:
+//! - a client's report (label `REPORT_LABEL`, badge = the client's): MR0 = `REPORT_PASS`,
+//!   `REPORT_FAIL` or `REPORT_STEP`, MR1 = step or detail, MR2.. = values. A STEP is a
+//!   `Call` answered later through a reply cap saved into a root CNode slot (non-MCS
+//!   `CNode_SaveCaller`); PASS and FAIL are never answered.
+//! - the server's unresolved-fault note (label `UNRESOLVED_LABEL`, badge
+//!   `SERVER_REPORT_BADGE`): MR0 = client, MR1 = address, MR2 = reason.
+//! - a fault of the server itself (its fault endpoint is the same badged cap): any other
+//!   label with badge `SERVER_REPORT_BADGE`. The system cannot go on after that.
+//!
+//! Waiting has no timeout: a hung system is caught by the QEMU harness.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use mem_protocol::system::{
+    REPORT_FAIL, REPORT_LABEL, REPORT_PASS, REPORT_STEP, SERVER_REPORT_BADGE, UNRESOLVED_LABEL,
+};
+
+use crate::admin::Admin;
+use crate::objects::{root_path, Objects};
+
+/// One message on the report endpoint. (Some fields are only read through `Debug`, in
+/// failure messages.)
+#[derive(Debug)]
+#[allow(dead_code)]
+pub enum Event {
+    Pass { badge: u32, detail: u64 },
+    Fail { badge: u32, detail: u64, values: Vec<u64> },
+    /// A step: answer it with [`Ctx::answer`] (the reply cap is in root slot `reply`).
+    Step { badge: u32, step: u64, values: Vec<u64>, reply: usize },
+    Unresolved { client: u32, addr: u64, reason: u64 },
+    ServerFault { label: u64, words: Vec<u64> },
+    Other { badge: u64, label: u64, words: Vec<u64> },
+}
+
+/// The scenario driver's state.
+pub struct Ctx {
+    pub objs: Objects,
+    pub admin: Admin,
+    /// Root CNode slots of the original endpoint caps.
+    pub server_ep: usize,
+    pub report_ep: usize,
+    pub client_elf: &'static [u8],
+    next_badge: u32,
+    /// Set once the server has faulted: nothing can be asked of it any more.
+    pub server_dead: Option<String>,
+}
+
+impl Ctx {
+    pub fn new(objs: Objects, admin: Admin, server_ep: usize, report_ep: usize, client_elf: &'static [u8]) -> Self {
+        let next_badge = mem_protocol::system::FIRST_CLIENT_BADGE;
+        Self { objs, admin, server_ep, report_ep, client_elf, next_badge, server_dead: None }
+    }
+
+    /// A badge no client has had yet.
+    pub fn new_badge(&mut self) -> Result<u32, String> {
+        let b = self.next_badge;
+        if b >= mem_protocol::system::MAX_BADGES {
+            return Err(String::from("out of client badges"));
+        }
+        self.next_badge += 1;
+        Ok(b)
+    }
+
+    /// Block until the next message on the report endpoint.
+    pub fn next_event(&mut self) -> Event {
+        let ep = sel4::init_thread::Slot::<sel4::cap_type::Endpoint>::from_index(self.report_ep).cap();
+        let (info, badge) = ep.recv(());
+        let n = info.length().min(mem_protocol::IPC_BUFFER_WORDS);
+        let words: Vec<u64> = sel4::with_ipc_buffer(|ipc| ipc.msg_regs()[..n].to_vec());
+        let w = |i: usize| words.get(i).copied().unwrap_or(0);
+        let label = info.label();
+        if badge == SERVER_REPORT_BADGE {
+            return if label == UNRESOLVED_LABEL {
+                Event::Unresolved { client: w(0) as u32, addr: w(1), reason: w(2) }
+            } else {
+                let e = Event::ServerFault { label, words };
+                self.server_dead = Some(format!("{e:?}"));
+                e
+            };
+        }
+        if label != REPORT_LABEL || badge > u32::MAX as u64 {
+            return Event::Other { badge, label, words };
+        }
+        let badge = badge as u32;
+        let values = words.get(2..).map(|v| v.to_vec()).unwrap_or_default();
+        match w(0) {
+            REPORT_PASS => Event::Pass { badge, detail: w(1) },
+            REPORT_FAIL => Event::Fail { badge, detail: w(1), values },
+            REPORT_STEP => match self.save_caller() {
+                Ok(reply) => Event::Step { badge, step: w(1), values, reply },
+                Err(e) => Event::Other { badge: badge as u64, label: e as u64, words },
+            },
+            _ => Event::Other { badge: badge as u64, label, words },
+        }
+    }
+
+    /// Keep the reply cap of the message just received in a fresh root CNode slot.
+    fn save_caller(&mut self) -> Result<usize, sel4::Error> {
+        let slot = self.objs.slots.alloc().ok_or(sel4::Error::NotEnoughMemory)?;
+        root_path(slot).save_caller()?;
+        Ok(slot)
+    }
+
+    /// Answer a STEP (empty message), which lets that client go on.
+    pub fn answer(&mut self, reply: usize) {
+        let cap = sel4::init_thread::Slot::<sel4::cap_type::Endpoint>::from_index(reply).cap();
+        cap.send(sel4::MessageInfo::new(0, 0, 0, 0));
+        // Using a reply cap consumes it; make sure the slot is empty before reuse.
+        let _ = root_path(reply).delete();
+        self.objs.slots.free(reply);
+    }
+
+    /// Give up a STEP's reply cap without answering (that client stays blocked until it is
+    /// destroyed).
+    pub fn drop_reply(&mut self, reply: usize) {
+        let _ = root_path(reply).delete();
+        self.objs.slots.free(reply);
+    }
+
+    /// Wait for the next event and require it to come from `badge`'s PASS.
+    pub fn expect_pass(&mut self, badge: u32) -> Result<(), String> {
+        match self.next_event() {
+            Event::Pass { badge: b, .. } if b == badge => Ok(()),
+            e => Err(self.unexpected(badge, "PASS", e)),
+        }
+    }
+
+    /// Wait for `badge`'s STEP `step`; returns its values and reply slot.
+    pub fn expect_step(&mut self, badge: u32, step: u64) -> Result<(Vec<u64>, usize), String> {
+        match self.next_event() {
+            Event::Step { badge: b, step: s, values, reply } if b == badge && s == step => Ok((values, reply)),
+            e => Err(self.unexpected(badge, "STEP", e)),
+        }
+    }
+
+    /// Wait for the server's unresolved-fault note about `client`: (addr, reason).
+    pub fn expect_unresolved(&mut self, client: u32) -> Result<(u64, u64), String> {
+        match self.next_event() {
+            Event::Unresolved { client: c, addr, reason } if c == client => Ok((addr, reason)),
+            e => Err(self.unexpected(client, "UNRESOLVED note", e)),
+        }
+    }
+
+    /// Describe an event that came instead of what was expected (a STEP's reply cap is
+    /// dropped: that client stays blocked until it is destroyed).
+    fn unexpected(&mut self, badge: u32, wanted: &str, e: Event) -> String {
+        if let Event::Step { reply, .. } = e {
+            self.drop_reply(reply);
+        }
+        match e {
+            Event::Fail { badge: b, detail, values } if b == badge => {
+                format!("client reported FAIL (detail {detail}, values {values:x?})")
+            }
+            e => format!("expected {wanted} of client {badge}, got {e:x?}"),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Scenario 6, clone: the parent fills 16 pages and stops (STEP 1, their address). The
+//! root task clones its space: page 0 of parent and child is one copy-on-write frame; the
+//! child gets its own ClientBoot (role child, `arg = 1 | addr`) and IPC buffer and runs:
+//! it sees the parent's data and writes pages 8..16 (PASS), after which page 8 differs
+//! between the two and page 0 is still shared. Then the parent goes on and must PASS.
+
+use alloc::format;
+use alloc::string::String;
+
+use mem_protocol::system::{ClientBoot, CLIENT_BOOT_VADDR};
+use mem_protocol::{QueryInfo, Request, Target, Value};
+
+use super::{with_client, USER};
+use crate::ctx::Ctx;
+use crate::vspace::PAGE;
+use crate::DEFAULT_QUOTA;
+
+fn query(ctx: &mut Ctx, client: u32, addr: u64) -> Result<QueryInfo, String> {
+    match ctx.admin.request(&Request::Query { target: Target::Client(client), addr })? {
+        Value::Query(q) => Ok(q),
+        v => Err(format!("Query: unexpected value {v:?}")),
+    }
+}
+
+/// Query page `i` of the mapping at `base` in both spaces.
+fn both(ctx: &mut Ctx, parent: u32, child: u32, base: u64, i: u64) -> Result<(QueryInfo, QueryInfo), String> {
+    let a = base + i * PAGE;
+    Ok((query(ctx, parent, a)?, query(ctx, child, a)?))
+}
+
+/// Everything between the parent's STEP and its answer.
+fn child_part(ctx: &mut Ctx, parent: u32, base: u64) -> Result<(), String> {
+    let child = ctx.new_badge()?;
+    let req = Request::Clone { source: Target::Client(parent), child, quota_pages: DEFAULT_QUOTA };
+    let (_, vspace) = ctx.admin.request_cap(&mut ctx.objs, &req)?;
+    let started = (|| {
+        let (p, c) = both(ctx, parent, child, base, 0)?;
+        if p.paddr != c.paddr || !p.cow || !c.cow {
+            return Err(format!("after Clone, page 0: parent {p:x?}, child {c:x?}: want one COW frame"));
+        }
+        ctx.admin.unit(&Request::Munmap { target: Target::Client(child), addr: CLIENT_BOOT_VADDR, len: PAGE })?;
+        ctx.put_boot(child, &ClientBoot { badge: child, scenario: 6, arg: 1 | base, peer: 0 })?;
+        let entry = ctx.client_entry()?;
+        ctx.start_client(child, vspace, entry)
+    })();
+    let proc = match started {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.abandon_space(child, vspace);
+            return Err(e);
+        }
+    };
+    with_client(ctx, proc, |ctx, cb| {
+        ctx.expect_pass(cb).map_err(|e| format!("child: {e}"))?;
+        let (p8, c8) = both(ctx, parent, cb, base, 8)?;
+        if p8.paddr == c8.paddr {
+            return Err(format!("page 8 written by the child is still shared: {p8:x?} / {c8:x?}"));
+        }
+        let (p0, c0) = both(ctx, parent, cb, base, 0)?;
+        if p0.paddr != c0.paddr {
+            return Err(format!("page 0 written by nobody is no longer shared: {p0:x?} / {c0:x?}"));
+        }
+        Ok(())
+    })
+}
+
+pub fn run(ctx: &mut Ctx) -> Result<(), String> {
+    let p = ctx.spawn(6, 0, 0, USER, DEFAULT_QUOTA)?;
+    with_client(ctx, p, |ctx, pb| {
+        let (values, reply) = ctx.expect_step(pb, 1).map_err(|e| format!("parent: {e}"))?;
+        let base = values.first().copied().unwrap_or(0);
+        if let Err(e) = child_part(ctx, pb, base) {
+            ctx.drop_reply(reply);
+            return Err(e);
+        }
+        ctx.answer(reply);
+        ctx.expect_pass(pb).map_err(|e| format!("parent: {e}"))
+    })
+}

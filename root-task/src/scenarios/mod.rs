@@ -1,0 +1,119 @@
+//! The scenario driver: the root task's side of every scenario of `clients/SCENARIOS.md`,
+//! one module each, run in order, each printing `PASS <name>` or `FAIL <name>: <why>`.
+//!
+//! A scenario creates its clients ([`Ctx::spawn`]), follows their reports and checks the
+//! server's counters, and always destroys its clients again ([`Ctx::finish`]), so that the
+//! last scenario, `reclaim`, can check that the server is back to its initial state. Once
+//! the server has faulted nothing can be asked of it: the remaining scenarios fail at once.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use mem_protocol::system::ClientBoot;
+use mem_protocol::{Stats, Target};
+
+use crate::client::Proc;
+use crate::ctx::Ctx;
+
+mod clone;
+mod fixed_mmap;
+mod hostile;
+mod lazy_mmap;
+mod mprotect;
+mod msync;
+mod munmap_hole;
+mod query;
+mod quota;
+mod reclaim;
+mod shm;
+
+/// Credentials of an ordinary client (uid, gid).
+pub const USER: (u32, u32) = (1000, 1000);
+/// Credentials of a client of another user.
+pub const OTHER_USER: (u32, u32) = (2000, 2000);
+
+type Run = fn(&mut Ctx) -> Result<(), String>;
+
+/// Scenarios 1..=10, in order; `reclaim` (11) runs last, around all of them.
+const SCENARIOS: [(&str, Run); 10] = [
+    ("lazy-mmap", lazy_mmap::run),
+    ("munmap-hole", munmap_hole::run),
+    ("mprotect", mprotect::run),
+    ("fixed-mmap", fixed_mmap::run),
+    ("shm", shm::run),
+    ("clone", clone::run),
+    ("msync", msync::run),
+    ("query", query::run),
+    ("quota", quota::run),
+    ("hostile", hostile::run),
+];
+
+/// Number of scenarios (reclaim included).
+pub const COUNT: usize = SCENARIOS.len() + 1;
+
+/// Run every scenario; returns (passed, total).
+pub fn run_all(ctx: &mut Ctx) -> (usize, usize) {
+    let before: Result<Stats, String> = ctx.admin.stats(Target::Own);
+    let mut passed = 0;
+    let mut report = |name: &str, r: Result<(), String>| match r {
+        Ok(()) => {
+            passed += 1;
+            sel4::debug_println!("PASS {name}");
+        }
+        Err(why) => sel4::debug_println!("FAIL {name}: {why}"),
+    };
+    for (name, run) in SCENARIOS {
+        let r = match &ctx.server_dead {
+            Some(why) => Err(format!("server is dead ({why})")),
+            None => run(ctx),
+        };
+        report(name, r);
+    }
+    let r = match &ctx.server_dead {
+        Some(why) => Err(format!("server is dead ({why})")),
+        None => reclaim::run(ctx, before),
+    };
+    report("reclaim", r);
+    (passed, COUNT)
+}
+
+impl Ctx {
+    /// Create and start a client running `scenario` with `arg` / `peer`.
+    pub fn spawn(&mut self, scenario: u32, arg: u64, peer: u32, cred: (u32, u32), quota: u64) -> Result<Proc, String> {
+        let badge = self.new_badge()?;
+        let boot = ClientBoot { badge, scenario, arg, peer };
+        self.create_client(badge, cred.0, cred.1, quota, boot)
+            .map_err(|e| format!("creating client {badge} (scenario {scenario}, arg {arg}): {e}"))
+    }
+
+    /// Destroy `procs` (unless the server is dead: then nothing can be asked of it) and
+    /// combine the scenario's result with theirs.
+    pub fn finish(&mut self, procs: Vec<Proc>, r: Result<(), String>) -> Result<(), String> {
+        if self.server_dead.is_some() {
+            return r;
+        }
+        let mut r = r;
+        for p in procs {
+            let badge = p.badge;
+            if let Err(e) = self.destroy_client(p) {
+                if r.is_ok() {
+                    r = Err(format!("destroying client {badge}: {e}"));
+                }
+            }
+        }
+        r
+    }
+
+    /// `Stats` of one client.
+    pub fn client_stats(&mut self, badge: u32) -> Result<Stats, String> {
+        self.admin.stats(Target::Client(badge))
+    }
+}
+
+/// Run `body` with `p`, then destroy `p`.
+pub fn with_client(ctx: &mut Ctx, p: Proc, body: impl FnOnce(&mut Ctx, u32) -> Result<(), String>) -> Result<(), String> {
+    let badge = p.badge;
+    let r = body(ctx, badge);
+    ctx.finish(alloc::vec![p], r)
+}
