@@ -7,7 +7,7 @@
 use alloc::format;
 use alloc::string::String;
 
-use mem_protocol::system::{ClientBoot, CLIENT_BOOT_VADDR};
+use mem_protocol::system::{ClientBoot, SharedLayout, CLIENT_BOOT_VADDR};
 use mem_protocol::{QueryInfo, Request, Target, Value};
 
 use super::{with_client, USER};
@@ -22,6 +22,10 @@ fn query(ctx: &mut Ctx, client: u32, addr: u64) -> Result<QueryInfo, String> {
     }
 }
 
+/// Page tables a clone of a scenario client may need (4 levels on aarch64 at most: a
+/// few paths, one per distinct 2 MiB region of the client's layout).
+const MAX_CHILD_TABLES: u64 = 12;
+
 /// Query page `i` of the mapping at `base` in both spaces.
 fn both(ctx: &mut Ctx, parent: u32, child: u32, base: u64, i: u64) -> Result<(QueryInfo, QueryInfo), String> {
     let a = base + i * PAGE;
@@ -31,12 +35,20 @@ fn both(ctx: &mut Ctx, parent: u32, child: u32, base: u64, i: u64) -> Result<(Qu
 /// Everything between the parent's STEP and its answer.
 fn child_part(ctx: &mut Ctx, parent: u32, base: u64) -> Result<(), String> {
     let child = ctx.new_badge()?;
+    let frames_before = ctx.admin.stats(Target::Own)?.frames_in_use;
     let req = Request::Clone { source: Target::Client(parent), child, quota_pages: DEFAULT_QUOTA };
     let (_, vspace) = ctx.admin.request_cap(&mut ctx.objs, &req)?;
     let started = (|| {
         let (p, c) = both(ctx, parent, child, base, 0)?;
         if p.paddr != c.paddr || !p.cow || !c.cow {
             return Err(format!("after Clone, page 0: parent {p:x?}, child {c:x?}: want one COW frame"));
+        }
+        // Frame count: the clone costs the child's VSpace (2 frames), its page tables and
+        // its new shared buffer, but none of the parent's 16 data pages (nor its image).
+        let cloned = ctx.admin.stats(Target::Own)?.frames_in_use - frames_before;
+        let overhead = 2 + SharedLayout::PAGES;
+        if cloned < overhead || cloned - overhead > MAX_CHILD_TABLES {
+            return Err(format!("Clone added {cloned} frames: want {overhead} + at most {MAX_CHILD_TABLES} page tables (data shared)"));
         }
         ctx.admin.unit(&Request::Munmap { target: Target::Client(child), addr: CLIENT_BOOT_VADDR, len: PAGE })?;
         ctx.put_boot(child, &ClientBoot { badge: child, scenario: 6, arg: 1 | base, peer: 0 })?;
@@ -50,8 +62,14 @@ fn child_part(ctx: &mut Ctx, parent: u32, base: u64) -> Result<(), String> {
             return Err(e);
         }
     };
+    let frames_running = ctx.admin.stats(Target::Own)?.frames_in_use;
     with_client(ctx, proc, |ctx, cb| {
         ctx.expect_pass(cb).map_err(|e| format!("child: {e}"))?;
+        // The child's 8 writes broke sharing: at least 8 more frames.
+        let grown = ctx.admin.stats(Target::Own)?.frames_in_use - frames_running;
+        if grown < 8 {
+            return Err(format!("child wrote 8 shared pages but frames in use grew by {grown}"));
+        }
         let (p8, c8) = both(ctx, parent, cb, base, 8)?;
         if p8.paddr == c8.paddr {
             return Err(format!("page 8 written by the child is still shared: {p8:x?} / {c8:x?}"));
