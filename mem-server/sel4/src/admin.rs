@@ -11,7 +11,8 @@
 //! - `DestroySpace`: the server removes its view of the client's buffer and the core's
 //!   references on it first; after the space is gone, if no client space remains, the core
 //!   gives all pooled objects back to their untypeds (`trim`), so every untyped returns to
-//!   its initial state.
+//!   its initial state; otherwise the freed frames are zeroed right away (`maintain`), off
+//!   the fault path.
 //! - `ExportFrame`: the page is first made present and private (a write fault, if it is
 //!   copy-on-write or absent), then the reply carries a copy of its frame cap.
 //!
@@ -94,8 +95,14 @@ impl Server {
             self.bufs.remove(&mut self.core, client);
         }
         let r = self.core.dispatch(admin, req, &mut []);
-        if r == Reply::Ok(Value::Unit) && self.core.stats(None).is_ok_and(|s| s.spaces == 0) {
-            self.core.trim();
+        if r == Reply::Ok(Value::Unit) {
+            if self.core.stats(None).is_ok_and(|s| s.spaces == 0) {
+                self.core.trim();
+            } else {
+                // Zero the frames the client left behind now, so that later faults find
+                // clean frames and keep to fault IPC + Page_Map + ReplyRecv.
+                self.core.maintain(usize::MAX);
+            }
         }
         (r, None)
     }
