@@ -55,5 +55,5 @@ pub use errno::{Errno, OpResult};
 pub use error::ProtocolError;
 pub use postcard::experimental::max_size::MaxSize;
 pub use prot::{Access, PageSize, Prot, LARGE_PAGE_SIZE, PAGE_SIZE};
-pub use reply::{QueryInfo, Reply, ReplyError, ShmStat, Stats, Value, ValueKind};
+pub use reply::{FaultNote, QueryInfo, Reply, ReplyError, ShmStat, Stats, Value, ValueKind};
 pub use request::Request;

@@ -107,6 +107,8 @@ pub enum Value {
     ShmStat(ShmStat),
     /// Answer to `Stats`.
     Stats(Stats),
+    /// Answer to `TakeNote`: the oldest queued note, or `None` when there is none.
+    Note(Option<FaultNote>),
 }
 
 impl Value {
@@ -119,6 +121,7 @@ impl Value {
             Value::Query(_) => ValueKind::Query,
             Value::ShmStat(_) => ValueKind::ShmStat,
             Value::Stats(_) => ValueKind::Stats,
+            Value::Note(_) => ValueKind::Note,
         }
     }
 
@@ -148,6 +151,7 @@ pub enum ValueKind {
     Query,
     ShmStat,
     Stats,
+    Note,
 }
 
 /// What is mapped at a queried address.
@@ -194,7 +198,26 @@ pub struct ShmStat {
     pub lpid: u32,
 }
 
+/// A client fault the server could not resolve: the faulting thread is stopped (never
+/// answered) until the administrator destroys or restarts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize, MaxSize)]
+pub struct FaultNote {
+    /// The client (its badge).
+    pub client: u32,
+    /// The faulting address (or the instruction pointer for faults that are not VM faults).
+    pub addr: u64,
+    /// Why: one of `system::UNRESOLVED_*`.
+    pub reason: u8,
+    /// Unresolved faults of this client so far (later notes of a client that already has
+    /// one queued are folded into this count rather than queued).
+    pub count: u32,
+}
+
 /// Server counters returned by `Stats`.
+///
+/// System-wide fields (`frames_*`, `slots_*`, `spaces`, `shm_segments`, and with
+/// `Target::Own` the fault counters of the whole server) go to the administrator only;
+/// another client sees them as 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize, MaxSize)]
 pub struct Stats {
     /// Physical frames currently mapped or held.
@@ -219,4 +242,14 @@ pub struct Stats {
     pub spaces: u64,
     /// Live System V shared-memory segments.
     pub shm_segments: u64,
+    /// Server metadata (heap bytes) charged to the target address space.
+    pub meta_bytes: u64,
+    /// The most metadata the target may make the server hold (from its quota).
+    pub meta_limit: u64,
+    /// Server capability slots charged to the target (cap copies for its mappings).
+    pub slots_charged: u64,
+    /// The most cap slots the target may make the server use.
+    pub slot_limit: u64,
+    /// Pinned frames of the target (used by the kernel outside any mapping: IPC buffers).
+    pub pinned: u64,
 }

@@ -115,8 +115,10 @@ pub enum Request {
     /// `shmctl`: see [`ShmCmd`]. → `ShmStat` for `Stat`, else `Unit`
     ShmCtl { shmid: u32, cmd: ShmCmd },
     /// Create a backend object (a server-held, file-like memory object) of `size` bytes,
-    /// zero-filled. → `Id`
-    BackendCreate { size: u64 },
+    /// zero-filled, owned by the sender's uid/gid with permission bits `mode` (like a file's:
+    /// read for `BackendRead` and mappings, write for `BackendWrite`, writable shared
+    /// mappings and `Msync`). → `Id`
+    BackendCreate { size: u64, mode: u16 },
     /// Copy `buf` from the sender's shared buffer into backend object `id` at `offset`.
     /// → `Unit`
     BackendWrite { id: u32, offset: u64, buf: BufRef },
@@ -131,11 +133,15 @@ pub enum Request {
     /// Admin only (seL4 system): hand the root task a copy of the frame cap behind the page
     /// at `addr` (the client's IPC buffer), transferred with the reply. → `Unit`
     ExportFrame { target: Target, addr: u64 },
+    /// Admin only: take the oldest queued note about a client fault the server could not
+    /// resolve (the server signals the administrator's notification when it queues one).
+    /// → `Note`
+    TakeNote,
 }
 
 impl Request {
     /// Number of request variants; wire tags are `0..TAG_COUNT`.
-    pub const TAG_COUNT: u32 = 22;
+    pub const TAG_COUNT: u32 = 23;
 
     /// The wire tag of this variant (its index in the enum, which postcard sends first).
     pub const fn tag(&self) -> u32 {
@@ -162,6 +168,7 @@ impl Request {
             Request::BackendDestroy { .. } => 19,
             Request::Stats { .. } => 20,
             Request::ExportFrame { .. } => 21,
+            Request::TakeNote => 22,
         }
     }
 
@@ -190,6 +197,7 @@ impl Request {
             Request::BackendDestroy { .. } => "BackendDestroy",
             Request::Stats { .. } => "Stats",
             Request::ExportFrame { .. } => "ExportFrame",
+            Request::TakeNote => "TakeNote",
         }
     }
 
@@ -219,7 +227,8 @@ impl Request {
             | Request::BackendCreate { .. }
             | Request::BackendWrite { .. }
             | Request::BackendRead { .. }
-            | Request::BackendDestroy { .. } => None,
+            | Request::BackendDestroy { .. }
+            | Request::TakeNote => None,
         }
     }
 
@@ -236,6 +245,7 @@ impl Request {
                 cmd: ShmCmd::Stat, ..
             } => ValueKind::ShmStat,
             Request::Stats { .. } => ValueKind::Stats,
+            Request::TakeNote => ValueKind::Note,
             Request::CreateSpace { .. }
             | Request::DestroySpace { .. }
             | Request::Munmap { .. }

@@ -30,6 +30,11 @@ pub const REQUEST_LABEL: u64 = 0x4d53;
 pub const REPORT_LABEL: u64 = 0x5250;
 /// Message label of the server's note to the root task about an unresolved fault.
 pub const UNRESOLVED_LABEL: u64 = 0x5546;
+/// Label of every reply of a server that has died (panicked): the message registers hold
+/// the reason as UTF-8 bytes, [`died_reason_len`] bytes packed little-endian from MR1 on
+/// (MR0 is the byte length). A dead server answers every request this way and never
+/// serves again.
+pub const SERVER_DIED_LABEL: u64 = 0x4445;
 
 /// Badge of the root task's (administrator's) endpoint cap to the server.
 pub const ADMIN_BADGE: u32 = 1;
@@ -37,6 +42,28 @@ pub const ADMIN_BADGE: u32 = 1;
 pub const FIRST_CLIENT_BADGE: u32 = 2;
 /// Badge of the server's cap to the root task's report endpoint.
 pub const SERVER_REPORT_BADGE: u64 = 1 << 20;
+/// Set in the badge of a client's *fault* endpoint cap (the one its TCB names), never in
+/// the badge of the cap it sends requests on: the server accepts VM faults only on badges
+/// with this bit and requests only on badges without it. (On non-MCS seL4 the fault cap
+/// lives in the client's own CSpace, so a client can still send on it; what it sends
+/// there is treated as a fault of that client and can only concern its own space.)
+pub const FAULT_BADGE_FLAG: u64 = 1 << 40;
+/// Bits the server signals on the administrator's notification (bound to the root task's
+/// TCB, so they wake its `Recv` on the report endpoint; the word read there is the OR of
+/// the bits signalled since). Chosen apart from every endpoint badge the root task sees.
+pub const NOTIFY_NOTE: u64 = 1 << 21;
+/// The server died; the next request to it is answered with [`SERVER_DIED_LABEL`].
+pub const NOTIFY_DIED: u64 = 1 << 22;
+
+/// Length in bytes of the reason in a [`SERVER_DIED_LABEL`] message whose MR0 is `mr0`.
+pub const fn died_reason_len(mr0: u64) -> usize {
+    let max = (crate::IPC_BUFFER_WORDS - 1) * 8;
+    if mr0 as usize > max {
+        max
+    } else {
+        mr0 as usize
+    }
+}
 
 /// log2 of the number of slots in the server's CNode (a guard makes a CPtr = slot).
 pub const SERVER_CNODE_BITS: u8 = 18;
@@ -59,6 +86,9 @@ pub mod server_slot {
     pub const RECV: u64 = 7;
     /// Scratch slot for a cap handed out with a reply (deleted when the next request comes).
     pub const EXPORT: u64 = 8;
+    /// Badged notification cap to the administrator's notification ([`super::NOTIFY_NOTE`],
+    /// [`super::NOTIFY_DIED`] are the badges of two copies: `NOTIFY` and `NOTIFY + 1`).
+    pub const NOTIFY: u64 = 9;
     /// Frames of the administrator's shared buffer, [`super::SharedLayout::PAGES`] of them.
     pub const ADMIN_BUFFER: u64 = 16;
 }
@@ -89,6 +119,12 @@ pub const SERVER_BUFFERS_VADDR: u64 = 0x9000_0000;
 pub const BUFFER_STRIDE: u64 = 0x20_0000;
 /// Clients whose buffers fit the server's buffer region (badges below this).
 pub const MAX_BADGES: u32 = 128;
+/// The server's heap beyond its static start: the server maps 2 MiB frames of its own
+/// RAM here at start; the root task creates the tables down to the 2 MiB level for
+/// [`SERVER_HEAP_MAX`] bytes.
+pub const SERVER_HEAP_VADDR: u64 = 0x1_0000_0000;
+/// Most bytes the heap region at [`SERVER_HEAP_VADDR`] can hold (one table of 2 MiB entries).
+pub const SERVER_HEAP_MAX: u64 = 1 << 30;
 
 /// A client's IPC buffer.
 pub const CLIENT_IPC_BUFFER_VADDR: u64 = 0x7000_0000;
@@ -136,6 +172,8 @@ pub struct ServerBoot {
     pub user_top: u64,
     /// Frame budget (pages) of each client the root task creates, unless it says otherwise.
     pub default_quota: u64,
+    /// Secret seed for the server's randomised structures (no client can learn it).
+    pub seed: u64,
 }
 
 /// What a client needs to know at start.

@@ -212,7 +212,7 @@ fn boot_records_fit_their_pages() {
     for i in 0..MAX_UNTYPEDS {
         untypeds.push(UntypedInfo { slot: u32::MAX - i as u32, paddr: u64::MAX, size_bits: 47, device: i % 2 == 0 }).unwrap();
     }
-    let boot = ServerBoot { untypeds, first_free_slot: u32::MAX, user_top: u64::MAX, default_quota: u64::MAX };
+    let boot = ServerBoot { untypeds, first_free_slot: u32::MAX, user_top: u64::MAX, default_quota: u64::MAX, seed: u64::MAX };
     let mut page = [0u8; 4096];
     let used = postcard::to_slice(&boot, &mut page).unwrap().len();
     assert!(used < 4096, "{used}");

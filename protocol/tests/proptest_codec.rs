@@ -162,7 +162,7 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         a().prop_map(|addr| Request::ShmDt { addr }),
         (n(), shm_cmd()).prop_map(|(shmid, cmd)| Request::ShmCtl { shmid, cmd }),
-        a().prop_map(|size| Request::BackendCreate { size }),
+        (a(), any::<u16>()).prop_map(|(size, mode)| Request::BackendCreate { size, mode }),
         (n(), a(), buf()).prop_map(|(id, offset, buf)| Request::BackendWrite { id, offset, buf }),
         (n(), a(), buf()).prop_map(|(id, offset, buf)| Request::BackendRead { id, offset, buf }),
         n().prop_map(|id| Request::BackendDestroy { id }),
@@ -224,7 +224,11 @@ fn value() -> impl Strategy<Value = Value> {
                     })
                 }
             ),
-        [a(), a(), a(), a(), a(), a(), a(), a(), a(), a(), a()].prop_map(|s| Value::Stats(Stats {
+        (num32(), a(), any::<u8>(), num32()).prop_map(|(client, addr, reason, count)| Value::Note(
+            Some(mem_protocol::FaultNote { client, addr, reason, count })
+        )),
+        Just(Value::Note(None)),
+        proptest::collection::vec(a(), 16).prop_map(|s| Value::Stats(Stats {
             frames_in_use: s[0],
             frames_free: s[1],
             slots_in_use: s[2],
@@ -236,6 +240,11 @@ fn value() -> impl Strategy<Value = Value> {
             quota_pages: s[8],
             spaces: s[9],
             shm_segments: s[10],
+            meta_bytes: s[11],
+            meta_limit: s[12],
+            slots_charged: s[13],
+            slot_limit: s[14],
+            pinned: s[15],
         })),
     ]
 }

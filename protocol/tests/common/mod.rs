@@ -151,7 +151,8 @@ pub fn requests() -> Vec<Request> {
         },
         Request::DestroySpace { client: 0 },
         Request::ShmDt { addr: 0x4000_0000 },
-        Request::BackendCreate { size: 0 },
+        Request::BackendCreate { size: 0, mode: 0o600 },
+        Request::TakeNote,
         Request::BackendWrite {
             id: 0,
             offset: 0,
@@ -258,7 +259,7 @@ pub fn extreme_requests() -> Vec<Request> {
                 mode: u16::MAX,
             },
         },
-        Request::BackendCreate { size: a },
+        Request::BackendCreate { size: a, mode: u16::MAX },
         Request::BackendWrite {
             id: m,
             offset: a,
@@ -272,6 +273,7 @@ pub fn extreme_requests() -> Vec<Request> {
         Request::BackendDestroy { id: m },
         Request::Stats { target: t },
         Request::ExportFrame { target: t, addr: a },
+        Request::TakeNote,
     ]
 }
 
@@ -336,6 +338,11 @@ pub fn stats() -> Vec<Stats> {
         quota_pages: 9,
         spaces: 10,
         shm_segments: 11,
+        meta_bytes: 12,
+        meta_limit: 13,
+        slots_charged: 14,
+        slot_limit: 15,
+        pinned: 16,
     };
     let a = u64::MAX;
     let extreme = Stats {
@@ -350,6 +357,11 @@ pub fn stats() -> Vec<Stats> {
         quota_pages: a,
         spaces: a,
         shm_segments: a,
+        meta_bytes: a,
+        meta_limit: a,
+        slots_charged: a,
+        slot_limit: a,
+        pinned: a,
     };
     vec![Stats::default(), counting, extreme]
 }
@@ -374,6 +386,9 @@ pub fn replies() -> Vec<Reply> {
             .map(|s| Reply::Ok(Value::ShmStat(s))),
     );
     v.extend(stats().into_iter().map(|s| Reply::Ok(Value::Stats(s))));
+    v.push(Reply::Ok(Value::Note(None)));
+    v.push(Reply::Ok(Value::Note(Some(mem_protocol::FaultNote { client: 3, addr: 0x1000, reason: 1, count: 1 }))));
+    v.push(Reply::Ok(Value::Note(Some(mem_protocol::FaultNote { client: u32::MAX, addr: u64::MAX, reason: u8::MAX, count: u32::MAX }))));
     v.extend(Errno::ALL.into_iter().map(Reply::Err));
     v.extend(ProtocolError::ALL.into_iter().map(Reply::Protocol));
     v
