@@ -25,6 +25,10 @@ pub enum AreaKind {
     PrivateBackend { obj: ObjId, offset: u64 },
     /// Physical (device) memory starting at `paddr`, mapped eagerly.
     Phys { paddr: u64 },
+    /// The object behind this area was destroyed (a backend whose owner went away, like a
+    /// truncated file on Linux): pages already private stay, any other access is an
+    /// unresolved fault.
+    Dead,
 }
 
 impl AreaKind {
@@ -37,6 +41,7 @@ impl AreaKind {
                 AreaKind::PrivateBackend { obj, offset: offset + delta }
             }
             AreaKind::Phys { paddr } => AreaKind::Phys { paddr: paddr + delta },
+            AreaKind::Dead => AreaKind::Dead,
         }
     }
 
@@ -71,9 +76,10 @@ pub struct AreaMap {
 }
 
 impl AreaMap {
-    /// An empty map over the user range `[lo, hi)` (page aligned).
-    pub fn new(lo: u64, hi: u64) -> Self {
-        let mut gaps = Gaps::new();
+    /// An empty map over the user range `[lo, hi)` (page aligned); `seed` randomises the
+    /// gap index's shape (`gaps.rs`).
+    pub fn new(lo: u64, hi: u64, seed: u64) -> Self {
+        let mut gaps = Gaps::new(seed);
         if hi > lo {
             gaps.insert(lo, hi - lo);
         }
@@ -220,6 +226,16 @@ impl AreaMap {
     /// All areas in order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Area)> + '_ {
         self.areas.iter().map(|(&s, a)| (s, a))
+    }
+
+    /// The areas starting at or above `from`, in order.
+    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, &Area)> + '_ {
+        self.areas.range(from..).map(|(&s, a)| (s, a))
+    }
+
+    /// The first area overlapping `[start, end)`, as `(start, area)`.
+    pub fn first_overlapping(&self, start: u64, end: u64) -> Option<(u64, Area)> {
+        self.overlapping(start, end).next().map(|(s, a)| (s, *a))
     }
 
     /// Try to merge the area at `start` with its successor if they are adjacent and

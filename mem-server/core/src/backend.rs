@@ -4,17 +4,34 @@
 //! access) and a *cache* (the pages mappings see). A shared mapping maps cache pages, which
 //! are filled from the store on first touch; `msync` writes cache pages back to the store
 //! (`msync.rs`). A private mapping gets its own copy of the current cache or store page on
-//! first touch. Both objects are charged to the creating client. Only the creator (or an
-//! administrator) writes or destroys a backend; any client may map and read it.
-//! Destroying a backend drops its ids; live mappings keep the cache (and store) alive.
+//! first touch.
+//!
+//! Ownership and permissions, like a file: a backend belongs to the creating client and
+//! carries its uid/gid and permission bits (`mode`, checked like `ipcperms`: owner, group,
+//! other; uid 0 and the administrator bypass). Reading (`BackendRead`, any mapping) needs
+//! read permission; writing (`BackendWrite`, `Msync`) needs write permission; a shared
+//! mapping that could write (its protection) needs write permission, and without it the
+//! mapping's max protection loses write (so a later mprotect to write fails with EACCES,
+//! as for a read-only file on Linux); destroying needs the owner, uid 0 or the
+//! administrator (EPERM). All failures are EACCES/EPERM before anything changes.
+//!
+//! Accounting: the backend record and its two object records are charged to the owner at
+//! creation (at most `Limits::max_backends` per client, ENFILE beyond); store and cache
+//! pages are charged to the owner as they appear. `BackendDestroy` drops the id (live
+//! mappings keep the pages, the owner keeps paying, like an unlinked file); when the
+//! owner's space is destroyed its backends die with it: their pages are taken from every
+//! space mapping them, whose areas become dead (`lifecycle.rs`, `kill_object`).
 //! Neighbours: `objects.rs`, `fault.rs`, `mmap.rs`, `msync.rs`.
 
 use alloc::collections::BTreeMap;
-use mem_protocol::{Errno, PAGE_SIZE};
+use alloc::vec::Vec;
+use mem_protocol::{Errno, PageSize, Prot, PAGE_SIZE};
 
 use crate::check;
 use crate::kernel::{Kernel, Slot};
-use crate::objects::{ObjId, Objects};
+use crate::ledger::cost;
+use crate::objects::{self, ObjId, Objects};
+use crate::space::Cred;
 use crate::MemCore;
 
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +40,8 @@ struct Backend {
     cache: ObjId,
     store: ObjId,
     owner: u32,
+    cred: Cred,
+    mode: u16,
 }
 
 /// All backend objects.
@@ -50,6 +69,18 @@ impl Backends {
         let pick = |o: ObjId| objs.get(o).and_then(|o| o.page(idx));
         pick(cache).or_else(|| self.store_of_cache(cache).and_then(pick))
     }
+    /// Is `obj` a backend's cache (of a live or destroyed backend) or store?
+    pub fn is_backend_object(&self, obj: ObjId) -> bool {
+        self.stores.contains_key(&obj) || self.stores.values().any(|&s| s == obj)
+    }
+    /// Is `obj` a backend cache?
+    pub fn is_cache(&self, obj: ObjId) -> bool {
+        self.stores.contains_key(&obj)
+    }
+    /// Ids of the backends `client` owns.
+    pub fn owned_by(&self, client: u32) -> Vec<u32> {
+        self.by_id.iter().filter(|(_, b)| b.owner == client).map(|(&i, _)| i).collect()
+    }
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
@@ -58,44 +89,88 @@ impl Backends {
     }
 }
 
+/// Read, write: the `ipcperms`-style permission bits.
+const READ: u16 = 0o4;
+const WRITE: u16 = 0o2;
+
 impl<K: Kernel> MemCore<K> {
-    /// Create a backend of `size` bytes (rounded up to pages), owned by `client`.
-    pub fn backend_create(&mut self, client: u32, size: u64) -> Result<u32, Errno> {
+    /// Create a backend of `size` bytes (rounded up to pages), owned by `client`, with
+    /// permission bits `mode`.
+    pub fn backend_create(&mut self, client: u32, size: u64, mode: u16) -> Result<u32, Errno> {
         self.settle();
-        if !self.spaces.contains_key(&client) {
-            return Err(Errno::Srch);
-        }
+        let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+        let cred = sp.cred;
         let pages = check::page_len(size)? / PAGE_SIZE;
-        if self.backends.by_id.len() as u32 >= self.cfg.max_backends {
+        if sp.budget.backends >= self.cfg.limits.max_backends {
             return Err(Errno::NFile);
         }
-        let store = self.objs.create(pages, Some(client), 2)?;
-        let cache = match self.objs.create(pages, Some(client), 1) {
-            Ok(c) => c,
-            Err(e) => {
-                if let Some(o) = self.objs.get_mut(store) {
-                    o.holders = 0;
-                }
-                self.objs.release_if_unused(&mut self.res, store);
-                return Err(e);
-            }
-        };
+        let obj_meta = 2 * objects::charge_of(pages, 0, false).1;
+        sp.meta_room(cost::BACKEND + obj_meta)?;
+        let store = self.objs.create(pages, Some(client), 2, false)?;
+        let cache = self.objs.create(pages, Some(client), 1, false)?;
+        let sp = self.space_mut(client)?;
+        sp.budget.backends += 1;
+        sp.budget.obj_meta += cost::BACKEND + obj_meta;
         let mut id = self.backends.next_id;
         while self.backends.by_id.contains_key(&id) {
             id = id.wrapping_add(1);
         }
         self.backends.next_id = id.wrapping_add(1);
-        self.backends.by_id.insert(id, Backend { size: pages * PAGE_SIZE, cache, store, owner: client });
+        let b = Backend { size: pages * PAGE_SIZE, cache, store, owner: client, cred, mode: mode & 0o777 };
+        self.backends.by_id.insert(id, b);
         self.backends.stores.insert(cache, store);
         Ok(id)
     }
 
-    fn backend_for(&self, client: u32, id: u32, write: bool) -> Result<Backend, Errno> {
+    /// Does `client` have the `want` bits (READ / WRITE) on backend `b`?
+    fn backend_permits(&self, client: u32, b: &Backend, want: u16) -> bool {
+        if self.is_admin(client) {
+            return true;
+        }
+        let Some(cred) = self.spaces.get(&client).map(|sp| sp.cred) else { return false };
+        if cred.uid == 0 {
+            return true;
+        }
+        let granted = if cred.uid == b.cred.uid {
+            b.mode >> 6
+        } else if cred.gid == b.cred.gid {
+            b.mode >> 3
+        } else {
+            b.mode
+        };
+        want & !granted & 0o7 == 0
+    }
+
+    /// Backend `id`, if `client` has the `want` permission bits on it (EACCES otherwise).
+    fn backend_for(&self, client: u32, id: u32, want: u16) -> Result<Backend, Errno> {
         let b = *self.backends.by_id.get(&id).ok_or(Errno::NoEnt)?;
-        if write && b.owner != client && !self.is_admin(client) {
-            return Err(Errno::Perm);
+        if !self.backend_permits(client, &b, want) {
+            return Err(Errno::Acces);
         }
         Ok(b)
+    }
+
+    /// May `client` map backend `id` (`shared`, protection `prot`)? Returns the max
+    /// protection the mapping may have (write removed for a shared mapping of a backend the
+    /// client may not write).
+    pub(crate) fn backend_may_map(&self, client: u32, id: u32, shared: bool, prot: Prot, max_prot: Prot) -> Result<Prot, Errno> {
+        let b = self.backend_for(client, id, READ)?;
+        if !shared || self.backend_permits(client, &b, WRITE) {
+            return Ok(max_prot);
+        }
+        if prot.writable() {
+            return Err(Errno::Acces);
+        }
+        Ok(max_prot.without(Prot::WRITE))
+    }
+
+    /// May `client` write cache pages of the backend behind cache object `cache` back to its
+    /// store (msync)? Backends already destroyed (or dying) have nothing to write to.
+    pub(crate) fn backend_may_sync(&self, client: u32, cache: ObjId) -> Result<(), Errno> {
+        match self.backends.by_id.values().find(|b| b.cache == cache) {
+            Some(b) if !self.backend_permits(client, b, WRITE) => Err(Errno::Acces),
+            _ => Ok(()),
+        }
     }
 
     fn io_range(b: &Backend, offset: u64, len: usize) -> Result<(), Errno> {
@@ -106,24 +181,62 @@ impl<K: Kernel> MemCore<K> {
         Ok(())
     }
 
-    /// Write `data` into the backend's store at `offset`.
+    /// Write `data` into the backend's store at `offset`. All or nothing: the pages it needs
+    /// are checked against the owner's budget and allocated before any byte is written.
     pub fn backend_write(&mut self, client: u32, id: u32, offset: u64, data: &[u8]) -> Result<(), Errno> {
         self.settle();
-        let b = self.backend_for(client, id, true)?;
+        let b = self.backend_for(client, id, WRITE)?;
         Self::io_range(&b, offset, data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let first = offset / PAGE_SIZE;
+        let last = (offset + data.len() as u64 - 1) / PAGE_SIZE;
+        let store = self.objs.get(b.store).ok_or(Errno::Idrm)?;
+        let absent = (first..=last).filter(|&i| store.page(i).is_none()).count() as u64;
+        let owner = self.spaces.get(&b.owner).ok_or(Errno::Srch)?;
+        if owner.over_quota(absent) {
+            return Err(Errno::NoMem);
+        }
+        owner.meta_room(absent * cost::OBJ_PAGE)?;
+        let mut fresh: Vec<u64> = Vec::new();
+        fresh.try_reserve_exact(absent as usize).map_err(|_| Errno::NoMem)?;
+        for i in first..=last {
+            let had = self.objs.get(b.store).is_some_and(|o| o.page(i).is_some());
+            match self.object_page(b.store, i) {
+                Ok(_) if !had => fresh.push(i),
+                Ok(_) => {}
+                Err(e) => {
+                    self.drop_store_pages(b.store, b.owner, &fresh);
+                    return Err(e);
+                }
+            }
+        }
         let mut at = offset;
         for chunk in chunks_by_page(offset, data) {
-            let idx = at / PAGE_SIZE;
-            let f = self.object_page(b.store, idx)?;
+            let f = self.objs.get(b.store).and_then(|o| o.page(at / PAGE_SIZE)).ok_or(Errno::Fault)?;
             self.k.frame_write(f, at % PAGE_SIZE, chunk).map_err(|_| Errno::NoMem)?;
             at += chunk.len() as u64;
         }
         Ok(())
     }
 
+    /// Undo the pages `fresh` a failed write allocated in `store` (charged to `owner`).
+    fn drop_store_pages(&mut self, store: ObjId, owner: u32, fresh: &[u64]) {
+        for &i in fresh {
+            if let Some(f) = self.objs.get_mut(store).and_then(|o| o.take_page(i)) {
+                self.res.frame_unref(f, PageSize::Small);
+                if let Some(sp) = self.spaces.get_mut(&owner) {
+                    sp.charged -= 1;
+                    sp.budget.put_meta(cost::OBJ_PAGE);
+                }
+            }
+        }
+    }
+
     /// Read from the backend's store at `offset` into `buf` (absent pages read as zero).
     pub fn backend_read(&mut self, client: u32, id: u32, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        let b = self.backend_for(client, id, false)?;
+        let b = self.backend_for(client, id, READ)?;
         Self::io_range(&b, offset, buf.len())?;
         let mut at = offset;
         let mut done = 0usize;
@@ -141,19 +254,43 @@ impl<K: Kernel> MemCore<K> {
         Ok(())
     }
 
-    /// Destroy backend `id`: its id goes; live mappings keep its pages.
+    /// Destroy backend `id`: its id goes; live mappings keep its pages (and the owner keeps
+    /// paying for them until they are unmapped).
     pub fn backend_destroy(&mut self, client: u32, id: u32) -> Result<(), Errno> {
         self.settle();
-        let b = self.backend_for(client, id, true)?;
-        self.backends.by_id.remove(&id);
+        let b = *self.backends.by_id.get(&id).ok_or(Errno::NoEnt)?;
+        let root = self.spaces.get(&client).is_some_and(|sp| sp.cred.uid == 0);
+        if b.owner != client && !root && !self.is_admin(client) {
+            return Err(Errno::Perm);
+        }
+        self.drop_backend(id);
+        Ok(())
+    }
+
+    /// Remove backend `id`'s record and the holds it has on its objects.
+    fn drop_backend(&mut self, id: u32) {
+        let Some(b) = self.backends.by_id.remove(&id) else { return };
         for o in [b.cache, b.store] {
             if let Some(obj) = self.objs.get_mut(o) {
                 obj.holders -= 1;
             }
         }
+        if let Some(sp) = self.spaces.get_mut(&b.owner) {
+            sp.budget.backends -= 1;
+            sp.budget.put_meta(cost::BACKEND);
+        }
         self.release_obj_if_unused(b.store);
         self.release_obj_if_unused(b.cache);
-        Ok(())
+    }
+
+    /// The owner of backend `id` is going away: the backend dies with it, its pages are
+    /// taken from every space mapping it.
+    pub(crate) fn backend_revoke(&mut self, id: u32) {
+        let Some(b) = self.backends.by_id.get(&id).copied() else { return };
+        self.drop_backend(id);
+        if self.objs.get(b.cache).is_some() {
+            self.kill_object(b.cache);
+        }
     }
 
     /// Write cache page `idx` back to the store.

@@ -1,17 +1,25 @@
-//! Request dispatch: one decoded protocol [`Request`] from a client → one core call → one
-//! [`Reply`]. This is the whole server loop body minus the IPC, so host tests exercise
-//! exactly what the seL4 component runs.
+//! Request dispatch: the one place that matches on [`Request`]. One decoded request from a
+//! sender → one core call → one [`Answer`] (a reply and maybe a cap to send with it). This
+//! is the whole server loop body minus the IPC, so host tests exercise exactly what the
+//! seL4 component runs.
 //!
-//! Privilege: acting on another client's space (`Target::Client`), creating, destroying and
-//! cloning spaces need an administrator (`Config::admins`, the root task); others get EPERM.
-//! Bulk data lives in the caller's shared buffer, named by `BufRef`; a reference outside the
-//! buffer is EFAULT. Neighbours: `mem-protocol` (types, codec), every operation file.
+//! Senders ([`sender_of`]): a message's badge says who sent it, and whether it came through
+//! the client's fault endpoint (`FAULT_BADGE_FLAG`) or its request endpoint. Faults are
+//! accepted only on fault badges, requests only on request badges: a fault-shaped message
+//! on a request badge (or a request on a fault badge) is a protocol error.
+//!
+//! Privilege: a sender that is neither an administrator nor has a space gets ESRCH for
+//! everything. Acting on another client's space (`Target::Client`), creating, destroying
+//! and cloning spaces, exporting frames and taking fault notes need an administrator
+//! (`Config::admins`, the root task); others get EPERM. Bulk data lives in the caller's
+//! shared buffer, named by `BufRef`; a reference outside the buffer is EFAULT.
+//! Neighbours: `mem-protocol` (types, codec), `admin.rs`, every operation file.
 
-use mem_protocol::{
-    BufRef, Errno, Reply, Request, Share, ShmCmd, Target, Value,
-};
+use mem_protocol::system::FAULT_BADGE_FLAG;
+use mem_protocol::{BufRef, Errno, ProtocolError, Reply, Request, Share, ShmCmd, Target, Value};
 
-use crate::kernel::Kernel;
+use crate::admin::Answer;
+use crate::kernel::{Kernel, Slot};
 use crate::mmap::MmapArgs;
 use crate::space::Cred;
 use crate::MemCore;
@@ -21,6 +29,27 @@ fn buf_range(b: BufRef, len: usize) -> Result<core::ops::Range<usize>, Errno> {
         return Err(Errno::Fault);
     }
     Ok(b.offset as usize..b.offset as usize + b.len as usize)
+}
+
+/// Who sent a message, and through which endpoint cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// A request from client (or administrator) `id`.
+    Request(u32),
+    /// A fault of client `id`'s thread, delivered by the kernel.
+    Fault(u32),
+}
+
+/// Classify a message by its badge and whether its label is a kernel fault label.
+/// Badges that name no possible client (too wide) are a protocol error.
+pub fn sender_of(badge: u64, fault_label: bool) -> Result<Sender, ProtocolError> {
+    let fault_badge = badge & FAULT_BADGE_FLAG != 0;
+    let id = u32::try_from(badge & !FAULT_BADGE_FLAG).map_err(|_| ProtocolError::Malformed)?;
+    match (fault_label, fault_badge) {
+        (true, true) => Ok(Sender::Fault(id)),
+        (false, false) => Ok(Sender::Request(id)),
+        _ => Err(ProtocolError::Malformed),
+    }
 }
 
 impl<K: Kernel> MemCore<K> {
@@ -44,20 +73,27 @@ impl<K: Kernel> MemCore<K> {
 
     /// Handle one request from `caller` (the badge of the endpoint it came through).
     /// `buf` is the caller's shared buffer.
-    pub fn dispatch(&mut self, caller: u32, req: &Request, buf: &mut [u8]) -> Reply {
-        self.dispatch_inner(caller, req, buf).into()
+    pub fn dispatch(&mut self, caller: u32, req: &Request, buf: &mut [u8]) -> Answer {
+        if !self.is_admin(caller) && !self.has_space(caller) {
+            return Answer { reply: Reply::Err(Errno::Srch), cap: None };
+        }
+        match self.dispatch_inner(caller, req, buf) {
+            Ok((v, cap)) => Answer { reply: Reply::Ok(v), cap },
+            Err(e) => Answer { reply: Reply::Err(e), cap: None },
+        }
     }
 
-    fn dispatch_inner(&mut self, caller: u32, req: &Request, buf: &mut [u8]) -> Result<Value, Errno> {
-        let unit = |r: Result<(), Errno>| r.map(|_| Value::Unit);
+    fn dispatch_inner(&mut self, caller: u32, req: &Request, buf: &mut [u8]) -> Result<(Value, Option<Slot>), Errno> {
+        let unit = |r: Result<(), Errno>| r.map(|_| (Value::Unit, None));
+        let val = |r: Result<Value, Errno>| r.map(|v| (v, None));
         match *req {
             Request::CreateSpace { client, uid, gid, quota_pages } => {
                 self.admin(caller)?;
-                self.create_space(client, Cred { uid, gid }, quota_pages).map(|_| Value::Unit)
+                self.admin_create(client, Cred { uid, gid }, quota_pages).map(|vs| (Value::Unit, Some(vs)))
             }
             Request::DestroySpace { client } => {
                 self.admin(caller)?;
-                unit(self.destroy_space(client))
+                unit(self.admin_destroy(client))
             }
             Request::Region { target, addr, len, prot, data } => {
                 let c = self.resolve_target(caller, target)?;
@@ -65,12 +101,12 @@ impl<K: Kernel> MemCore<K> {
                     Some(b) => &buf[buf_range(b, buf.len())?],
                     None => &[],
                 };
-                self.region(c, addr, len, prot, bytes).map(Value::Addr)
+                val(self.region(c, addr, len, prot, bytes).map(Value::Addr))
             }
             Request::Mmap { target, addr, len, prot, max_prot, placement, share, backing, populate } => {
                 let c = self.resolve_target(caller, target)?;
                 let a = MmapArgs { addr, len, prot, max_prot, placement, shared: share == Share::Shared, backing, populate };
-                self.mmap(c, &a).map(Value::Addr)
+                val(self.mmap(c, &a).map(Value::Addr))
             }
             Request::Munmap { target, addr, len } => {
                 let c = self.resolve_target(caller, target)?;
@@ -86,11 +122,15 @@ impl<K: Kernel> MemCore<K> {
             }
             Request::Query { target, addr } => {
                 let c = self.resolve_target(caller, target)?;
-                self.query(c, addr).map(Value::Query)
+                let mut q = self.query(c, addr)?;
+                if !self.may_see_paddr(caller) {
+                    q.paddr = 0;
+                }
+                Ok((Value::Query(q), None))
             }
             Request::MapPhys { target, addr, placement, paddr, len, prot } => {
                 let c = self.resolve_target(caller, target)?;
-                self.map_phys(c, addr, placement, paddr, len, prot).map(Value::Addr)
+                val(self.map_phys(c, addr, placement, paddr, len, prot).map(Value::Addr))
             }
             Request::Populate { target, addr, len } => {
                 let c = self.resolve_target(caller, target)?;
@@ -103,19 +143,19 @@ impl<K: Kernel> MemCore<K> {
             Request::Clone { source, child, quota_pages } => {
                 self.admin(caller)?;
                 let p = self.resolve_target(caller, source)?;
-                self.clone_space(p, child, quota_pages).map(|_| Value::Unit)
+                self.admin_clone(p, child, quota_pages).map(|vs| (Value::Unit, Some(vs)))
             }
             Request::ShmGet { key, size, create, exclusive, mode } => {
-                self.shmget(caller, key, size, create, exclusive, mode).map(Value::Id)
+                val(self.shmget(caller, key, size, create, exclusive, mode).map(Value::Id))
             }
-            Request::ShmAt { shmid, addr, readonly } => self.shmat(caller, shmid, addr, readonly).map(Value::Addr),
+            Request::ShmAt { shmid, addr, readonly } => val(self.shmat(caller, shmid, addr, readonly).map(Value::Addr)),
             Request::ShmDt { addr } => unit(self.shmdt(caller, addr)),
             Request::ShmCtl { shmid, cmd } => match cmd {
-                ShmCmd::Stat => self.shm_stat(caller, shmid).map(Value::ShmStat),
+                ShmCmd::Stat => val(self.shm_stat(caller, shmid).map(Value::ShmStat)),
                 ShmCmd::Remove => unit(self.shm_remove(caller, shmid)),
                 ShmCmd::Set { uid, gid, mode } => unit(self.shm_set(caller, shmid, uid, gid, mode)),
             },
-            Request::BackendCreate { size } => self.backend_create(caller, size).map(Value::Id),
+            Request::BackendCreate { size, mode } => val(self.backend_create(caller, size, mode).map(Value::Id)),
             Request::BackendWrite { id, offset, buf: b } => {
                 let r = buf_range(b, buf.len())?;
                 unit(self.backend_write(caller, id, offset, &buf[r]))
@@ -126,16 +166,25 @@ impl<K: Kernel> MemCore<K> {
             }
             Request::BackendDestroy { id } => unit(self.backend_destroy(caller, id)),
             Request::ExportFrame { target, addr } => {
-                // The seL4 component attaches the cap; here only the checks.
                 self.admin(caller)?;
                 let c = self.resolve_target(caller, target)?;
-                self.frame_of(c, addr).map(|_| Value::Unit)
+                self.admin_export(c, addr).map(|f| (Value::Unit, Some(f)))
             }
             Request::Stats { target } => {
                 let c = self.resolve_target(caller, target)?;
                 let who = if self.has_space(c) { Some(c) } else { None };
-                self.stats(who).map(Value::Stats)
+                val(self.stats_for(caller, who).map(Value::Stats))
+            }
+            Request::TakeNote => {
+                self.admin(caller)?;
+                Ok((Value::Note(self.take_note()), None))
             }
         }
+    }
+
+    /// May `client` learn physical addresses (`Query`)? Administrators and clients granted
+    /// device memory only; everyone else sees 0 (as Linux hides page frame numbers).
+    pub fn may_see_paddr(&self, client: u32) -> bool {
+        self.is_admin(client) || self.cfg.device_grants.iter().any(|&(c, _, _)| c == client)
     }
 }

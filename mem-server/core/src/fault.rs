@@ -10,6 +10,11 @@
 //!   else copy it;
 //! - an access the area's rights forbid, or an address in no area: unresolved.
 //!
+//! - an area whose object was destroyed (`AreaKind::Dead`), or a page past the end of a
+//!   revoked object: unresolved, like a truncated file mapping on Linux.
+//!
+//! Every page, table and cap copy is checked against the budget of whoever pays for it
+//! before it is allocated (`space::map_page`; an object's page against its owner's).
 //! The common case (anonymous page, clean frame in the pool) costs one `Page_Map`.
 //! Neighbours: `space.rs` (map/release), `objects.rs`, `backend.rs`, `res.rs`.
 
@@ -63,7 +68,10 @@ impl<K: Kernel> MemCore<K> {
         }
         let page = vaddr & !(PAGE_SIZE - 1);
         match sp.pt.lookup(vaddr) {
-            None => self.fill(client, start, &area, page).map_err(|_| Unresolved::NoMemory),
+            None => self.fill(client, start, &area, page).map_err(|e| match e {
+                Errno::Fault | Errno::Idrm => Unresolved::NoArea,
+                _ => Unresolved::NoMemory,
+            }),
             Some((pte, size, base)) => {
                 if access == Access::Write && pte.cow() {
                     self.break_cow(client, &area, base, size, pte).map_err(|_| Unresolved::NoMemory)?;
@@ -124,6 +132,7 @@ impl<K: Kernel> MemCore<K> {
                 self.map_phys_page(client, area.prot, paddr + (page - start), page)?;
                 Ok(1)
             }
+            AreaKind::Dead => Err(Errno::Fault),
         }
     }
 
@@ -171,7 +180,8 @@ impl<K: Kernel> MemCore<K> {
         map_page(k, res, deferred, sp, m).inspect_err(|_| res.frame_unref(frame, PageSize::Small))
     }
 
-    /// The frame of page `idx` of `obj`, allocated and charged to the owner if absent; a
+    /// The frame of page `idx` of `obj`, allocated if absent (charged to the owner unless
+    /// the object was paid in full; an object nobody pays for gets no new pages); a
     /// backend cache page is filled from the backend's store.
     pub(crate) fn object_page(&mut self, obj: u32, idx: u64) -> Result<u32, Errno> {
         let o = self.objs.get(obj).ok_or(Errno::Idrm)?;
@@ -181,11 +191,12 @@ impl<K: Kernel> MemCore<K> {
         if let Some(cur) = o.page(idx) {
             return Ok(cur);
         }
-        let owner = o.owner;
+        let owner = if o.prepaid { None } else { Some(o.owner.ok_or(Errno::NoMem)?) };
         if let Some(sp) = owner.and_then(|c| self.spaces.get(&c)) {
             if sp.over_quota(1) {
                 return Err(Errno::NoMem);
             }
+            sp.meta_room(crate::ledger::cost::OBJ_PAGE)?;
         }
         let (f, _) = self.objs.page_frame(&mut self.k, &mut self.res, obj, idx)?;
         if let Some(store) = self.backends.store_of_cache(obj) {
@@ -200,11 +211,15 @@ impl<K: Kernel> MemCore<K> {
         }
         if let Some(sp) = owner.and_then(|c| self.spaces.get_mut(&c)) {
             sp.charged += 1;
+            sp.budget.obj_meta += crate::ledger::cost::OBJ_PAGE;
         }
         Ok(f)
     }
 
     fn fill_private_copy(&mut self, client: u32, prot: Prot, obj: u32, idx: u64, page: u64) -> Result<(), Errno> {
+        if self.objs.get(obj).is_none_or(|o| idx >= o.npages) {
+            return Err(Errno::Fault);
+        }
         let src = self.backends.current_page(&self.objs, obj, idx);
         let MemCore { k, res, spaces, deferred, .. } = self;
         let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
@@ -250,6 +265,9 @@ impl<K: Kernel> MemCore<K> {
         sp.pt.update(base, size, Pte::new(f, f, false, pte.nocharge()));
         // Drop the old mapping's cap and frame reference (the charge moves to the copy).
         let delete = pte.map_slot() != pte.frame();
+        if delete {
+            sp.budget.put_slots(1);
+        }
         crate::space::finish_release_pub(k, res, deferred, pte.map_slot(), delete, pte.frame(), size);
         Ok(())
     }

@@ -5,10 +5,23 @@
 //! that cannot hold it (axmem scans its sorted areas linearly instead). Gaps never overlap and
 //! are sorted by start, so their ends are sorted too, which lets the search skip everything
 //! below `lo`. Used only by `area.rs`, which keeps it equal to the complement of its areas.
+//!
+//! Attacker-proof shape: node priorities come from a generator seeded per space from the
+//! server's secret boot seed (`Config::seed`), so whatever addresses a client chooses, the
+//! tree is a random treap of expected depth O(log n) (about 2 ln n: ~25 for 65,530 areas)
+//! and no client can make it a chain; the recursion of split, merge and the search is
+//! bounded by that depth. An aligned search (2 MiB) looks at no more than
+//! [`MISFIT_BUDGET`] gaps that are long enough but too misaligned to hold the range; past
+//! that it settles for the lowest gap of `len + align - 4 KiB` (which fits whatever its
+//! start), so a client cannot make one search visit every gap.
 
 use alloc::vec::Vec;
 
 const NIL: u32 = u32::MAX;
+
+/// Gaps long enough but misaligned that one aligned search examines before it settles for
+/// a gap that fits whatever its start.
+pub const MISFIT_BUDGET: u32 = 64;
 
 #[derive(Clone, Debug)]
 struct Node {
@@ -32,13 +45,16 @@ pub struct Gaps {
 
 impl Default for Gaps {
     fn default() -> Self {
-        Self::new()
+        Self::new(0)
     }
 }
 
 impl Gaps {
-    pub fn new() -> Self {
-        Gaps { nodes: Vec::new(), free: Vec::new(), root: NIL, seed: 0x9E37_79B9, count: 0 }
+    /// An empty index whose priorities are drawn from `seed` (any value; 0 is remapped).
+    pub fn new(seed: u64) -> Self {
+        let mixed = splitmix64(seed);
+        let s = (mixed ^ (mixed >> 32)) as u32;
+        Gaps { nodes: Vec::new(), free: Vec::new(), root: NIL, seed: if s == 0 { 0x9E37_79B9 } else { s }, count: 0 }
     }
 
     /// Number of gaps.
@@ -51,7 +67,7 @@ impl Gaps {
     }
 
     fn rand(&mut self) -> u32 {
-        // xorshift32: deterministic priorities keep tests reproducible.
+        // xorshift32 from the secret per-space seed (reproducible for a given seed).
         let mut x = self.seed;
         x ^= x << 13;
         x ^= x >> 17;
@@ -146,7 +162,70 @@ impl Gaps {
             Some(self.nodes[m as usize].len)
         };
         self.root = self.merge(a, c);
+        if self.nodes.capacity() > 64 && self.count * 4 < self.nodes.capacity() {
+            self.compact();
+        }
         removed
+    }
+
+    /// Rebuild the arena densely (same tree shape, same priorities) so that the memory a
+    /// past peak of gaps took is given back: the arena never holds more than a constant
+    /// factor of the live gaps (`ledger::cost::AREA` counts on it). O(n), no recursion.
+    fn compact(&mut self) {
+        let mut order: Vec<Node> = Vec::with_capacity(self.count);
+        let mut stack: Vec<u32> = Vec::new();
+        let mut t = self.root;
+        while t != NIL || !stack.is_empty() {
+            while t != NIL {
+                stack.push(t);
+                t = self.nodes[t as usize].left;
+            }
+            let Some(n) = stack.pop() else { break };
+            order.push(self.nodes[n as usize].clone());
+            t = self.nodes[n as usize].right;
+        }
+        // Cartesian-tree build over the sorted gaps with their priorities (a max-heap on
+        // priority, as `merge` keeps it), then the subtree maxima bottom-up.
+        let mut spine: Vec<u32> = Vec::new();
+        for n in order.iter_mut() {
+            n.left = NIL;
+            n.right = NIL;
+        }
+        for i in 0..order.len() as u32 {
+            let mut last = NIL;
+            while let Some(&top) = spine.last() {
+                if order[top as usize].prio > order[i as usize].prio {
+                    break;
+                }
+                last = top;
+                spine.pop();
+            }
+            order[i as usize].left = last;
+            if let Some(&top) = spine.last() {
+                order[top as usize].right = i;
+            }
+            spine.push(i);
+        }
+        self.root = spine.first().copied().unwrap_or(NIL);
+        self.nodes = order;
+        self.free = Vec::new();
+        // Post-order: children before parents.
+        let mut post: Vec<u32> = Vec::with_capacity(self.nodes.len());
+        let mut todo: Vec<u32> = Vec::new();
+        if self.root != NIL {
+            todo.push(self.root);
+        }
+        while let Some(n) = todo.pop() {
+            post.push(n);
+            for c in [self.nodes[n as usize].left, self.nodes[n as usize].right] {
+                if c != NIL {
+                    todo.push(c);
+                }
+            }
+        }
+        for &n in post.iter().rev() {
+            self.update(n);
+        }
     }
 
     /// Change the gap starting at `start` in place to `[new_start, new_start + new_len)`.
@@ -207,28 +286,59 @@ impl Gaps {
     /// Lowest address `a >= lo`, aligned to `align` (a power of two), such that
     /// `[a, a + len)` lies inside one gap.
     pub fn first_fit(&self, len: u64, align: u64, lo: u64) -> Option<u64> {
-        self.first_fit_in(self.root, len, align, lo)
+        let mut budget = MISFIT_BUDGET;
+        match self.first_fit_in(self.root, len, len, align, lo, &mut budget) {
+            Some(a) => Some(a),
+            None if budget == 0 => {
+                // Too many misfits: any gap this long fits whatever its start.
+                let need = len.checked_add(align - 4096)?;
+                let mut unlimited = u32::MAX;
+                self.first_fit_in(self.root, need, len, align, lo, &mut unlimited)
+            }
+            None => None,
+        }
     }
 
-    fn first_fit_in(&self, t: u32, len: u64, align: u64, lo: u64) -> Option<u64> {
-        if t == NIL || self.nodes[t as usize].max < len {
+    /// Lowest fit in subtree `t` among gaps of at least `need` bytes: an `align`-aligned
+    /// range of `len` bytes at or above `lo`.
+    fn first_fit_in(&self, t: u32, need: u64, len: u64, align: u64, lo: u64, budget: &mut u32) -> Option<u64> {
+        if t == NIL || self.nodes[t as usize].max < need || *budget == 0 {
             return None;
         }
         let n = &self.nodes[t as usize];
         // Gaps in the left subtree end at or below n.start: useless if n.start <= lo.
         if n.start > lo {
-            if let Some(a) = self.first_fit_in(n.left, len, align, lo) {
+            if let Some(a) = self.first_fit_in(n.left, need, len, align, lo, budget) {
                 return Some(a);
+            }
+            if *budget == 0 {
+                return None;
             }
         }
         let gap_end = n.start + n.len;
         let from = n.start.max(lo);
-        if let Some(a) = align_up(from, align) {
-            if a.checked_add(len).is_some_and(|e| e <= gap_end) {
-                return Some(a);
+        if n.len >= need && gap_end > from {
+            match align_up(from, align) {
+                Some(a) if a.checked_add(len).is_some_and(|e| e <= gap_end) => return Some(a),
+                _ => *budget = budget.saturating_sub(1),
             }
         }
-        self.first_fit_in(n.right, len, align, lo)
+        self.first_fit_in(n.right, need, len, align, lo, budget)
+    }
+
+    /// Height of the tree (tests: the shape stays logarithmic).
+    pub fn height(&self) -> usize {
+        let mut best = 0;
+        let mut stack = alloc::vec![(self.root, 1usize)];
+        while let Some((t, d)) = stack.pop() {
+            if t == NIL {
+                continue;
+            }
+            best = best.max(d);
+            stack.push((self.nodes[t as usize].left, d + 1));
+            stack.push((self.nodes[t as usize].right, d + 1));
+        }
+        best
     }
 
     /// All gaps in address order (tests and debugging).
@@ -257,6 +367,14 @@ impl Gaps {
     }
 }
 
+/// SplitMix64: spreads a seed over all bits.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Round `x` up to a multiple of `align` (a power of two); `None` on overflow.
 pub fn align_up(x: u64, align: u64) -> Option<u64> {
     Some(x.checked_add(align - 1)? & !(align - 1))
@@ -268,7 +386,7 @@ mod tests {
 
     #[test]
     fn first_fit_prefers_lowest_and_respects_lo_and_align() {
-        let mut g = Gaps::new();
+        let mut g = Gaps::new(7);
         g.insert(0x1000, 0x1000);
         g.insert(0x10000, 0x8000);
         g.insert(0x100000, 0x400000);
@@ -277,6 +395,7 @@ mod tests {
         assert_eq!(g.first_fit(0x1000, 0x1000, 0x12000), Some(0x12000));
         assert_eq!(g.first_fit(0x9000, 0x1000, 0), Some(0x100000));
         assert_eq!(g.first_fit(0x1000, 0x200000, 0), Some(0x200000));
+        assert_eq!(g.first_fit(0x200000, 0x200000, 0), Some(0x200000));
         assert_eq!(g.first_fit(0x500000, 0x1000, 0), None);
         assert_eq!(g.remove(0x10000), Some(0x8000));
         assert_eq!(g.remove(0x10000), None);
@@ -288,7 +407,7 @@ mod tests {
 
     #[test]
     fn many_gaps_stay_consistent() {
-        let mut g = Gaps::new();
+        let mut g = Gaps::new(7);
         for i in 0..2000u64 {
             g.insert(i * 0x10000, 0x1000 + (i % 7) * 0x1000);
         }
@@ -300,5 +419,37 @@ mod tests {
         assert_eq!(g.first_fit(0x7000, 0x1000, 0), Some(13 * 0x10000));
         let v = g.to_vec();
         assert!(v.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn removing_most_gaps_gives_the_arena_back() {
+        let mut g = Gaps::new(3);
+        for i in 0..10_000u64 {
+            g.insert(i * 0x2000, 0x1000);
+        }
+        let peak = g.heap_bytes();
+        for i in 0..9_990u64 {
+            assert!(g.remove(i * 0x2000).is_some());
+        }
+        assert!(g.heap_bytes() * 50 < peak, "{} bytes left of {peak}", g.heap_bytes());
+        assert_eq!(g.len(), 10);
+        assert_eq!(g.first_fit(0x1000, 0x1000, 0), Some(9_990 * 0x2000));
+        assert_eq!(g.to_vec().len(), 10);
+        for i in 0..5u64 {
+            g.insert(i * 0x2000, 0x1000);
+        }
+        assert_eq!(g.first_fit(0x1000, 0x1000, 0), Some(0));
+    }
+
+    #[test]
+    fn ascending_inserts_do_not_make_a_chain() {
+        // The worst order for a deterministic tree: every new gap above all others.
+        for seed in [1u64, 2, 0xdead_beef] {
+            let mut g = Gaps::new(seed);
+            for i in 0..20_000u64 {
+                g.insert(i * 0x2000, 0x1000);
+            }
+            assert!(g.height() < 80, "height {} for 20,000 ascending gaps", g.height());
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! Self-check: recompute every count the core maintains incrementally and compare.
 //!
-//! Frame reference counts (from all page-table records, objects and device tables), each
-//! space's charge (private pages + page tables + pages of objects it owns), frames in use,
-//! and the area/gap partition of each space. Tests call [`MemCore::check_invariants`] after
+//! Frame reference counts (from all page-table records, objects, pinned frames and device
+//! tables), each space's charges (pages: private pages + page tables + VSpace + pinned +
+//! objects it owns; cap copies; object metadata) and that its metadata stays within its
+//! budget, the sum of reservations, frames in use, and the area/gap partition of each
+//! space. Tests call [`MemCore::check_invariants`] after
 //! every step of random operation sequences and after injected kernel failures. It also
 //! lists every mapping ([`MemCore::mappings`]) so tests can compare with the kernel model.
 
@@ -57,11 +59,20 @@ impl<K: Kernel> MemCore<K> {
         let mut refs: BTreeMap<Slot, (u32, PageSize)> = BTreeMap::new();
         let mut in_use: u64 = 0;
         let mut charged: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut obj_meta: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut reserved = 0u64;
         for (&id, sp) in &self.spaces {
-            let mut c = sp.pt.table_count() as u64;
+            let mut c = sp.pt.table_count() as u64 + crate::lifecycle::VSPACE_PAGES;
             in_use += sp.pt.table_count() as u64 + 2;
+            reserved += sp.budget.meta_limit;
             let mut at = 0;
             let mut pages = 0;
+            let mut copies = sp.view.len() as u64;
+            let mut pinned = sp.pinned_detached.len() as u64;
+            c += pinned;
+            for &f in &sp.pinned_detached {
+                refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;
+            }
             while let Some((base, pte, size)) = sp.pt.next_mapped(at, u64::MAX) {
                 let (_, a) = sp.areas.find(base).ok_or_else(|| format!("client {id}: page {base:#x} outside every area"))?;
                 if base + size.bytes() > a.end {
@@ -74,12 +85,34 @@ impl<K: Kernel> MemCore<K> {
                 if !pte.nocharge() {
                     c += pages_of(size);
                 }
+                if pte.map_slot() != pte.frame() {
+                    copies += 1;
+                }
+                if pte.pinned() {
+                    pinned += 1;
+                }
+                if pte.fresh() {
+                    return Err(format!("client {id}: page {base:#x} still marked fresh"));
+                }
                 pages += pages_of(size);
                 at = base + size.bytes();
             }
             if pages != sp.pt.pages {
                 return Err(format!("client {id}: {pages} pages mapped, record says {}", sp.pt.pages));
             }
+            if copies != sp.budget.slots {
+                return Err(format!("client {id}: {copies} cap copies, charge says {}", sp.budget.slots));
+            }
+            if sp.budget.slots > sp.budget.slot_limit {
+                return Err(format!("client {id}: {} cap copies over the limit {}", sp.budget.slots, sp.budget.slot_limit));
+            }
+            if pinned != sp.pinned {
+                return Err(format!("client {id}: {pinned} pinned frames, count says {}", sp.pinned));
+            }
+            if sp.meta() > sp.budget.meta_limit {
+                return Err(format!("client {id}: metadata {} over its budget {}", sp.meta(), sp.budget.meta_limit));
+            }
+            obj_meta.insert(id, u64::from(sp.budget.segments) * crate::ledger::cost::SEGMENT + u64::from(sp.budget.backends) * crate::ledger::cost::BACKEND);
             charged.insert(id, c);
             for &f in sp.server_buffer.iter().flatten() {
                 refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;
@@ -115,10 +148,18 @@ impl<K: Kernel> MemCore<K> {
             }
             for (_, f) in obj.frames() {
                 refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;
-                if let Some(o) = obj.owner {
-                    *charged.entry(o).or_insert(0) += 1;
+            }
+            if let Some(o) = obj.owner {
+                let (pages, meta) = obj.charge();
+                *charged.entry(o).or_insert(0) += pages;
+                *obj_meta.entry(o).or_insert(0) += meta;
+                if !self.spaces.contains_key(&o) {
+                    return Err(format!("object {id}: owned by {o}, which has no space"));
                 }
             }
+        }
+        if reserved != self.reserved_meta {
+            return Err(format!("reserved metadata: recount {reserved}, counter {}", self.reserved_meta));
         }
         for d in &self.res.devices {
             for &f in &d.frames {
@@ -150,6 +191,10 @@ impl<K: Kernel> MemCore<K> {
             let c = charged.get(&id).copied().unwrap_or(0);
             if c != sp.charged {
                 return Err(format!("client {id}: charge recount {c}, counter {}", sp.charged));
+            }
+            let m = obj_meta.get(&id).copied().unwrap_or(0);
+            if m != sp.budget.obj_meta {
+                return Err(format!("client {id}: object metadata recount {m}, counter {}", sp.budget.obj_meta));
             }
         }
         Ok(())

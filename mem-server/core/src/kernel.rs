@@ -165,6 +165,17 @@ pub trait Kernel {
     /// does). Deleting the last cap of an object destroys the object. Empty slot: no-op.
     fn cap_delete(&mut self, slot: Slot) -> KResult;
 
+    /// `CNode_Revoke`: delete every cap derived from the one in `slot` (copies the server
+    /// handed out and whatever was derived from them, e.g. a TCB's IPC-buffer cap), keeping
+    /// `slot` itself. The core calls it before reusing an object it gave away a cap to.
+    fn cap_revoke(&mut self, slot: Slot) -> KResult;
+
+    /// Map the frame cap in `frame` (a copy the core made for this) read-write and never
+    /// executable at `vaddr` of the server's *own* VSpace, where the root task created the
+    /// page tables (the server's views of client shared buffers). Deleting the cap unmaps
+    /// it. Errors as `page_map` (`DeleteFirst` if something is mapped there already).
+    fn server_map(&mut self, frame: Slot, vaddr: u64) -> KResult;
+
     /// Fill a frame with zeroes (the seL4 server does this through a window in its VSpace).
     fn frame_zero(&mut self, frame: Slot) -> KResult;
 

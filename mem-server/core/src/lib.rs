@@ -4,21 +4,33 @@
 //! and one address space per client, and implements every operation of the protocol:
 //! mmap/munmap/mprotect/msync, faults (lazy, copy-on-write, fault-around, large pages),
 //! query, physical mappings, populate, reset, clone, SysV shared memory, backend objects,
-//! quotas and full reclaim. It reaches seL4 only through the [`Kernel`] trait, implemented
-//! by the seL4 component and by the host model (`mem-model`).
+//! budgets and full reclaim, and the administrator's requests (creating, cloning and
+//! destroying spaces with their shared buffers, exporting pinned frames, fault notes). It
+//! reaches seL4 only through the [`Kernel`] trait, implemented by the seL4 component and by
+//! the host model (`mem-model`). [`MemCore::dispatch`] is the one place that matches on
+//! `Request`.
+//!
+//! Isolation rules (each has host tests): everything the server spends for a client is
+//! charged to it and bounded before the work (`ledger.rs`); frames the kernel uses outside
+//! a mapping are pinned (`pin.rs`); objects have owners and permissions (`shm.rs`,
+//! `backend.rs`); a failed request changes nothing.
 //!
 //! Layout (one file per operation where that keeps files small):
-//! - resources: `slots.rs`, `res.rs` (untyped, pools, frame refcounts), `objects.rs`
+//! - resources: `slots.rs`, `res.rs` (untyped, pools, frame refcounts), `objects.rs`,
+//!   `ledger.rs` (budgets)
 //! - structure: `gaps.rs` + `area.rs` (areas, O(log n) first-fit), `pagetable.rs` (shadow
 //!   page tables), `space.rs` (per-client state, map/release primitives)
 //! - operations: `mmap.rs`, `munmap.rs`, `mprotect.rs`, `fault.rs`, `query.rs`, `phys.rs`,
 //!   `populate.rs`, `region.rs`, `clone.rs`, `reset.rs`, `shm.rs`, `backend.rs`, `msync.rs`
+//! - administration: `lifecycle.rs` (create/destroy), `admin.rs` (the administrator's
+//!   requests, shared buffers), `pin.rs`, `notes.rs`
 //! - boundary: `check.rs` (validating client values), `dispatch.rs` (protocol requests)
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod admin;
 pub mod area;
 pub mod backend;
 pub mod check;
@@ -28,18 +40,21 @@ pub mod fault;
 pub mod gaps;
 pub mod invariants;
 pub mod kernel;
+pub mod ledger;
+pub mod lifecycle;
 pub mod mmap;
 pub mod mprotect;
 pub mod msync;
 pub mod munmap;
+pub mod notes;
 pub mod objects;
 pub mod pagetable;
 pub mod phys;
+pub mod pin;
 pub mod populate;
 pub mod query;
 pub mod region;
 pub mod res;
-pub mod sel4_support;
 pub mod reset;
 pub mod shm;
 pub mod slots;
@@ -48,7 +63,10 @@ pub mod space;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
+pub use admin::{Answer, BufferConfig};
+pub use dispatch::Sender;
 pub use kernel::{Geometry, KResult, Kernel, KernelError, ObjectType, Slot};
+pub use ledger::Limits;
 pub use mem_protocol::{Access, Errno, PageSize, Prot};
 pub use res::UntypedDesc;
 pub use space::Cred;
@@ -57,13 +75,18 @@ use objects::Objects;
 use res::Res;
 use space::{Deferred, Space};
 
-/// System-wide shm limits (Linux `SHMMNI`, `SHMMAX`, `SHMMIN`, `SHMALL`).
+/// System-wide shm limits (Linux `SHMMNI`, `SHMMAX`, `SHMMIN`, `SHMALL`) and per-user
+/// ones: a segment outlives its creator, so what a user's segments hold after its clients
+/// are gone is bounded per uid (`per_uid_pages`, `per_uid_segments`). `total_pages` is
+/// clamped to the RAM the server owns at start.
 #[derive(Clone, Copy, Debug)]
 pub struct ShmLimits {
     pub max_segments: u32,
     pub max_bytes: u64,
     pub min_bytes: u64,
     pub total_pages: u64,
+    pub per_uid_pages: u64,
+    pub per_uid_segments: u32,
 }
 
 /// Server configuration.
@@ -81,12 +104,22 @@ pub struct Config {
     /// Frames retyped per `Untyped_Retype` when the pool is empty (max 256).
     pub retype_batch: u32,
     pub max_spaces: u32,
-    pub max_backends: u32,
     pub shm: ShmLimits,
+    /// Per-client budgets (`ledger.rs`).
+    pub limits: Limits,
     /// Clients allowed to act on other clients' spaces and to create/destroy them.
     pub admins: Vec<u32>,
+    /// Client ids `CreateSpace`/`Clone` may create: `[lo, hi)` (EINVAL otherwise).
+    pub client_ids: (u32, u32),
     /// `(client, paddr, len)`: device memory a non-admin client may map.
     pub device_grants: Vec<(u32, u64, u64)>,
+    /// The shared buffer every new space gets (`admin.rs`), if any.
+    pub buffer: Option<BufferConfig>,
+    /// Secret seed for randomised structures (the gap index); set it from the boot record.
+    pub seed: u64,
+    /// Unresolved faults per client that the seL4 side prints (later ones are only
+    /// counted and noted).
+    pub log_unresolved: u32,
 }
 
 impl Config {
@@ -100,10 +133,21 @@ impl Config {
             large_pages: true,
             retype_batch: 64,
             max_spaces: 512,
-            max_backends: 256,
-            shm: ShmLimits { max_segments: 4096, max_bytes: 1 << 32, min_bytes: 1, total_pages: 1 << 22 },
+            shm: ShmLimits {
+                max_segments: 4096,
+                max_bytes: 1 << 32,
+                min_bytes: 1,
+                total_pages: 1 << 22,
+                per_uid_pages: 1 << 20,
+                per_uid_segments: 512,
+            },
+            limits: Limits::default(),
             admins: Vec::new(),
+            client_ids: (1, u32::MAX),
             device_grants: Vec::new(),
+            buffer: None,
+            seed: 0x5eed,
+            log_unresolved: 4,
         }
     }
 }
@@ -135,12 +179,19 @@ pub struct MemCore<K: Kernel> {
     pub(crate) cfg: Config,
     pub(crate) faults: u64,
     pub(crate) unresolved: u64,
+    /// Sum of the `meta_limit`s of all spaces (reserved heap, `ledger.rs`).
+    pub(crate) reserved_meta: u64,
+    /// Spaces created so far (mixed into each space's seed).
+    pub(crate) created: u64,
+    pub(crate) notes: notes::Notes,
 }
 
 impl<K: Kernel> MemCore<K> {
     /// A server owning `untypeds` and the CNode slots `[slot_lo, slot_hi)`.
-    pub fn new(k: K, cfg: Config, untypeds: &[UntypedDesc], slot_lo: Slot, slot_hi: Slot) -> Self {
+    pub fn new(k: K, mut cfg: Config, untypeds: &[UntypedDesc], slot_lo: Slot, slot_hi: Slot) -> Self {
         let hi = slot_hi.min(pagetable::MAX_SLOT + 1);
+        let ram_pages: u64 = untypeds.iter().filter(|u| !u.device).map(|u| (1u64 << u.size_bits.min(63)) >> 12).sum();
+        cfg.shm.total_pages = cfg.shm.total_pages.min(ram_pages);
         MemCore {
             k,
             res: Res::new(untypeds, slot_lo, hi, cfg.retype_batch),
@@ -152,6 +203,9 @@ impl<K: Kernel> MemCore<K> {
             cfg,
             faults: 0,
             unresolved: 0,
+            reserved_meta: 0,
+            created: 0,
+            notes: notes::Notes::default(),
         }
     }
 
@@ -190,50 +244,6 @@ impl<K: Kernel> MemCore<K> {
         self.res.trim(&mut self.k)
     }
 
-    /// Create the address space of `client` with a frame budget of `quota` pages.
-    pub fn create_space(&mut self, client: u32, cred: Cred, quota: u64) -> Result<Slot, Errno> {
-        self.settle();
-        if self.spaces.contains_key(&client) {
-            return Err(Errno::Exist);
-        }
-        if self.spaces.len() as u32 >= self.cfg.max_spaces {
-            return Err(Errno::NFile);
-        }
-        let vspace = self.res.alloc_vspace(&mut self.k)?;
-        let sp = Space {
-            id: client,
-            cred,
-            areas: area::AreaMap::new(self.cfg.user_lo, self.cfg.user_hi),
-            pt: pagetable::PageTree::new(self.cfg.geometry, vspace),
-            quota,
-            charged: 0,
-            faults: 0,
-            unresolved: 0,
-            server_buffer: None,
-        };
-        self.spaces.insert(client, sp);
-        Ok(vspace)
-    }
-
-    /// Destroy `client`'s address space, releasing every page, table and attachment.
-    pub fn destroy_space(&mut self, client: u32) -> Result<(), Errno> {
-        self.settle();
-        if self.spaces.get(&client).is_some_and(|s| s.server_buffer.is_some()) {
-            self.release_shared_buffer(client)?;
-        }
-        reset::clear_space(self, client)?;
-        let mut sp = self.spaces.remove(&client).ok_or(Errno::Srch)?;
-        // Tables, then the VSpace; any the kernel refuses wait in `deferred` (the VSpace
-        // after its tables, so it is never reused with a stale table in it).
-        for t in sp.pt.take_tables() {
-            space::finish_release(&mut self.k, &mut self.res, &mut self.deferred, space::PendingRelease::Table(t));
-        }
-        space::finish_release(&mut self.k, &mut self.res, &mut self.deferred, space::PendingRelease::VSpace(sp.pt.vspace()));
-        self.objs.disown(client);
-        shm::forget_client(self, client);
-        Ok(())
-    }
-
     /// The VSpace cap of `client` (the seL4 side binds it to the client's TCB).
     pub fn vspace_of(&self, client: u32) -> Option<Slot> {
         self.spaces.get(&client).map(|s| s.pt.vspace())
@@ -249,7 +259,8 @@ impl<K: Kernel> MemCore<K> {
         self.cfg.admins.contains(&client)
     }
 
-    /// Global counters, or one client's (areas, charge, quota, faults) with `Some(client)`.
+    /// Global counters, or one client's (areas, charges, budget, faults) with
+    /// `Some(client)`.
     pub fn stats(&self, client: Option<u32>) -> Result<Stats, Errno> {
         let mut s = Stats {
             frames_in_use: self.res.frames_in_use,
@@ -260,26 +271,57 @@ impl<K: Kernel> MemCore<K> {
             faults_unresolved: self.unresolved,
             spaces: self.spaces.len() as u64,
             shm_segments: self.shm.len() as u64,
-            areas: 0,
-            charged_pages: 0,
-            quota_pages: 0,
+            ..Stats::default()
         };
         match client {
             None => {
                 s.areas = self.spaces.values().map(|sp| sp.areas.len() as u64).sum();
                 s.charged_pages = self.spaces.values().map(|sp| sp.charged).sum();
-                s.quota_pages = self.spaces.values().map(|sp| sp.quota).sum();
+                s.quota_pages = self.spaces.values().map(|sp| sp.budget.quota).sum();
+                s.meta_bytes = self.spaces.values().map(|sp| sp.meta()).sum();
+                s.meta_limit = self.reserved_meta;
+                s.slots_charged = self.spaces.values().map(|sp| sp.budget.slots).sum();
+                s.slot_limit = self.spaces.values().map(|sp| sp.budget.slot_limit).sum();
+                s.pinned = self.spaces.values().map(|sp| sp.pinned).sum();
             }
             Some(c) => {
                 let sp = self.spaces.get(&c).ok_or(Errno::Srch)?;
                 s.areas = sp.areas.len() as u64;
                 s.charged_pages = sp.charged;
-                s.quota_pages = sp.quota;
+                s.quota_pages = sp.budget.quota;
                 s.faults_served = sp.faults;
                 s.faults_unresolved = sp.unresolved;
+                s.meta_bytes = sp.meta();
+                s.meta_limit = sp.budget.meta_limit;
+                s.slots_charged = sp.budget.slots;
+                s.slot_limit = sp.budget.slot_limit;
+                s.pinned = sp.pinned;
             }
         }
         Ok(s)
+    }
+
+    /// What `caller` may see of `stats(who)`: everything for an administrator; for anyone
+    /// else its own counters only, the system-wide figures as 0.
+    pub fn stats_for(&self, caller: u32, who: Option<u32>) -> Result<Stats, Errno> {
+        let s = self.stats(who)?;
+        if self.is_admin(caller) {
+            return Ok(s);
+        }
+        let own = self.spaces.get(&caller).ok_or(Errno::Srch)?;
+        Ok(Stats {
+            areas: s.areas,
+            charged_pages: s.charged_pages,
+            quota_pages: s.quota_pages,
+            faults_served: own.faults,
+            faults_unresolved: own.unresolved,
+            meta_bytes: s.meta_bytes,
+            meta_limit: s.meta_limit,
+            slots_charged: s.slots_charged,
+            slot_limit: s.slot_limit,
+            pinned: s.pinned,
+            ..Stats::default()
+        })
     }
 
     /// The areas of `client` as `(start, end, prot)` (tests and the differential test).
@@ -292,6 +334,22 @@ impl<K: Kernel> MemCore<K> {
     pub fn metadata_bytes(&self) -> usize {
         self.res.heap_bytes()
             + self.spaces.values().map(|sp| sp.pt.heap_bytes() + sp.areas.heap_bytes()).sum::<usize>()
+    }
+
+    /// Heap bytes reserved for the spaces' metadata (the sum of their `meta_limit`s).
+    pub fn reserved_meta(&self) -> u64 {
+        self.reserved_meta
+    }
+
+    /// Cap slots of the server that are free, and the longest run of them (what one
+    /// `Untyped_Retype` batch can use).
+    pub fn slot_capacity(&self) -> (u32, u32) {
+        (self.res.slots.free_count(), self.res.slots.longest_free_run())
+    }
+
+    /// Dirty (not yet zeroed) and clean small frames in the pool.
+    pub fn pool_frames(&self) -> (u64, u64) {
+        (self.res.dirty_frames(), self.res.clean_frames())
     }
 
     /// Pages mapped in `client`'s space (4 KiB units).

@@ -63,6 +63,7 @@ impl<K: Kernel> MemCore<K> {
             return Err(Errno::Srch);
         }
         // Validate the backing before anything changes.
+        let mut max_prot = a.max_prot;
         let kind_obj = match a.backing {
             Backing::Anonymous => None,
             Backing::Backend { id, offset } => {
@@ -74,36 +75,38 @@ impl<K: Kernel> MemCore<K> {
                 if end > size {
                     return Err(Errno::Overflow);
                 }
+                max_prot = self.backend_may_map(client, id, a.shared, a.prot, a.max_prot)?;
                 Some((self.backends.cache_obj(id)?, offset))
             }
         };
         let range = self.place(client, a, len)?;
+        // Room for the new area and what a Fixed mapping splits off, and an object record.
+        let splits = if a.placement == Placement::Fixed { self.splits_needed(client, range.start, range.end) } else { 0 };
+        let new_obj = kind_obj.is_none() && a.shared;
+        let obj_meta = if new_obj { crate::objects::charge_of(range.pages(), 0, false).1 } else { 0 };
+        let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+        sp.area_room(1 + splits, self.cfg.limits.max_map_count)?;
+        sp.meta_room((1 + splits) * crate::ledger::cost::AREA + obj_meta)?;
+        if a.placement == Placement::Fixed {
+            self.remove_range(client, range.start, range.end)?;
+        }
         let kind = match (kind_obj, a.shared) {
             (None, false) => AreaKind::Anon,
             (None, true) => {
-                let obj = self.objs.create(range.pages(), Some(client), 0)?;
+                let obj = self.objs.create(range.pages(), Some(client), 0, false)?;
+                self.space_mut(client)?.budget.obj_meta += obj_meta;
                 AreaKind::Shared { obj, offset: 0 }
             }
             (Some((obj, offset)), true) => AreaKind::Shared { obj, offset },
             (Some((obj, offset)), false) => AreaKind::PrivateBackend { obj, offset },
         };
-        if a.placement == Placement::Fixed {
-            if let Err(e) = self.remove_range(client, range.start, range.end) {
-                if let (None, true) = (kind_obj, a.shared) {
-                    if let Some(obj) = kind.object() {
-                        self.objs.release_if_unused(&mut self.res, obj);
-                    }
-                }
-                return Err(e);
-            }
-        }
         if let Some(obj) = kind.object() {
             if let Some(o) = self.objs.get_mut(obj) {
                 o.area_refs += 1;
             }
         }
         let sp = self.space_mut(client)?;
-        sp.areas.insert(range.start, Area { end: range.end, prot: a.prot, max_prot: a.max_prot, kind, attach: None });
+        sp.areas.insert(range.start, Area { end: range.end, prot: a.prot, max_prot, kind, attach: None });
         if a.populate {
             // Like MAP_POPULATE: best effort, the mapping stands even if memory runs out.
             let _ = self.populate_range(client, range.start, range.end);

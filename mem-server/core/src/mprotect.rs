@@ -5,11 +5,14 @@
 //! than an area's max protection is EACCES. As in Linux, the range is processed area by
 //! area and a hole stops it with ENOMEM (earlier areas keep their new protection). Each
 //! area piece is changed atomically: its pages are remapped first and restored if the
-//! kernel refuses one, and only then is the area split and updated.
+//! kernel refuses one, and only then is the area split and updated. The up to two areas a
+//! piece splits off are checked against the budget before anything changes (ENOMEM).
 //! Neighbours: `munmap.rs` (`split_boundaries`), `space.rs`, `area.rs`.
 
 use alloc::vec::Vec;
 use mem_protocol::{Errno, PageSize, Prot};
+
+use crate::ledger::cost;
 
 use crate::check;
 use crate::kernel::Kernel;
@@ -51,6 +54,11 @@ impl<K: Kernel> MemCore<K> {
 
     /// Change `[start, end)`, inside one area whose protection is `old`, to `new`.
     fn protect_piece(&mut self, client: u32, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
+        let splits = self.splits_needed(client, start, end);
+        let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+        sp.area_room(splits, self.cfg.limits.max_map_count)?;
+        // Splitting a large page at either end needs a leaf table.
+        sp.meta_room(2 * cost::TABLE)?;
         {
             let MemCore { k, res, spaces, deferred, .. } = self;
             let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
@@ -90,37 +98,52 @@ impl<K: Kernel> MemCore<K> {
 }
 
 /// Give every present page in `[start, end)` the rights of `new`; on a kernel refusal put
-/// the pages done so far back to their rights under `old` and fail with ENOMEM.
+/// the pages done so far back to their rights under `old` and fail with ENOMEM. Pages
+/// changed so far are marked `fresh` (and the mark cleared at the end), so undoing needs
+/// no list however many pages the range holds.
 fn remap_range<K: Kernel>(k: &mut K, sp: &mut Space, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
     let vspace = sp.pt.vspace();
-    let mut done: Vec<(u64, PageSize, Pte)> = Vec::new();
     let mut at = start;
+    let mut failed = None;
     while let Some((base, pte, size)) = sp.pt.next_mapped(at, end) {
         at = base + size.bytes();
         match set_rights(k, vspace, base, pte, hw_rights(new, pte.cow())) {
-            Ok(p) => {
-                sp.pt.update(base, size, p);
-                done.push((base, size, pte));
-            }
+            Ok(p) => sp.pt.update(base, size, p.with_fresh(true)),
             Err(_) => {
-                for (b, sz, before) in done {
-                    let rights = if before.unmapped() { Prot::NONE } else { hw_rights(old, before.cow()) };
-                    let restored = match set_rights(k, vspace, b, before, rights) {
-                        Ok(p) => p,
-                        // Refused again: at least take the page out of the hardware; the
-                        // fault path maps it back with the area's rights.
-                        Err(_) => {
-                            let _ = k.page_unmap(before.map_slot());
-                            before.with_unmapped(true)
-                        }
-                    };
-                    sp.pt.update(b, sz, restored);
-                }
-                return Err(Errno::NoMem);
+                failed = Some(base);
+                break;
             }
         }
     }
-    Ok(())
+    let stop = failed.unwrap_or(end);
+    let mut at = start;
+    while let Some((base, pte, size)) = sp.pt.next_mapped(at, stop) {
+        at = base + size.bytes();
+        if !pte.fresh() {
+            continue;
+        }
+        let pte = pte.with_fresh(false);
+        if failed.is_none() {
+            sp.pt.update(base, size, pte);
+            continue;
+        }
+        // Undo: the rights under `old` (a page unmapped under `old` had no rights).
+        let rights = if old.is_empty() { Prot::NONE } else { hw_rights(old, pte.cow()) };
+        let restored = match set_rights(k, vspace, base, pte, rights) {
+            Ok(p) => p,
+            // Refused again: at least take the page out of the hardware; the fault path
+            // maps it back with the area's rights.
+            Err(_) => {
+                let _ = k.page_unmap(pte.map_slot());
+                pte.with_unmapped(true)
+            }
+        };
+        sp.pt.update(base, size, restored);
+    }
+    match failed {
+        Some(_) => Err(Errno::NoMem),
+        None => Ok(()),
+    }
 }
 
 /// Map (or remap) the cap of `pte` at `base` with `rights`, or unmap it for no rights;

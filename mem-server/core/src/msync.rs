@@ -2,10 +2,11 @@
 //!
 //! Flags as Linux: MS_ASYNC and MS_SYNC together are EINVAL; the range must be mapped
 //! (ENOMEM for a hole, EINVAL for an unaligned address). Writeback is synchronous either
-//! way. Private and anonymous areas have nothing to write back, as in Linux.
-//! Neighbours: `backend.rs` (`writeback_page`), `area.rs`.
+//! way. Private and anonymous areas have nothing to write back, as in Linux. Writing back
+//! needs write permission on the backend (EACCES, checked for every area of the range
+//! before any page is written). The range is walked area by area and page by page: no
+//! list is built, whatever its size. Neighbours: `backend.rs` (`writeback_page`), `area.rs`.
 
-use alloc::vec::Vec;
 use mem_protocol::{Errno, MsyncFlags, PAGE_SIZE};
 
 use crate::area::AreaKind;
@@ -31,22 +32,30 @@ impl<K: Kernel> MemCore<K> {
         if !sp.areas.fully_covered(r.start, r.end) {
             return Err(Errno::NoMem);
         }
-        let mut work: Vec<(u32, u64)> = Vec::new();
-        for (s, a) in sp.areas.overlapping(r.start, r.end) {
+        for (_, a) in sp.areas.overlapping(r.start, r.end) {
+            if let AreaKind::Shared { obj, .. } = a.kind {
+                if self.backends.store_of_cache(obj).is_some() {
+                    self.backend_may_sync(client, obj)?;
+                }
+            }
+        }
+        let mut from = r.start;
+        while from < r.end {
+            let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+            let Some((s, a)) = sp.areas.first_overlapping(from, r.end) else { break };
+            from = a.end;
             let AreaKind::Shared { obj, offset } = a.kind else { continue };
             if self.backends.store_of_cache(obj).is_none() {
                 continue;
             }
-            let from = s.max(r.start);
-            let to = a.end.min(r.end);
-            let mut p = from;
-            while p < to {
-                work.push((obj, (offset + (p - s)) / PAGE_SIZE));
-                p += PAGE_SIZE;
+            // Only pages present in the cache can be dirty.
+            let lo = (offset + (s.max(r.start) - s)) / PAGE_SIZE;
+            let hi = (offset + (a.end.min(r.end) - s)) / PAGE_SIZE;
+            let mut idx = lo;
+            while let Some(i) = self.objs.get(obj).and_then(|o| o.frames_from(idx).next().map(|(i, _)| i)).filter(|&i| i < hi) {
+                self.writeback_page(obj, i)?;
+                idx = i + 1;
             }
-        }
-        for (obj, idx) in work {
-            self.writeback_page(obj, idx)?;
         }
         Ok(())
     }

@@ -5,7 +5,12 @@
 //! shared. A large page straddling a boundary is first split into small pages
 //! (`space::split_large`). Objects lose one area reference per removed piece and are
 //! destroyed with the last one when nothing else holds them. Also used by mmap `Fixed`,
-//! shmdt and reset. Neighbours: `space.rs`, `area.rs`, `objects.rs`, `shm.rs`.
+//! shmdt and reset.
+//!
+//! Budget: splitting adds up to two areas, checked before anything changes (ENOMEM, as
+//! Linux fails a munmap that would exceed `vm.max_map_count`); the removal itself walks the
+//! areas one by one and needs no memory however many areas the range covers.
+//! Neighbours: `space.rs`, `area.rs`, `objects.rs`, `shm.rs`.
 
 use mem_protocol::{Errno, PageSize};
 
@@ -29,27 +34,33 @@ impl<K: Kernel> MemCore<K> {
     /// Remove every area piece in `[start, end)` (page aligned).
     pub(crate) fn remove_range(&mut self, client: u32, start: u64, end: u64) -> Result<(), Errno> {
         self.split_boundaries(client, start, end)?;
-        let MemCore { k, res, spaces, deferred, .. } = self;
-        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
-        let mut dropped: alloc::vec::Vec<ObjId> = alloc::vec::Vec::new();
-        for s in sp.areas.starts_in(start, end) {
-            let area = sp.areas.remove(s).expect("listed area");
+        loop {
+            let MemCore { k, res, spaces, deferred, .. } = self;
+            let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+            let Some((s, _)) = sp.areas.first_overlapping(start, end) else { break };
+            let area = sp.areas.remove(s).ok_or(Errno::Fault)?;
             release_range(k, res, deferred, sp, s, area.end);
             if let Some(obj) = area.kind.object() {
-                dropped.push(obj);
+                self.drop_area_ref(obj);
             }
-        }
-        for obj in dropped {
-            self.drop_area_ref(obj);
         }
         Ok(())
     }
 
+    /// How many areas splitting at `start` and `end` would add (0 to 2).
+    pub(crate) fn splits_needed(&self, client: u32, start: u64, end: u64) -> u64 {
+        let Some(sp) = self.spaces.get(&client) else { return 0 };
+        [start, end].iter().filter(|&&b| sp.areas.find(b).is_some_and(|(s, _)| s != b)).count() as u64
+    }
+
     /// Make `start` and `end` area (and page) boundaries: split large pages straddling them
-    /// and the areas containing them.
+    /// and the areas containing them (ENOMEM first if the new areas do not fit the budget).
     pub(crate) fn split_boundaries(&mut self, client: u32, start: u64, end: u64) -> Result<(), Errno> {
+        let extra = self.splits_needed(client, start, end);
+        let max = self.cfg.limits.max_map_count;
         let MemCore { k, res, spaces, deferred, objs, .. } = self;
         let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        sp.area_room(extra, max)?;
         for b in [start, end] {
             if let Some((_, PageSize::Large, base)) = sp.pt.lookup(b) {
                 if base != b {
@@ -78,9 +89,10 @@ impl<K: Kernel> MemCore<K> {
 
     /// Destroy `obj` if no area and no holder refers to it; uncharge its owner.
     pub(crate) fn release_obj_if_unused(&mut self, obj: ObjId) {
-        if let Some((owner, pages)) = self.objs.release_if_unused(&mut self.res, obj) {
+        if let Some((owner, pages, meta)) = self.objs.release_if_unused(&mut self.res, obj) {
             if let Some(sp) = owner.and_then(|c| self.spaces.get_mut(&c)) {
-                sp.charged -= pages;
+                sp.charged = sp.charged.saturating_sub(pages);
+                sp.budget.put_meta(meta);
             }
             self.shm_object_gone(obj);
         }

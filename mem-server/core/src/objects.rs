@@ -3,8 +3,14 @@
 //! A shm segment, a shared anonymous mapping and a backend object's cache and store are all
 //! `MemObject`s: a lazily filled array of frames (each holding one frame reference), a
 //! count of the areas that map it, and a count of other holders (the shm registry, a
-//! backend). It is destroyed, its frames released, when both reach zero. Pages are charged
-//! to the client that created the object while that client exists.
+//! backend). It is destroyed, its frames released, when both reach zero.
+//!
+//! Every object has an owner who pays for it (`ledger.rs`): its record ([`cost::OBJECT`])
+//! and, per page, the frame and an entry of the page map ([`cost::OBJ_PAGE`]). A shm
+//! segment is paid in full when it is created (`prepaid`); other objects are paid page by
+//! page as pages appear. When the owner goes away an object that is still mapped is handed
+//! to one of the spaces mapping it, which pays from then on (`lifecycle.rs`); an orphaned
+//! shm segment is paid by its creator's uid (`shm.rs`).
 //! Neighbours: `area.rs` (areas name objects), `shm.rs`, `backend.rs`, `fault.rs`.
 
 use alloc::collections::BTreeMap;
@@ -12,6 +18,7 @@ use alloc::vec::Vec;
 use mem_protocol::{Errno, PageSize};
 
 use crate::kernel::{Kernel, Slot};
+use crate::ledger::cost;
 use crate::res::Res;
 
 /// Index of an object in the object table.
@@ -22,14 +29,22 @@ pub struct MemObject {
     /// Size in 4 KiB pages.
     pub npages: u64,
     /// Frame slot of each page present; absent pages read as zero. Sparse, so a huge
-    /// object costs nothing until touched (and touching is bounded by quotas).
+    /// object costs nothing until touched (and touching is bounded by budgets).
     pages: BTreeMap<u64, Slot>,
     /// Areas mapping (part of) this object.
     pub area_refs: u32,
     /// Other holders (shm registry entry, backend).
     pub holders: u32,
-    /// Client charged for the pages, while it exists.
+    /// Client charged for the object, while one is.
     pub owner: Option<u32>,
+    /// Paid in full at creation (shm segments): pages charged = `npages`.
+    pub prepaid: bool,
+}
+
+/// What an object costs its owner: `(pages, metadata bytes)`.
+pub fn charge_of(npages: u64, present: u64, prepaid: bool) -> (u64, u64) {
+    let pages = if prepaid { npages } else { present };
+    (pages, cost::OBJECT + pages * cost::OBJ_PAGE)
 }
 
 impl MemObject {
@@ -48,9 +63,17 @@ impl MemObject {
     pub fn frames(&self) -> impl Iterator<Item = (u64, Slot)> + '_ {
         self.pages.iter().map(|(&i, &s)| (i, s))
     }
+    /// Frames present at index `idx` and above, in order.
+    pub fn frames_from(&self, idx: u64) -> impl Iterator<Item = (u64, Slot)> + '_ {
+        self.pages.range(idx..).map(|(&i, &s)| (i, s))
+    }
     /// Forget page `idx` (the caller owns the frame reference it held).
     pub fn take_page(&mut self, idx: u64) -> Option<Slot> {
         self.pages.remove(&idx)
+    }
+    /// What the owner currently pays for this object: `(pages, metadata bytes)`.
+    pub fn charge(&self) -> (u64, u64) {
+        charge_of(self.npages, self.present(), self.prepaid)
     }
 }
 
@@ -62,9 +85,9 @@ pub struct Objects {
 }
 
 impl Objects {
-    /// A new empty object of `pages` pages.
-    pub fn create(&mut self, pages: u64, owner: Option<u32>, holders: u32) -> Result<ObjId, Errno> {
-        let obj = MemObject { npages: pages, pages: BTreeMap::new(), area_refs: 0, holders, owner };
+    /// A new empty object of `pages` pages (the caller has checked and charges the owner).
+    pub fn create(&mut self, pages: u64, owner: Option<u32>, holders: u32, prepaid: bool) -> Result<ObjId, Errno> {
+        let obj = MemObject { npages: pages, pages: BTreeMap::new(), area_refs: 0, holders, owner, prepaid };
         self.live += 1;
         Ok(match self.free.pop() {
             Some(i) => {
@@ -96,7 +119,7 @@ impl Objects {
     }
 
     /// The frame for page `page`, allocating a zeroed one if absent. Returns the frame and
-    /// whether it was newly allocated (the caller charges the owner).
+    /// whether it was newly allocated (the caller charges the owner unless prepaid).
     pub fn page_frame<K: Kernel>(
         &mut self,
         k: &mut K,
@@ -116,9 +139,24 @@ impl Objects {
         Ok((f, true))
     }
 
-    /// Release the object if nothing refers to it any more. Returns `(owner, pages freed)` so
-    /// the caller can uncharge the owner.
-    pub fn release_if_unused(&mut self, res: &mut Res, id: ObjId) -> Option<(Option<u32>, u64)> {
+    /// Release every page of `id` (frames unreferenced) and make it empty: nothing can be
+    /// faulted from it any more (`npages` 0). Returns `(pages, meta)` the owner paid for the
+    /// pages (the record stays charged while the object lives).
+    pub fn revoke_pages(&mut self, res: &mut Res, id: ObjId) -> (u64, u64) {
+        let Some(obj) = self.get_mut(id) else { return (0, 0) };
+        let before = obj.charge();
+        for (_, f) in core::mem::take(&mut obj.pages) {
+            res.frame_unref(f, PageSize::Small);
+        }
+        obj.npages = 0;
+        obj.prepaid = false;
+        let after = obj.charge();
+        (before.0 - after.0, before.1 - after.1)
+    }
+
+    /// Release the object if nothing refers to it any more. Returns `(owner, pages, meta)`
+    /// it was charging so the caller can uncharge the owner.
+    pub fn release_if_unused(&mut self, res: &mut Res, id: ObjId) -> Option<(Option<u32>, u64, u64)> {
         let obj = self.get(id)?;
         if obj.area_refs != 0 || obj.holders != 0 {
             return None;
@@ -126,21 +164,20 @@ impl Objects {
         let obj = self.slab[id as usize].take()?;
         self.free.push(id);
         self.live -= 1;
+        if self.live == 0 {
+            // Give the slab's memory back once every object is gone.
+            self.slab = Vec::new();
+            self.free = Vec::new();
+        }
         for &f in obj.pages.values() {
             res.frame_unref(f, PageSize::Small);
         }
-        Some((obj.owner, obj.present()))
+        let (pages, meta) = obj.charge();
+        Some((obj.owner, pages, meta))
     }
 
-    /// Objects owned by `client` (to clear ownership when it goes away).
-    pub fn disown(&mut self, client: u32) -> u64 {
-        let mut n = 0;
-        for o in self.slab.iter_mut().flatten() {
-            if o.owner == Some(client) {
-                o.owner = None;
-                n += o.present();
-            }
-        }
-        n
+    /// Objects owned by `client`.
+    pub fn owned_by(&self, client: u32) -> Vec<ObjId> {
+        self.iter().filter(|(_, o)| o.owner == Some(client)).map(|(i, _)| i).collect()
     }
 }

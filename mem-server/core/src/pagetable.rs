@@ -20,10 +20,13 @@ const LEAF: u64 = 1 << 63;
 const COW: u64 = 1 << 62;
 const NOCHARGE: u64 = 1 << 61;
 const UNMAPPED: u64 = 1 << 60;
-const SLOT_MASK: u64 = (1 << 30) - 1;
+const PINNED: u64 = 1 << 59;
+const FRESH: u64 = 1 << 58;
+const SLOT_BITS: u32 = 29;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 
 /// Highest slot number a PTE can name.
-pub const MAX_SLOT: Slot = (1 << 30) - 1;
+pub const MAX_SLOT: Slot = (1 << SLOT_BITS) - 1;
 
 /// One mapped page: the frame (slot of its original cap), the cap slot used for this mapping
 /// (the original itself, or a copy when the frame is mapped more than once), and flags.
@@ -33,7 +36,7 @@ pub struct Pte(u64);
 impl Pte {
     pub fn new(frame: Slot, map_slot: Slot, cow: bool, nocharge: bool) -> Pte {
         debug_assert!(frame <= MAX_SLOT && map_slot <= MAX_SLOT && frame != 0);
-        let mut v = LEAF | u64::from(frame) | (u64::from(map_slot) << 30);
+        let mut v = LEAF | u64::from(frame) | (u64::from(map_slot) << SLOT_BITS);
         if cow {
             v |= COW;
         }
@@ -48,7 +51,7 @@ impl Pte {
     }
     /// Slot of the cap this mapping uses.
     pub fn map_slot(self) -> Slot {
-        ((self.0 >> 30) & SLOT_MASK) as Slot
+        ((self.0 >> SLOT_BITS) & SLOT_MASK) as Slot
     }
     /// Mapped read-only because the frame is shared copy-on-write.
     pub fn cow(self) -> bool {
@@ -69,8 +72,23 @@ impl Pte {
     pub fn with_unmapped(self, unmapped: bool) -> Pte {
         Pte(if unmapped { self.0 | UNMAPPED } else { self.0 & !UNMAPPED })
     }
+    /// The kernel uses this frame outside the mapping (an IPC buffer): it is never freed,
+    /// moved or shared while the space lives (`pin.rs`).
+    pub fn pinned(self) -> bool {
+        self.0 & PINNED != 0
+    }
+    pub fn with_pinned(self, pinned: bool) -> Pte {
+        Pte(if pinned { self.0 | PINNED } else { self.0 & !PINNED })
+    }
+    /// Mapped by the request in progress (rolled back if that request fails).
+    pub fn fresh(self) -> bool {
+        self.0 & FRESH != 0
+    }
+    pub fn with_fresh(self, fresh: bool) -> Pte {
+        Pte(if fresh { self.0 | FRESH } else { self.0 & !FRESH })
+    }
     pub fn with_map_slot(self, s: Slot) -> Pte {
-        Pte((self.0 & !(SLOT_MASK << 30)) | (u64::from(s) << 30))
+        Pte((self.0 & !(SLOT_MASK << SLOT_BITS)) | (u64::from(s) << SLOT_BITS))
     }
 }
 
@@ -313,6 +331,11 @@ impl PageTree {
             t = (e - 1) as usize;
         }
         self.tables[t].entries[self.geo.index(leaf, vaddr)] == 0
+    }
+
+    /// Heap bytes of the root shadow table.
+    pub fn root_bytes(&self) -> u64 {
+        self.geo.entries(0) as u64 * 8
     }
 
     /// Number of seL4 page tables in use below the root.

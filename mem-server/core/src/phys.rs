@@ -39,6 +39,8 @@ impl<K: Kernel> MemCore<K> {
         }
         let a = MmapArgs { addr, len, prot, max_prot: prot, placement, shared: true, backing: Backing::Anonymous, populate: false };
         let r = self.place(client, &a, len)?;
+        let splits = if placement == Placement::Fixed { self.splits_needed(client, r.start, r.end) } else { 0 };
+        self.spaces.get(&client).ok_or(Errno::Srch)?.area_room(1 + splits, self.cfg.limits.max_map_count)?;
         if placement == Placement::Fixed {
             self.remove_range(client, r.start, r.end)?;
         }

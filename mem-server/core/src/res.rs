@@ -8,8 +8,12 @@
 //! Frames carry a 32-bit reference count indexed by the slot of their original cap: every
 //! page-table entry that maps a frame and every memory object that holds it counts one.
 //! At zero the frame goes back to the pool as "dirty" (zeroed again before reuse, off the
-//! fault path when possible: see `maintain`). Neighbours: `slots.rs` below, `pagetable.rs`,
-//! `objects.rs` and the operation files above.
+//! fault path when possible: see `maintain`).
+//!
+//! Memory: the reference counts and the pools are two arrays indexed by slot, allocated
+//! once at construction for the whole slot range (a pool is a linked list threaded through
+//! `link`), so no client action ever grows the server's own bookkeeping here.
+//! Neighbours: `slots.rs` below, `pagetable.rs`, `objects.rs` and the operation files above.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -49,18 +53,35 @@ pub struct Device {
     pub frames: Vec<Slot>,
 }
 
+/// A pool of objects: a stack linked through [`Res`]'s `link` array.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pool {
+    head: Slot,
+    len: u32,
+}
+
+/// The pools, by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Clean = 0,
+    Dirty,
+    LargeClean,
+    LargeDirty,
+    Tables,
+    VSpaces,
+}
+
+const KINDS: [Kind; 6] = [Kind::Clean, Kind::Dirty, Kind::LargeClean, Kind::LargeDirty, Kind::Tables, Kind::VSpaces];
+
 /// All kernel resources of the server.
 #[derive(Debug)]
 pub struct Res {
     pub slots: SlotAlloc,
     uts: Vec<Untyped>,
     batches: BTreeMap<Slot, Batch>,
-    clean: Vec<Slot>,
-    dirty: Vec<Slot>,
-    large_clean: Vec<Slot>,
-    large_dirty: Vec<Slot>,
-    tables: Vec<Slot>,
-    vspaces: Vec<Slot>,
+    pools: [Pool; 6],
+    /// Next slot in the same pool (0: end of list), by slot.
+    link: Vec<Slot>,
     pub devices: Vec<Device>,
     refs: Vec<u32>,
     batch: u32,
@@ -90,17 +111,45 @@ impl Res {
             slots: SlotAlloc::new(slot_lo, slot_hi),
             uts,
             batches: BTreeMap::new(),
-            clean: Vec::new(),
-            dirty: Vec::new(),
-            large_clean: Vec::new(),
-            large_dirty: Vec::new(),
-            tables: Vec::new(),
-            vspaces: Vec::new(),
+            pools: [Pool::default(); 6],
+            link: alloc::vec![0; slot_hi as usize],
             devices,
-            refs: Vec::new(),
+            refs: alloc::vec![0; slot_hi as usize],
             batch: batch.clamp(1, MAX_BATCH),
             frames_in_use: 0,
         }
+    }
+
+    // ---- pools -------------------------------------------------------------------------
+
+    fn push(&mut self, k: Kind, s: Slot) {
+        let p = &mut self.pools[k as usize];
+        self.link[s as usize] = p.head;
+        p.head = s;
+        p.len += 1;
+    }
+
+    fn pop(&mut self, k: Kind) -> Option<Slot> {
+        let p = &mut self.pools[k as usize];
+        if p.head == 0 {
+            return None;
+        }
+        let s = p.head;
+        p.head = self.link[s as usize];
+        p.len -= 1;
+        self.link[s as usize] = 0;
+        Some(s)
+    }
+
+    /// Push the slots `first + 1 .. first + n` so that the lowest comes out first.
+    fn push_batch_rest(&mut self, k: Kind, first: Slot, n: u32) {
+        for s in (first + 1..first + n).rev() {
+            self.push(k, s);
+        }
+    }
+
+    fn pool_len(&self, k: Kind) -> u64 {
+        u64::from(self.pools[k as usize].len)
     }
 
     // ---- retype ----------------------------------------------------------------------
@@ -121,12 +170,9 @@ impl Res {
                 continue;
             }
             let fit = ((total - start) / size).min(u64::from(want)) as u32;
-            let n = fit.min(self.slots.contig_left()).min(MAX_BATCH);
-            if n == 0 {
-                return Err(Errno::NoMem);
-            }
-            let first = self.slots.alloc_contig(n)?;
-            if k.untyped_retype(u.desc.slot, ty, first, n).is_err() {
+            let ut_slot = u.desc.slot;
+            let (first, n) = self.slot_run(fit.min(MAX_BATCH))?;
+            if k.untyped_retype(ut_slot, ty, first, n).is_err() {
                 for s in (first..first + n).rev() {
                     self.slots.free(s);
                 }
@@ -136,6 +182,18 @@ impl Res {
             u.watermark = start + size * u64::from(n);
             self.batches.insert(first, Batch { ut: i as u32, count: n });
             return Ok((first, n));
+        }
+        Err(Errno::NoMem)
+    }
+
+    /// A run of at most `want` contiguous free slots, halving the length until one exists.
+    fn slot_run(&mut self, want: u32) -> Result<(Slot, u32), Errno> {
+        let mut n = want.min(self.slots.free_count());
+        while n > 0 {
+            if let Ok(first) = self.slots.alloc_contig(n) {
+                return Ok((first, n));
+            }
+            n /= 2;
         }
         Err(Errno::NoMem)
     }
@@ -158,11 +216,7 @@ impl Res {
     }
 
     fn set_ref(&mut self, slot: Slot, v: u32) {
-        let i = slot as usize;
-        if self.refs.len() <= i {
-            self.refs.resize(i + 1 + i / 4, 0);
-        }
-        self.refs[i] = v;
+        self.refs[slot as usize] = v;
     }
 
     // ---- frames ----------------------------------------------------------------------
@@ -178,24 +232,23 @@ impl Res {
 
     fn alloc_frame_inner<K: Kernel>(&mut self, k: &mut K, size: PageSize) -> Result<Slot, Errno> {
         let (clean, dirty, ty) = match size {
-            PageSize::Small => (&mut self.clean, &mut self.dirty, ObjectType::SmallPage),
-            PageSize::Large => (&mut self.large_clean, &mut self.large_dirty, ObjectType::LargePage),
+            PageSize::Small => (Kind::Clean, Kind::Dirty, ObjectType::SmallPage),
+            PageSize::Large => (Kind::LargeClean, Kind::LargeDirty, ObjectType::LargePage),
         };
-        if let Some(s) = clean.pop() {
+        if let Some(s) = self.pop(clean) {
             return Ok(s);
         }
-        if let Some(s) = dirty.pop() {
+        if let Some(s) = self.pop(dirty) {
             if k.frame_zero(s).is_err() {
-                dirty.push(s);
+                self.push(dirty, s);
                 return Err(Errno::NoMem);
             }
             return Ok(s);
         }
         let want = if size == PageSize::Small { self.batch } else { 1 };
         let (first, n) = self.retype(k, ty, want)?;
-        let pool = if size == PageSize::Small { &mut self.clean } else { &mut self.large_clean };
         // Hand out the lowest slot; keep the rest (fresh frames are zeroed by seL4).
-        pool.extend((first + 1..first + n).rev());
+        self.push_batch_rest(clean, first, n);
         Ok(first)
     }
 
@@ -218,8 +271,8 @@ impl Res {
             self.put_live(slot);
             self.frames_in_use -= pages_of(size);
             match size {
-                PageSize::Small => self.dirty.push(slot),
-                PageSize::Large => self.large_dirty.push(slot),
+                PageSize::Small => self.push(Kind::Dirty, slot),
+                PageSize::Large => self.push(Kind::LargeDirty, slot),
             }
         }
     }
@@ -228,12 +281,12 @@ impl Res {
     pub fn maintain<K: Kernel>(&mut self, k: &mut K, budget: usize) -> usize {
         let mut done = 0;
         while done < budget {
-            let Some(s) = self.dirty.pop() else { break };
+            let Some(s) = self.pop(Kind::Dirty) else { break };
             if k.frame_zero(s).is_err() {
-                self.dirty.push(s);
+                self.push(Kind::Dirty, s);
                 break;
             }
-            self.clean.push(s);
+            self.push(Kind::Clean, s);
             done += 1;
         }
         done
@@ -243,11 +296,11 @@ impl Res {
 
     /// An unmapped, empty page table (counts one frame in use).
     pub fn alloc_table<K: Kernel>(&mut self, k: &mut K) -> Result<Slot, Errno> {
-        let s = match self.tables.pop() {
+        let s = match self.pop(Kind::Tables) {
             Some(s) => s,
             None => {
                 let (first, n) = self.retype(k, ObjectType::PageTable, self.batch.min(16))?;
-                self.tables.extend((first + 1..first + n).rev());
+                self.push_batch_rest(Kind::Tables, first, n);
                 first
             }
         };
@@ -260,12 +313,12 @@ impl Res {
     pub fn free_table(&mut self, s: Slot) {
         self.put_live(s);
         self.frames_in_use -= 1;
-        self.tables.push(s);
+        self.push(Kind::Tables, s);
     }
 
     /// A VSpace root with an ASID, empty.
     pub fn alloc_vspace<K: Kernel>(&mut self, k: &mut K) -> Result<Slot, Errno> {
-        let s = match self.vspaces.pop() {
+        let s = match self.pop(Kind::VSpaces) {
             Some(s) => s,
             None => {
                 let (s, _) = self.retype(k, ObjectType::VSpace, 1)?;
@@ -289,7 +342,7 @@ impl Res {
     pub fn free_vspace(&mut self, s: Slot) {
         self.put_live(s);
         self.frames_in_use -= 2;
-        self.vspaces.push(s);
+        self.push(Kind::VSpaces, s);
     }
 
     fn forget_batch(&mut self, s: Slot) {
@@ -312,12 +365,8 @@ impl Res {
     pub fn device_frame<K: Kernel>(&mut self, k: &mut K, dev: usize, page: u64) -> Result<Slot, Errno> {
         while self.devices[dev].frames.len() as u64 <= page {
             let have = self.devices[dev].frames.len() as u64;
-            let n = (page + 1 - have).min(u64::from(MAX_BATCH)) as u32;
-            let n = n.min(self.slots.contig_left());
-            if n == 0 {
-                return Err(Errno::NoMem);
-            }
-            let first = self.slots.alloc_contig(n)?;
+            let want = (page + 1 - have).min(u64::from(MAX_BATCH)) as u32;
+            let (first, n) = self.slot_run(want)?;
             let ut = self.devices[dev].desc.slot;
             if k.untyped_retype(ut, ObjectType::SmallPage, first, n).is_err() {
                 for s in (first..first + n).rev() {
@@ -352,15 +401,27 @@ impl Res {
         let is_doomed = |s: &Slot, doomed: &BTreeMap<Slot, Batch>| {
             doomed.range(..=*s).next_back().is_some_and(|(&f, b)| *s < f + b.count)
         };
-        for pool in [
-            &mut self.clean,
-            &mut self.dirty,
-            &mut self.large_clean,
-            &mut self.large_dirty,
-            &mut self.tables,
-            &mut self.vspaces,
-        ] {
-            pool.retain(|s| !is_doomed(s, &doomed));
+        for kind in KINDS {
+            // Rebuild the list without the doomed slots, keeping the order.
+            let mut keep_head: Slot = 0;
+            let mut keep_tail: Slot = 0;
+            let mut kept = 0u32;
+            let mut at = self.pools[kind as usize].head;
+            while at != 0 {
+                let next = self.link[at as usize];
+                self.link[at as usize] = 0;
+                if !is_doomed(&at, &doomed) {
+                    if keep_tail == 0 {
+                        keep_head = at;
+                    } else {
+                        self.link[keep_tail as usize] = at;
+                    }
+                    keep_tail = at;
+                    kept += 1;
+                }
+                at = next;
+            }
+            self.pools[kind as usize] = Pool { head: keep_head, len: kept };
         }
         let mut n = 0;
         for (&first, b) in &doomed {
@@ -384,10 +445,11 @@ impl Res {
 
     /// Frames (4 KiB units) available: pooled plus what the untypeds can still yield.
     pub fn frames_free(&self) -> u64 {
-        let pooled = (self.clean.len() + self.dirty.len()) as u64
-            + 512 * (self.large_clean.len() + self.large_dirty.len()) as u64
-            + self.tables.len() as u64
-            + 2 * self.vspaces.len() as u64;
+        let pooled = self.pool_len(Kind::Clean)
+            + self.pool_len(Kind::Dirty)
+            + 512 * (self.pool_len(Kind::LargeClean) + self.pool_len(Kind::LargeDirty))
+            + self.pool_len(Kind::Tables)
+            + 2 * self.pool_len(Kind::VSpaces);
         let untyped: u64 = self
             .uts
             .iter()
@@ -398,19 +460,23 @@ impl Res {
 
     /// Slots held by pooled (reusable) objects and device frames.
     pub fn slots_pooled(&self) -> u32 {
-        (self.clean.len()
-            + self.dirty.len()
-            + self.large_clean.len()
-            + self.large_dirty.len()
-            + self.tables.len()
-            + self.vspaces.len()
-            + self.devices.iter().map(|d| d.frames.len()).sum::<usize>()) as u32
+        KINDS.iter().map(|&k| self.pools[k as usize].len).sum::<u32>()
+            + self.devices.iter().map(|d| d.frames.len() as u32).sum::<u32>()
     }
 
-    /// Heap bytes of the frame table (benchmarks).
+    /// Dirty frames waiting to be zeroed (`maintain`).
+    pub fn dirty_frames(&self) -> u64 {
+        self.pool_len(Kind::Dirty)
+    }
+
+    /// Clean (zeroed) small frames in the pool.
+    pub fn clean_frames(&self) -> u64 {
+        self.pool_len(Kind::Clean)
+    }
+
+    /// Heap bytes of the frame table and pools (allocated once, for every slot).
     pub fn heap_bytes(&self) -> usize {
-        self.refs.capacity() * 4
-            + (self.clean.capacity() + self.dirty.capacity() + self.tables.capacity()) * 4
+        self.refs.capacity() * 4 + self.link.capacity() * 4 + self.slots.heap_bytes()
     }
 }
 

@@ -4,10 +4,22 @@
 //! holds until IPC_RMID. Keys: `Key(k)` segments are system-wide; `Private` segments are
 //! per-client (as in axmem): only the creator and its clones see them, and they are marked
 //! removed when all of those are gone. Permission checks follow Linux `ipcperms` (owner,
-//! group, other bits; uid 0 bypasses). IPC_RMID marks the segment (its key is freed at
-//! once, new attaches get EIDRM) and it is destroyed with its last attachment (`nattch` =
-//! areas mapping it, as Linux counts VMAs). Detach is by the address shmat returned, also
-//! for attachments split by munmap/mprotect. Neighbours: `objects.rs`, `munmap.rs`, `area.rs`.
+//! group, other bits; uid 0 bypasses), in Linux's order of checks (an existing key: EEXIST,
+//! then the size, then the permission; shmat: the address, then the id, then the
+//! permission). IPC_RMID marks the segment (its key is freed at once); it stays attachable
+//! by id and is destroyed with its last attachment (`nattch` = areas mapping it, as Linux
+//! counts VMAs). shmdt follows Linux `shmdt`: the first shm area at or above the address
+//! whose offset in its segment equals its distance from the address names the segment, and
+//! every such piece of that segment within the segment's size from the address goes (so an
+//! attachment whose first pages were unmapped or replaced still detaches).
+//!
+//! Accounting: a segment is paid in full at `shmget` — its pages and metadata by the
+//! creating client while it exists (ENOMEM over budget), and its pages and count by the
+//! creator's uid (`ShmLimits::per_uid_pages` / `per_uid_segments`, ENOSPC) and the system
+//! (`total_pages`, `max_segments`, ENOSPC) until it is destroyed. So a segment that
+//! outlives its creator stays charged to that user, and one user cannot fill the system
+//! limits for others beyond its own per-user share. Neighbours: `objects.rs`, `munmap.rs`,
+//! `area.rs`, `lifecycle.rs`.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -16,7 +28,8 @@ use mem_protocol::{Errno, Prot, ShmKey, ShmStat, PAGE_SIZE};
 use crate::area::{Area, AreaKind};
 use crate::check;
 use crate::kernel::Kernel;
-use crate::objects::ObjId;
+use crate::ledger::cost;
+use crate::objects::{self, ObjId};
 use crate::space::Cred;
 use crate::MemCore;
 
@@ -25,6 +38,10 @@ struct Segment {
     key: Option<u32>,
     obj: ObjId,
     size: u64,
+    /// Pages the segment holds against its uid and the system limit.
+    pages: u64,
+    /// The client paying for it (its creator, while it exists).
+    payer: Option<u32>,
     uid: u32,
     gid: u32,
     cuid: u32,
@@ -45,6 +62,8 @@ pub struct Registry {
     by_obj: BTreeMap<ObjId, u32>,
     next_id: u32,
     pages: u64,
+    /// Per creator uid: (pages, segments) of its live segments.
+    uids: BTreeMap<u32, (u64, u32)>,
 }
 
 impl Registry {
@@ -53,6 +72,18 @@ impl Registry {
     }
     pub fn is_empty(&self) -> bool {
         self.segs.is_empty()
+    }
+    /// Is `obj` a segment's object?
+    pub fn owns_object(&self, obj: ObjId) -> bool {
+        self.by_obj.contains_key(&obj)
+    }
+    /// Pages of all live segments (the SHMALL count).
+    pub fn total_pages(&self) -> u64 {
+        self.pages
+    }
+    /// (pages, segments) held by segments created by `uid`.
+    pub fn uid_usage(&self, uid: u32) -> (u64, u32) {
+        self.uids.get(&uid).copied().unwrap_or((0, 0))
     }
 }
 
@@ -98,11 +129,11 @@ impl<K: Kernel> MemCore<K> {
                     return Err(Errno::Exist);
                 }
                 let s = &self.shm.segs[&id];
-                if !permitted(cred, s, (mode >> 6) | (mode >> 3) | mode) {
-                    return Err(Errno::Acces);
-                }
                 if size > s.size {
                     return Err(Errno::Inval);
+                }
+                if !permitted(cred, s, (mode >> 6) | (mode >> 3) | mode) {
+                    return Err(Errno::Acces);
                 }
                 return Ok(id);
             }
@@ -115,10 +146,28 @@ impl<K: Kernel> MemCore<K> {
             return Err(Errno::Inval);
         }
         let pages = check::page_len(size)? / PAGE_SIZE;
-        if self.shm.segs.len() as u32 >= lim.max_segments || self.shm.pages + pages > lim.total_pages {
+        let (uid_pages, uid_segs) = self.shm.uid_usage(cred.uid);
+        if self.shm.segs.len() as u32 >= lim.max_segments
+            || self.shm.pages + pages > lim.total_pages
+            || uid_pages + pages > lim.per_uid_pages
+            || uid_segs >= lim.per_uid_segments
+        {
             return Err(Errno::NoSpc);
         }
-        let obj = self.objs.create(pages, Some(client), 1)?;
+        let (obj_pages, obj_meta) = objects::charge_of(pages, 0, true);
+        let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+        if sp.budget.segments >= self.cfg.limits.max_segments {
+            return Err(Errno::NoSpc);
+        }
+        if sp.over_quota(obj_pages) {
+            return Err(Errno::NoMem);
+        }
+        sp.meta_room(obj_meta + cost::SEGMENT)?;
+        let obj = self.objs.create(pages, Some(client), 1, true)?;
+        let sp = self.space_mut(client)?;
+        sp.charged += obj_pages;
+        sp.budget.obj_meta += obj_meta + cost::SEGMENT;
+        sp.budget.segments += 1;
         let mut id = self.shm.next_id;
         while self.shm.segs.contains_key(&id) {
             id = id.wrapping_add(1);
@@ -132,6 +181,8 @@ impl<K: Kernel> MemCore<K> {
             key: key_val,
             obj,
             size,
+            pages,
+            payer: Some(client),
             uid: cred.uid,
             gid: cred.gid,
             cuid: cred.uid,
@@ -148,17 +199,21 @@ impl<K: Kernel> MemCore<K> {
         self.shm.by_obj.insert(obj, id);
         self.shm.segs.insert(id, seg);
         self.shm.pages += pages;
+        let u = self.shm.uids.entry(cred.uid).or_insert((0, 0));
+        u.0 += pages;
+        u.1 += 1;
         Ok(id)
     }
 
     /// shmat: attach segment `shmid` at `addr` (page aligned, must be free) or anywhere.
+    /// A segment marked for removal stays attachable by id while it exists (Linux).
     pub fn shmat(&mut self, client: u32, shmid: u32, addr: Option<u64>, readonly: bool) -> Result<u64, Errno> {
         self.settle();
         let cred = self.cred_of(client)?;
-        let s = self.seg_visible(client, shmid)?;
-        if s.removed {
-            return Err(Errno::Idrm);
+        if addr.is_some_and(|a| !check::is_aligned(a)) {
+            return Err(Errno::Inval);
         }
+        let s = self.seg_visible(client, shmid)?;
         let want = if readonly { 0o4 } else { 0o6 };
         if !permitted(cred, s, want) {
             return Err(Errno::Acces);
@@ -176,6 +231,7 @@ impl<K: Kernel> MemCore<K> {
             }
             None => sp.areas.find_free(len, PAGE_SIZE, self.cfg.user_lo).ok_or(Errno::NoMem)?,
         };
+        sp.area_room(1, self.cfg.limits.max_map_count)?;
         let prot = if readonly { Prot::READ } else { Prot::RW };
         let area = Area { end: start + len, prot, max_prot: prot.union(Prot::EXEC), kind: AreaKind::Shared { obj, offset: 0 }, attach: Some(start) };
         self.space_mut(client)?.areas.insert(start, area);
@@ -188,29 +244,46 @@ impl<K: Kernel> MemCore<K> {
         Ok(start)
     }
 
-    /// shmdt: detach the attachment made at `addr` (every piece of it still mapped).
+    /// shmdt as Linux does it (see the module docs).
     pub fn shmdt(&mut self, client: u32, addr: u64) -> Result<(), Errno> {
         self.settle();
-        let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
-        let (s, a) = sp.areas.find(addr).ok_or(Errno::Inval)?;
-        if s != addr || a.attach != Some(addr) {
+        if !check::is_aligned(addr) {
             return Err(Errno::Inval);
         }
-        let AreaKind::Shared { obj, .. } = a.kind else { return Err(Errno::Inval) };
-        let size = self.objs.get(obj).map_or(0, |o| o.size());
-        let pieces: Vec<(u64, u64)> = sp
-            .areas
-            .overlapping(addr, addr + size)
-            .filter(|(_, p)| p.attach == Some(addr) && p.kind.object() == Some(obj))
-            .map(|(ps, p)| (ps, p.end))
-            .collect();
+        let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+        let is_piece = |s: u64, a: &Area| -> Option<(ObjId, u64)> {
+            match (a.attach, a.kind) {
+                (Some(_), AreaKind::Shared { obj, offset }) if s >= addr && s - addr == offset => Some((obj, offset)),
+                _ => None,
+            }
+        };
+        // The first piece: the first area ending above `addr` that qualifies.
+        let first = match sp.areas.find(addr) {
+            Some((s, _)) => s,
+            None => addr,
+        };
+        let Some((s0, e0, obj)) = sp.areas.iter_from(first).find_map(|(s, a)| is_piece(s, a).map(|(obj, _)| (s, a.end, obj))) else {
+            return Err(Errno::Inval);
+        };
+        let size = check::page_len(self.objs.get(obj).map_or(PAGE_SIZE, |o| o.size()).max(1)).unwrap_or(PAGE_SIZE);
         if let Some(&id) = self.shm.by_obj.get(&obj) {
             if let Some(seg) = self.shm.segs.get_mut(&id) {
                 seg.lpid = client;
             }
         }
-        for (ps, pe) in pieces {
-            self.remove_range(client, ps, pe)?;
+        self.remove_range(client, s0, e0)?;
+        // Every later piece of the same segment within `size` of `addr`.
+        let mut at = e0;
+        loop {
+            let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+            let next = sp
+                .areas
+                .iter_from(at)
+                .take_while(|(_, a)| a.end - addr <= size)
+                .find_map(|(s, a)| is_piece(s, a).filter(|&(o, _)| o == obj).map(|_| (s, a.end)));
+            let Some((s, e)) = next else { break };
+            self.remove_range(client, s, e)?;
+            at = e;
         }
         Ok(())
     }
@@ -280,11 +353,23 @@ impl<K: Kernel> MemCore<K> {
         self.release_obj_if_unused(obj);
     }
 
-    /// An object was destroyed: drop the segment that owned it.
+    /// An object was destroyed: drop the segment that owned it and its charges (the
+    /// object's own pages and metadata were uncharged by `release_obj_if_unused`).
     pub(crate) fn shm_object_gone(&mut self, obj: ObjId) {
         if let Some(id) = self.shm.by_obj.remove(&obj) {
             if let Some(s) = self.shm.segs.remove(&id) {
-                self.shm.pages -= check::page_len(s.size).unwrap_or(0) / PAGE_SIZE;
+                self.shm.pages -= s.pages;
+                if let Some(u) = self.shm.uids.get_mut(&s.cuid) {
+                    u.0 -= s.pages;
+                    u.1 -= 1;
+                    if *u == (0, 0) {
+                        self.shm.uids.remove(&s.cuid);
+                    }
+                }
+                if let Some(sp) = s.payer.and_then(|c| self.spaces.get_mut(&c)) {
+                    sp.budget.segments -= 1;
+                    sp.budget.put_meta(cost::SEGMENT);
+                }
             }
         }
         self.backend_object_gone(obj);
@@ -302,15 +387,36 @@ impl<K: Kernel> MemCore<K> {
     }
 }
 
-/// `client` is gone: its private segments lose it and are removed when nobody is left.
+/// `client` is gone: the segments it paid for are paid by its uid alone from now on (they
+/// stay within that user's limits), and its private segments lose it and are removed when
+/// nobody is left.
 pub(crate) fn forget_client<K: Kernel>(core: &mut MemCore<K>, client: u32) {
     let mut orphaned = Vec::new();
+    let mut unpaid = Vec::new();
     for (&id, s) in core.shm.segs.iter_mut() {
+        if s.payer == Some(client) {
+            s.payer = None;
+            unpaid.push(s.obj);
+        }
         if let Some(v) = &mut s.private_to {
             v.retain(|&c| c != client);
             if v.is_empty() {
                 orphaned.push(id);
             }
+        }
+    }
+    for obj in unpaid {
+        let (pages, meta) = match core.objs.get_mut(obj) {
+            Some(o) => {
+                o.owner = None;
+                o.charge()
+            }
+            None => continue,
+        };
+        if let Some(sp) = core.spaces.get_mut(&client) {
+            sp.charged = sp.charged.saturating_sub(pages);
+            sp.budget.put_meta(meta + cost::SEGMENT);
+            sp.budget.segments -= 1;
         }
     }
     for id in orphaned {

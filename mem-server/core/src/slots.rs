@@ -1,10 +1,15 @@
 //! Cap-slot allocator for the server's CNode.
 //!
-//! Slots `[lo, hi)` are the server's to use. Batches for `Untyped_Retype` need contiguous
-//! slots, so fresh slots come from a bump pointer and single freed slots go to a free list
-//! (reused for single objects and cap copies). Neighbours: `res.rs` (object pools) and every
-//! operation that copies a frame cap for an extra mapping.
+//! Slots `[lo, hi)` are the server's to use. `Untyped_Retype` needs runs of contiguous
+//! slots, so the allocator is a bitmap (one bit per slot, 32 KiB for 2^18 slots, allocated
+//! once): a freed slot is simply free again and can be part of any later run, so after any
+//! history of allocations and frees the server can retype as large a batch as at boot once
+//! the slots are back. Single slots come from the lowest free one (a summary bitmap finds
+//! it in a few word reads); runs are first-fit from a moving hint. No allocation after
+//! construction. Neighbours: `res.rs` (object pools) and every operation that copies a
+//! frame cap for an extra mapping.
 
+use alloc::vec;
 use alloc::vec::Vec;
 use mem_protocol::Errno;
 
@@ -12,9 +17,14 @@ use crate::kernel::Slot;
 
 #[derive(Clone, Debug)]
 pub struct SlotAlloc {
-    next: Slot,
+    lo: Slot,
     hi: Slot,
-    free: Vec<Slot>,
+    /// Bit `i` of word `w`: slot `lo + 64 * w + i` is in use. Bits past `hi` are set.
+    used: Vec<u64>,
+    /// Bit `j` of summary word `s`: `used[64 * s + j]` has a free bit.
+    summary: Vec<u64>,
+    /// Where the next search for a run starts (a word index).
+    hint: usize,
     in_use: u32,
     total: u32,
 }
@@ -22,43 +32,127 @@ pub struct SlotAlloc {
 impl SlotAlloc {
     pub fn new(lo: Slot, hi: Slot) -> Self {
         let lo = lo.max(1); // slot 0 is the null slot
-        SlotAlloc { next: lo, hi, free: Vec::new(), in_use: 0, total: hi.saturating_sub(lo) }
-    }
-
-    /// One slot.
-    pub fn alloc(&mut self) -> Result<Slot, Errno> {
-        if let Some(s) = self.free.pop() {
-            self.in_use += 1;
-            return Ok(s);
+        let hi = hi.max(lo);
+        let total = hi - lo;
+        let words = (total as usize).div_ceil(64).max(1);
+        let mut used = vec![0u64; words];
+        let tail = total as usize % 64;
+        if tail != 0 {
+            used[words - 1] = !0u64 << tail;
+        } else if total == 0 {
+            used[0] = !0;
         }
-        self.alloc_contig(1)
+        let mut summary = vec![0u64; words.div_ceil(64)];
+        for (w, &u) in used.iter().enumerate() {
+            if u != !0 {
+                summary[w / 64] |= 1 << (w % 64);
+            }
+        }
+        SlotAlloc { lo, hi, used, summary, hint: 0, in_use: 0, total }
     }
 
-    /// `n` contiguous slots (from the never-used part of the range).
+    fn set_used(&mut self, w: usize, bits: u64) {
+        self.used[w] |= bits;
+        if self.used[w] == !0 {
+            self.summary[w / 64] &= !(1 << (w % 64));
+        }
+    }
+
+    fn set_free(&mut self, w: usize, bits: u64) {
+        self.used[w] &= !bits;
+        self.summary[w / 64] |= 1 << (w % 64);
+    }
+
+    /// One slot (the lowest free one).
+    pub fn alloc(&mut self) -> Result<Slot, Errno> {
+        let s = self.summary.iter().position(|&x| x != 0).ok_or(Errno::NoMem)?;
+        let w = s * 64 + self.summary[s].trailing_zeros() as usize;
+        let bit = (!self.used[w]).trailing_zeros() as usize;
+        self.set_used(w, 1 << bit);
+        self.in_use += 1;
+        Ok(self.lo + (w * 64 + bit) as Slot)
+    }
+
+    /// `n` contiguous slots (first fit from the search hint, wrapping around once).
     pub fn alloc_contig(&mut self, n: u32) -> Result<Slot, Errno> {
-        if n == 0 || self.hi - self.next < n {
+        if n == 0 || n > self.total - self.in_use {
             return Err(Errno::NoMem);
         }
-        let s = self.next;
-        self.next += n;
+        let start = self.hint.min(self.used.len() - 1);
+        let found = self.find_run(start, n).or_else(|| self.find_run(0, n));
+        let first = found.ok_or(Errno::NoMem)?;
+        self.mark(first, n, true);
         self.in_use += n;
-        Ok(s)
+        self.hint = (first + n as usize) / 64;
+        Ok(self.lo + first as Slot)
     }
 
-    /// How many contiguous fresh slots are left.
-    pub fn contig_left(&self) -> u32 {
-        self.hi - self.next
+    /// First index (relative to `lo`) of a run of `n` free slots at or after word
+    /// `from_word` (bits past the top are marked used, so a run never leaves the range).
+    fn find_run(&self, from_word: usize, n: u32) -> Option<usize> {
+        let n = n as usize;
+        let mut run_start = from_word * 64;
+        let mut run = 0usize;
+        for w in from_word..self.used.len() {
+            let u = self.used[w];
+            if u == 0 {
+                if run == 0 {
+                    run_start = w * 64;
+                }
+                run += 64;
+            } else if u == !0 {
+                run = 0;
+            } else {
+                for b in 0..64 {
+                    if u & (1 << b) != 0 {
+                        run = 0;
+                    } else {
+                        if run == 0 {
+                            run_start = w * 64 + b;
+                        }
+                        run += 1;
+                        if run >= n {
+                            return Some(run_start);
+                        }
+                    }
+                }
+            }
+            if run >= n {
+                return Some(run_start);
+            }
+        }
+        None
+    }
+
+    fn mark(&mut self, first: usize, n: u32, used: bool) {
+        for i in first..first + n as usize {
+            let (w, b) = (i / 64, 1u64 << (i % 64));
+            if used {
+                self.set_used(w, b);
+            } else {
+                self.set_free(w, b);
+            }
+        }
+    }
+
+    /// Is `s` allocated?
+    pub fn is_used(&self, s: Slot) -> bool {
+        if s < self.lo || s >= self.hi {
+            return false;
+        }
+        let i = (s - self.lo) as usize;
+        self.used[i / 64] & (1 << (i % 64)) != 0
     }
 
     /// Return a slot (it must be empty in the CNode by now).
     pub fn free(&mut self, s: Slot) {
-        debug_assert!(s != 0);
-        self.in_use -= 1;
-        if s + 1 == self.next {
-            self.next -= 1;
-        } else {
-            self.free.push(s);
+        debug_assert!(self.is_used(s), "slot {s} freed twice or not ours");
+        if !self.is_used(s) {
+            return;
         }
+        let i = (s - self.lo) as usize;
+        self.set_free(i / 64, 1 << (i % 64));
+        self.in_use -= 1;
     }
 
     pub fn in_use(&self) -> u32 {
@@ -67,5 +161,67 @@ impl SlotAlloc {
 
     pub fn free_count(&self) -> u32 {
         self.total - self.in_use
+    }
+
+    /// The longest run of free slots (tests: capacity comes back after frees).
+    pub fn longest_free_run(&self) -> u32 {
+        let mut best = 0u32;
+        let mut run = 0u32;
+        for i in 0..self.total as usize {
+            if self.used[i / 64] & (1 << (i % 64)) == 0 {
+                run += 1;
+                best = best.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        best
+    }
+
+    /// Heap bytes of the bitmaps.
+    pub fn heap_bytes(&self) -> usize {
+        (self.used.capacity() + self.summary.capacity()) * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_single_slots_serve_runs_again() {
+        let mut a = SlotAlloc::new(10, 10 + 1000);
+        let all: Vec<Slot> = (0..1000).map(|_| a.alloc().unwrap()).collect();
+        assert_eq!(all[0], 10);
+        assert_eq!(a.alloc(), Err(Errno::NoMem));
+        assert_eq!(a.alloc_contig(1), Err(Errno::NoMem));
+        // Free every other slot: no run of 2 exists.
+        for &s in all.iter().step_by(2) {
+            a.free(s);
+        }
+        assert_eq!(a.alloc_contig(2), Err(Errno::NoMem));
+        assert_eq!(a.longest_free_run(), 1);
+        for &s in all.iter().skip(1).step_by(2) {
+            a.free(s);
+        }
+        assert_eq!(a.longest_free_run(), 1000);
+        let r = a.alloc_contig(256).unwrap();
+        assert!((10..10 + 1000 - 256).contains(&r));
+        assert_eq!(a.in_use(), 256);
+    }
+
+    #[test]
+    fn runs_cross_words_and_respect_the_top() {
+        let mut a = SlotAlloc::new(1, 1 + 130);
+        let x = a.alloc_contig(100).unwrap();
+        assert_eq!(x, 1);
+        assert_eq!(a.alloc_contig(31), Err(Errno::NoMem));
+        let y = a.alloc_contig(30).unwrap();
+        assert_eq!(y, 101);
+        assert_eq!(a.free_count(), 0);
+        for s in x..x + 100 {
+            a.free(s);
+        }
+        assert_eq!(a.alloc_contig(100).unwrap(), 1);
     }
 }

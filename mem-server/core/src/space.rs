@@ -5,14 +5,20 @@
 //! Releases cannot fail from the caller's point of view: if seL4 refuses an unmap or a cap
 //! delete (only possible under failure injection or a server bug), the release is queued in
 //! `Deferred` and retried before the next operation; the frame is not reused meanwhile, so a
-//! stale mapping never exposes another client's data. Neighbours: `pagetable.rs` (record),
-//! `res.rs` (frames, slots), the operation files (`mmap.rs`, `munmap.rs`, `fault.rs`, …).
+//! stale mapping never exposes another client's data.
+//!
+//! Budgets (`ledger.rs`): `map_page` checks the page quota, the metadata of new shadow
+//! tables and the cap slot of a copy before it changes anything; `release_page` gives them
+//! back. A pinned page (`pin.rs`) is different on release: its frame stays held by the
+//! space (still charged) until the space is destroyed. Neighbours: `pagetable.rs`
+//! (record), `res.rs` (frames, slots), the operation files (`mmap.rs`, `munmap.rs`, …).
 
 use alloc::vec::Vec;
 use mem_protocol::{Errno, PageSize, Prot};
 
 use crate::area::AreaMap;
 use crate::kernel::{Kernel, Slot};
+use crate::ledger::{cost, Budget};
 use crate::pagetable::{PageTree, Pte};
 use crate::res::{pages_of, Res};
 
@@ -30,20 +36,53 @@ pub struct Space {
     pub cred: Cred,
     pub areas: AreaMap,
     pub pt: PageTree,
-    /// Frame budget in 4 KiB pages.
-    pub quota: u64,
-    /// Pages charged: private pages mapped here, page tables, objects created by this client.
+    /// Limits and the charges not counted from the structures (`ledger.rs`).
+    pub budget: Budget,
+    /// Pages charged: private pages mapped here, page tables, objects owned, pinned frames.
     pub charged: u64,
     pub faults: u64,
     pub unresolved: u64,
     /// Frames of the shared buffer the server maps too (one reference each).
     pub server_buffer: Option<Vec<Slot>>,
+    /// The server's own mappings of those frames (cap copies mapped in the server).
+    pub view: Vec<Slot>,
+    /// Pinned frames no longer mapped in the space (still held and charged).
+    pub pinned_detached: Vec<Slot>,
+    /// Pinned frames in all (mapped or detached).
+    pub pinned: u64,
 }
 
 impl Space {
     /// Would charging `pages` more exceed the quota?
     pub fn over_quota(&self, pages: u64) -> bool {
-        self.charged.saturating_add(pages) > self.quota
+        self.charged.saturating_add(pages) > self.budget.quota
+    }
+
+    /// Server heap bytes held for this space (`ledger.rs`): counted from its structures
+    /// plus the objects it is charged for.
+    pub fn meta(&self) -> u64 {
+        cost::SPACE
+            + self.pt.root_bytes()
+            + self.areas.len() as u64 * cost::AREA
+            + self.pt.table_count() as u64 * cost::TABLE
+            + self.pinned_detached.capacity() as u64 * 4
+            + self.budget.obj_meta
+    }
+
+    /// ENOMEM unless `extra` more bytes of metadata fit the budget.
+    pub fn meta_room(&self, extra: u64) -> Result<(), Errno> {
+        if self.meta().saturating_add(extra) > self.budget.meta_limit {
+            return Err(Errno::NoMem);
+        }
+        Ok(())
+    }
+
+    /// ENOMEM unless `n` more areas fit (the area count limit and the metadata budget).
+    pub fn area_room(&self, n: u64, max_map_count: u32) -> Result<(), Errno> {
+        if self.areas.len() as u64 + n > u64::from(max_map_count) {
+            return Err(Errno::NoMem);
+        }
+        self.meta_room(n * cost::AREA)
     }
 }
 
@@ -154,9 +193,7 @@ pub struct MapReq {
 /// tables that were created (kept: they stay charged and are reused).
 pub fn map_page<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: &mut Space, m: MapReq) -> Result<(), Errno> {
     let pages = if m.nocharge { 0 } else { pages_of(m.size) };
-    if sp.over_quota(pages + missing_tables(&sp.pt, m.vaddr, m.size)) {
-        return Err(Errno::NoMem);
-    }
+    check_room(sp, m.vaddr, m.size, pages, !m.use_original)?;
     let (created, r) = sp.pt.ensure_tables(k, res, m.vaddr, m.size);
     sp.charged += u64::from(created);
     r?;
@@ -176,8 +213,25 @@ pub fn map_page<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: &mut 
         }
         return Err(Errno::NoMem);
     }
+    if !m.use_original {
+        sp.budget.slots += 1;
+    }
     sp.pt.set(m.vaddr, m.size, Pte::new(m.frame, map_slot, m.cow, m.nocharge));
     sp.charged += pages;
+    Ok(())
+}
+
+/// ENOMEM unless a page of `size` at `vaddr` fits: `pages` of quota plus the seL4 and
+/// shadow tables on its path, and one cap slot if `copy`.
+pub fn check_room(sp: &Space, vaddr: u64, size: PageSize, pages: u64, copy: bool) -> Result<(), Errno> {
+    let tables = missing_tables(&sp.pt, vaddr, size);
+    if sp.over_quota(pages + tables) {
+        return Err(Errno::NoMem);
+    }
+    sp.meta_room(tables * cost::TABLE)?;
+    if copy && sp.budget.slots >= sp.budget.slot_limit {
+        return Err(Errno::NoMem);
+    }
     Ok(())
 }
 
@@ -187,13 +241,24 @@ pub fn missing_tables(pt: &PageTree, vaddr: u64, size: PageSize) -> u64 {
 }
 
 /// Unmap and forget the mapping at `base` (size `size`, entry `pte`), dropping its frame
-/// reference and its charge.
+/// reference and its charge. A pinned frame is only unmapped: the space keeps holding it
+/// (and paying for it) until it is destroyed.
 pub fn release_page<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: &mut Space, base: u64, size: PageSize, pte: Pte) {
     sp.pt.clear(base, size);
+    let delete = pte.map_slot() != pte.frame();
+    if delete {
+        sp.budget.put_slots(1);
+    }
+    if pte.pinned() {
+        // Unmap (or delete the copy) but keep the frame reference: the list has room
+        // reserved since the page was pinned (`pin.rs`).
+        finish_release(k, res, d, PendingRelease::Mapping { map_slot: pte.map_slot(), delete, frame: None });
+        sp.pinned_detached.push(pte.frame());
+        return;
+    }
     if !pte.nocharge() {
         sp.charged -= pages_of(size);
     }
-    let delete = pte.map_slot() != pte.frame();
     finish_release(k, res, d, PendingRelease::Mapping { map_slot: pte.map_slot(), delete, frame: Some((pte.frame(), size)) });
 }
 
@@ -215,12 +280,14 @@ pub fn release_range<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: 
 /// maps it later.
 pub fn record_page<K: Kernel>(k: &mut K, res: &mut Res, sp: &mut Space, vaddr: u64, size: PageSize, pte: Pte) -> Result<(), Errno> {
     let pages = if pte.nocharge() { 0 } else { pages_of(size) };
-    if sp.over_quota(pages + missing_tables(&sp.pt, vaddr, size)) {
-        return Err(Errno::NoMem);
-    }
+    let copy = pte.map_slot() != pte.frame();
+    check_room(sp, vaddr, size, pages, copy)?;
     let (created, r) = sp.pt.ensure_tables(k, res, vaddr, size);
     sp.charged += u64::from(created);
     r?;
+    if copy {
+        sp.budget.slots += 1;
+    }
     sp.pt.set(vaddr, size, pte.with_unmapped(true));
     sp.charged += pages;
     Ok(())
@@ -243,6 +310,7 @@ pub fn split_large<K: Kernel>(
     if sp.over_quota(1) {
         return Err(Errno::NoMem);
     }
+    sp.meta_room(cost::TABLE)?;
     let mut smalls: Vec<Slot> = Vec::new();
     smalls.try_reserve_exact(512).map_err(|_| Errno::NoMem)?;
     let drop_smalls = |res: &mut Res, smalls: &[Slot]| {
@@ -289,8 +357,12 @@ pub fn split_large<K: Kernel>(
         let mapped = !rights.is_empty() && k.page_map(f, vspace, va, rights).is_ok();
         sp.pt.set(va, PageSize::Small, Pte::new(f, f, false, pte.nocharge()).with_unmapped(!mapped));
     }
-    // The charge is unchanged: 512 small pages for one large page.
+    // The charge is unchanged: 512 small pages for one large page, mapped by their own
+    // original caps.
     let delete = pte.map_slot() != pte.frame();
+    if delete {
+        sp.budget.put_slots(1);
+    }
     finish_release_pub(k, res, d, pte.map_slot(), delete, pte.frame(), PageSize::Large);
     Ok(())
 }

@@ -20,9 +20,10 @@ fn backend_map(id: u32, len: u64, shared: bool) -> MmapArgs {
 #[test]
 fn msync_writes_changed_bytes_back_to_the_backend() {
     let mut h = H::new(64 * MB);
-    h.client(1, 0, 0, 1 << 20);
-    h.client(2, 0, 0, 1 << 20);
-    let id = h.core.backend_create(1, 4 * 4096).unwrap();
+    h.client(1, 1000, 1000, 1 << 20);
+    h.client(2, 1001, 1000, 1 << 20);
+    h.client(3, 2000, 2000, 1 << 20);
+    let id = h.core.backend_create(1, 4 * 4096, 0o664).unwrap();
     h.core.backend_write(1, id, 4096 + 5, b"on disk").unwrap();
     let a = h.core.mmap(1, &backend_map(id, 4 * 4096, true)).unwrap();
     assert_eq!(h.read(1, a + 4096 + 5, 7).unwrap(), b"on disk", "cache filled from the store");
@@ -52,7 +53,7 @@ fn msync_writes_changed_bytes_back_to_the_backend() {
     // Errors.
     assert_eq!(h.core.msync(1, a + 1, 4096, MsyncFlags::SYNC), Err(Errno::Inval));
     assert_eq!(h.core.msync(1, 0x7000_0000, 4096, MsyncFlags::SYNC), Err(Errno::NoMem));
-    assert_eq!(h.core.backend_write(2, id, 0, b"x"), Err(Errno::Perm), "only the owner writes");
+    assert_eq!(h.core.backend_write(3, id, 0, b"x"), Err(Errno::Acces), "others may not write (mode 0664)");
     assert_eq!(h.core.backend_write(1, id, 4 * 4096 - 1, b"xy"), Err(Errno::Overflow));
     let mut big = backend_map(id, 8 * 4096, true);
     big.backing = Backing::Backend { id, offset: 0 };
@@ -63,6 +64,7 @@ fn msync_writes_changed_bytes_back_to_the_backend() {
     assert_eq!(h.read(2, b + 4096 + 5, 7).unwrap(), b"CHANGED");
     h.core.destroy_space(1).unwrap();
     h.core.destroy_space(2).unwrap();
+    h.core.destroy_space(3).unwrap();
     assert_eq!(h.frames_in_use(), 0, "cache and store freed with the last mapping");
 }
 
@@ -125,7 +127,7 @@ fn roundtrip(h: &mut H, caller: u32, req: Request, buf: &mut [u8]) -> Reply {
     let mut bytes = [0u8; 1024];
     let enc = encode_request(&req, &mut bytes).unwrap().to_vec();
     let req = decode_request(&enc).unwrap();
-    let reply = h.core.dispatch(caller, &req, buf);
+    let reply = h.core.dispatch(caller, &req, buf).reply;
     let mut out = [0u8; 1024];
     let enc = encode_reply(&reply, &mut out).unwrap().to_vec();
     decode_reply(&enc).unwrap()
@@ -136,7 +138,11 @@ fn dispatch_checks_privilege_buffers_and_serves_requests() {
     let mut h = H::new(64 * MB);
     let mut buf = vec![0u8; 8192];
     let r = roundtrip(&mut h, 5, Request::CreateSpace { client: 5, uid: 0, gid: 0, quota_pages: 100 }, &mut buf);
+    assert_eq!(r, Reply::Err(Errno::Srch), "a sender without a space gets nothing");
+    h.client(6, 0, 0, 100);
+    let r = roundtrip(&mut h, 6, Request::CreateSpace { client: 5, uid: 0, gid: 0, quota_pages: 100 }, &mut buf);
     assert_eq!(r, Reply::Err(Errno::Perm), "only the admin creates spaces");
+    h.core.destroy_space(6).unwrap();
     let r = roundtrip(&mut h, ADMIN, Request::CreateSpace { client: 5, uid: 7, gid: 7, quota_pages: 1000 }, &mut buf);
     assert_eq!(r, Reply::Ok(Value::Unit));
     buf[..5].copy_from_slice(b"hello");
@@ -192,7 +198,7 @@ fn huge_shared_objects_cost_nothing_until_touched() {
     let mut m = MmapArgs::anon(1 << 36, Prot::RW);
     m.shared = true;
     let a = h.core.mmap(1, &m).unwrap();
-    let id = h.core.backend_create(1, 1 << 40).unwrap();
+    let id = h.core.backend_create(1, 1 << 40, 0o600).unwrap();
     assert!(h.core.metadata_bytes() < before + 4096, "no per-page array allocated up front");
     h.write_u64(1, a + (1 << 35), 5).unwrap();
     assert_eq!(h.read_u64(1, a + (1 << 35)).unwrap(), 5);
@@ -221,17 +227,18 @@ fn shared_buffer_outlives_client_munmap_and_frame_export() {
     h.core.munmap(4, 0x7010_0000, 4 * 4096).unwrap();
     assert_eq!(h.frames_in_use(), before, "server references keep the frames");
     h.check();
-    h.core.release_shared_buffer(4).unwrap();
+    h.core.release_shared_buffer(4);
     assert_eq!(h.frames_in_use(), before - 4);
     // ExportFrame: admin only, present pages only.
     h.core.region(4, 0x7000_0000, 4096, Prot::RW, &[0]).unwrap();
     let mut buf = [0u8; 16];
     let req = Request::ExportFrame { target: Target::Client(4), addr: 0x7000_0000 };
-    assert_eq!(h.core.dispatch(ADMIN, &req, &mut buf), Reply::Ok(Value::Unit));
-    assert_eq!(h.core.dispatch(4, &req, &mut buf), Reply::Err(Errno::Perm));
+    let a = h.core.dispatch(ADMIN, &req, &mut buf);
+    assert_eq!(a.reply, Reply::Ok(Value::Unit));
+    assert_eq!(a.cap, Some(h.core.mappings(4)[0].frame), "the cap of the page's frame goes out");
+    assert_eq!(h.core.dispatch(4, &req, &mut buf).reply, Reply::Err(Errno::Perm));
     let lazy = Request::ExportFrame { target: Target::Client(4), addr: 0x7000_0000 + 8192 };
-    assert_eq!(h.core.dispatch(ADMIN, &lazy, &mut buf), Reply::Err(Errno::Fault));
-    assert_eq!(h.core.frame_of(4, 0x7000_0000).unwrap(), h.core.mappings(4)[0].frame);
+    assert_eq!(h.core.dispatch(ADMIN, &lazy, &mut buf).reply, Reply::Err(Errno::Fault));
     h.check();
     h.core.destroy_space(4).unwrap();
     h.core.destroy_space(ADMIN).unwrap();

@@ -27,6 +27,7 @@ fn harness() -> H {
     H::with(ModelConfig::riscv64(64 * MB), |c| {
         c.large_pages = true;
         c.device_grants = vec![(1, ModelConfig::DEVICE_BASE, 1 << 20)];
+        c.buffer = Some(mem_core::BufferConfig { vaddr: 0x7010_0000, pages: 4, view: Some((0x9000_0000, 0x20_0000)) });
     })
 }
 
@@ -51,7 +52,7 @@ fn chk<T, E: std::fmt::Debug>(strict: bool, line: u32, r: Result<T, E>) -> Optio
 fn scenario(h: &mut H, st: bool) -> Made {
     let mut made = Made::default();
     let cred = Cred { uid: 1000, gid: 1000 };
-    chk(st, line!(), h.core.create_space(1, cred, QUOTA));
+    chk(st, line!(), h.core.admin_create(1, cred, QUOTA));
     if !h.core.has_space(1) {
         return made;
     }
@@ -79,6 +80,9 @@ fn scenario(h: &mut H, st: bool) -> Made {
     if let Some(r) = chk(st, line!(), h.core.region(1, 0x7000_0000, 3 * PAGE, Prot::RW, &[0x5a; 5000])) {
         chk(st, line!(), h.read_u64(1, r + PAGE));
         chk(st, line!(), h.core.query(1, r));
+        // The IPC-buffer page: exported (pinned), a lazy one filled by the export.
+        chk(st, line!(), h.core.admin_export(1, r));
+        chk(st, line!(), h.core.admin_export(1, r + 2 * PAGE));
     }
     // SysV shm: a keyed segment (shared with the clone below) and a private one.
     let shm = chk(st, line!(), h.core.shmget(1, ShmKey::Key(SHM_KEY), 3 * PAGE, true, false, 0o600));
@@ -99,7 +103,7 @@ fn scenario(h: &mut H, st: bool) -> Made {
     // Backend: store write, shared mapping (cache fill from the store), msync, private map.
     let mut bm = None;
     let mut bp = None;
-    if let Some(b) = chk(st, line!(), h.core.backend_create(1, 4 * PAGE)) {
+    if let Some(b) = chk(st, line!(), h.core.backend_create(1, 4 * PAGE, 0o600)) {
         made.backends.push(b);
         chk(st, line!(), h.core.backend_write(1, b, 100, b"hello"));
         chk(st, line!(), h.core.backend_write(1, b, 2 * PAGE - 2, b"wxyz"));
@@ -132,7 +136,7 @@ fn scenario(h: &mut H, st: bool) -> Made {
         chk(st, line!(), h.write_u64(1, s, 0x7000));
     }
     // Clone: private pages (small and large) become COW, shared areas stay shared.
-    if chk(st, line!(), h.core.clone_space(1, 2, QUOTA)).is_some() {
+    if chk(st, line!(), h.core.admin_clone(1, 2, QUOTA)).is_some() {
         if let Some(a) = a {
             chk(st, line!(), h.write_u64(2, a, 0x3000));
             chk(st, line!(), h.write_u64(1, a + PAGE, 0x3001));
@@ -161,6 +165,10 @@ fn scenario(h: &mut H, st: bool) -> Made {
     if let Some(s1) = s1 {
         chk(st, line!(), h.core.shmdt(1, s1));
     }
+    // The pinned page unmapped (the space keeps its frame), a new area in its place.
+    chk(st, line!(), h.core.munmap(1, 0x7000_0000, PAGE));
+    chk(st, line!(), h.core.mmap(1, &MmapArgs::anon(PAGE, Prot::RW).at(0x7000_0000, Placement::Fixed)));
+    chk(st, line!(), h.write_u64(1, 0x7000_0000, 0x8000));
     // Idle work: zero freed frames (Frame_Zero), then reuse one.
     h.core.maintain(16);
     if let Some(a) = a {

@@ -112,6 +112,35 @@ impl ModelKernel {
         Ok(())
     }
 
+    /// `CNode_Revoke`: every other cap of the same object goes (the model does not record
+    /// which copy was derived from which; the server only revokes originals, from which
+    /// all its copies derive).
+    pub(crate) fn cap_revoke_impl(&mut self, slot: Slot) -> KResult {
+        let Some(cap) = self.cs.get(slot) else {
+            return Err(KernelError::FailedLookup);
+        };
+        let obj = match cap {
+            Cap::Frame { obj, .. } | Cap::PageTable(obj) | Cap::VSpace(obj) => obj,
+            Cap::Null | Cap::Untyped(_) => return Ok(()),
+        };
+        if self.objs.live(obj).caps <= 1 {
+            return Ok(());
+        }
+        for other in 0..self.cs.len() as Slot {
+            if other == slot {
+                continue;
+            }
+            let same = match self.cs.get(other) {
+                Some(Cap::Frame { obj: o, .. } | Cap::PageTable(o) | Cap::VSpace(o)) => o == obj,
+                _ => false,
+            };
+            if same {
+                self.cap_delete_impl(other)?;
+            }
+        }
+        Ok(())
+    }
+
     /// One cap of `obj` is gone; destroy the object with its last cap.
     fn release(&mut self, obj: ObjectId) {
         let o = self.objs.live_mut(obj);

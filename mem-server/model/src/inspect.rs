@@ -273,4 +273,25 @@ impl ModelKernel {
     pub fn free_asids(&self) -> usize {
         self.asids.iter().filter(|a| a.is_none()).count()
     }
+
+    /// Read `buf.len()` bytes at `vaddr` of the server's own VSpace (its `server_map`
+    /// mappings), or `None` if a page of the range is not mapped there.
+    pub fn server_read(&self, vaddr: u64, buf: &mut [u8]) -> Option<()> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = vaddr + done as u64;
+            let page = at & !0xfff;
+            let obj = *self.server_view.get(&page)?;
+            let off = (at - page) as usize;
+            let n = (4096 - off).min(buf.len() - done);
+            self.read_frame(obj, off as u64, &mut buf[done..done + n]);
+            done += n;
+        }
+        Some(())
+    }
+
+    /// Pages mapped in the server's own VSpace through `server_map`.
+    pub fn server_mappings(&self) -> usize {
+        self.server_view.len()
+    }
 }

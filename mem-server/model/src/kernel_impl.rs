@@ -147,6 +147,18 @@ impl Kernel for ModelKernel {
         self.exit(Op::CapDelete, r)
     }
 
+    fn cap_revoke(&mut self, slot: Slot) -> KResult {
+        self.enter(Op::CapRevoke)?;
+        let r = self.cap_revoke_impl(slot);
+        self.exit(Op::CapRevoke, r)
+    }
+
+    fn server_map(&mut self, frame: Slot, vaddr: u64) -> KResult {
+        self.enter(Op::ServerMap)?;
+        let r = self.server_map_impl(frame, vaddr);
+        self.exit(Op::ServerMap, r)
+    }
+
     fn frame_zero(&mut self, frame: Slot) -> KResult {
         self.enter(Op::FrameZero)?;
         let r = self.frame_zero_impl(frame);

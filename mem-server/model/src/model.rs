@@ -16,6 +16,10 @@ use crate::memory::DeviceMem;
 use crate::objects::{ObjectId, ObjectStore};
 use crate::stats::{Injector, KernelStats, Op};
 
+/// The ASID a frame cap records when it is mapped in the server's own VSpace
+/// (`server_map`); no client VSpace ever has it.
+pub const SERVER_ASID: u32 = u32::MAX;
+
 /// ASID of the first entry of the server's pool. Pool 0 (ASIDs 0..512) belongs to the root
 /// task in seL4, so the server's pool made by `ASIDControl_MakePool` starts higher.
 pub const ASID_BASE: u32 = 512;
@@ -38,6 +42,8 @@ pub struct ModelKernel {
     pub(crate) stats: KernelStats,
     pub(crate) inject: Injector,
     pub(crate) last_error: Option<(Op, KernelError)>,
+    /// The server's own VSpace as far as `server_map` uses it: page address → frame.
+    pub(crate) server_view: std::collections::BTreeMap<u64, ObjectId>,
 }
 
 impl ModelKernel {
@@ -83,6 +89,7 @@ impl ModelKernel {
             stats: KernelStats::default(),
             inject: Injector::default(),
             last_error: None,
+            server_view: std::collections::BTreeMap::new(),
             objs: ObjectStore::default(),
             cs,
             geo,

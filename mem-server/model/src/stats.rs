@@ -25,11 +25,13 @@ pub enum Op {
     FrameCopy,
     FrameWrite,
     FrameRead,
+    CapRevoke,
+    ServerMap,
 }
 
 impl Op {
     /// Every kind, in trait order.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 15] = [
         Op::UntypedRetype,
         Op::AsidAssign,
         Op::PageTableMap,
@@ -43,6 +45,8 @@ impl Op {
         Op::FrameCopy,
         Op::FrameWrite,
         Op::FrameRead,
+        Op::CapRevoke,
+        Op::ServerMap,
     ];
 
     /// Is this a seL4 invocation (as opposed to a frame data access, which the seL4 server
@@ -70,6 +74,8 @@ pub struct KernelStats {
     pub frame_copy: u64,
     pub frame_write: u64,
     pub frame_read: u64,
+    pub cap_revoke: u64,
+    pub server_map: u64,
     /// Calls that returned an error (injected ones included).
     pub errors: u64,
     /// Calls failed by injection.
@@ -93,6 +99,8 @@ impl KernelStats {
             Op::FrameCopy => self.frame_copy,
             Op::FrameWrite => self.frame_write,
             Op::FrameRead => self.frame_read,
+            Op::CapRevoke => self.cap_revoke,
+            Op::ServerMap => self.server_map,
         }
     }
 
@@ -111,6 +119,8 @@ impl KernelStats {
             Op::FrameCopy => &mut self.frame_copy,
             Op::FrameWrite => &mut self.frame_write,
             Op::FrameRead => &mut self.frame_read,
+            Op::CapRevoke => &mut self.cap_revoke,
+            Op::ServerMap => &mut self.server_map,
         }
     }
 

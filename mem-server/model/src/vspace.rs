@@ -13,7 +13,7 @@ use mem_core::{KResult, KernelError, ObjectType, Slot};
 use mem_protocol::{PageSize, Prot};
 
 use crate::cspace::Cap;
-use crate::model::{ModelKernel, ASID_BASE};
+use crate::model::{ModelKernel, ASID_BASE, SERVER_ASID};
 use crate::objects::{Entry, ObjectId};
 
 /// Where a walk stopped: table, its level (0 = root), index and the entry found there.
@@ -194,9 +194,36 @@ impl ModelKernel {
         Ok(())
     }
 
+    /// `server_map`: map a frame cap in the server's own VSpace (small frames only, at a
+    /// page-aligned address, the cap unmapped, nothing mapped there yet).
+    pub(crate) fn server_map_impl(&mut self, frame: Slot, vaddr: u64) -> KResult {
+        let (obj, asid) = match self.invoked(frame)? {
+            Cap::Frame { obj, asid, .. } => (obj, asid),
+            _ => return Err(KernelError::IllegalOperation),
+        };
+        if asid != 0 {
+            return Err(KernelError::InvalidCapability);
+        }
+        if vaddr & 0xfff != 0 || self.objs.live(obj).ty != ObjectType::SmallPage {
+            return Err(KernelError::AlignmentError);
+        }
+        if self.server_view.contains_key(&vaddr) {
+            return Err(KernelError::DeleteFirst);
+        }
+        self.server_view.insert(vaddr, obj);
+        self.cs.set(frame, Cap::Frame { obj, asid: SERVER_ASID, vaddr });
+        Ok(())
+    }
+
     /// seL4's `unmapPage`: clear the entry at `vaddr` in the VSpace of `asid` if it maps
     /// `frame` with the frame's size.
     pub(crate) fn unmap_page(&mut self, frame: ObjectId, asid: u32, vaddr: u64) {
+        if asid == SERVER_ASID {
+            if self.server_view.get(&vaddr) == Some(&frame) {
+                self.server_view.remove(&vaddr);
+            }
+            return;
+        }
         let Some(root) = self.vspace_of_asid(asid) else { return };
         let bits = u32::from(self.objs.live(frame).ty.size_bits());
         let s = self.lookup_slot(root, vaddr);
@@ -212,6 +239,9 @@ impl ModelKernel {
 
     /// Does the mapping recorded in a frame cap still exist in a live VSpace?
     pub(crate) fn mapping_live(&self, frame: ObjectId, asid: u32, vaddr: u64) -> bool {
+        if asid == SERVER_ASID {
+            return self.server_view.get(&vaddr) == Some(&frame);
+        }
         let Some(root) = self.vspace_of_asid(asid) else { return false };
         let bits = u32::from(self.objs.live(frame).ty.size_bits());
         let s = self.lookup_slot(root, vaddr);

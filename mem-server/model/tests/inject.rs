@@ -45,13 +45,14 @@ fn every_call_is_counted() {
 /// Everything observable about a model (except its counters).
 fn snapshot(k: &ModelKernel, vs: u32, slots: std::ops::Range<u32>) -> String {
     let mut s = format!(
-        "occ={} free={:?} objs={:?} asids={} maps={:?}",
+        "occ={} free={:?} objs={:?} asids={} maps={:?} server={}",
         k.occupied_slots(),
         k.untyped_free_bytes(RAM),
         [ObjectType::SmallPage, ObjectType::LargePage, ObjectType::PageTable, ObjectType::VSpace]
             .map(|t| k.live_objects(t)),
         k.free_asids(),
         k.mappings(vs),
+        k.server_mappings(),
     );
     for slot in slots {
         let mut b = [0u8; 8];
@@ -96,6 +97,9 @@ fn workload<K: Kernel>(k: &mut K, vs: u32, base: u32) -> Vec<KResult> {
         k.untyped_retype(RAM, ObjectType::VSpace, v2, 1),
         k.asid_assign(v2),
         k.page_table_unmap(pt2),
+        k.cap_copy(f, base + 6),
+        k.server_map(base + 6, 0x9000_0000),
+        k.cap_revoke(f),
         k.cap_delete(f),
     ]
 }
@@ -156,6 +160,12 @@ impl Kernel for Proxy<'_> {
     fn cap_delete(&mut self, s: u32) -> KResult {
         fwd!(self, Op::CapDelete, self.k.cap_delete(s))
     }
+    fn cap_revoke(&mut self, s: u32) -> KResult {
+        fwd!(self, Op::CapRevoke, self.k.cap_revoke(s))
+    }
+    fn server_map(&mut self, f: u32, a: u64) -> KResult {
+        fwd!(self, Op::ServerMap, self.k.server_map(f, a))
+    }
     fn frame_zero(&mut self, f: u32) -> KResult {
         fwd!(self, Op::FrameZero, self.k.frame_zero(f))
     }
@@ -185,34 +195,34 @@ fn injected_failure_has_no_side_effect_at_any_index() {
     assert!(clean.iter().all(Result::is_ok), "{clean:?}");
     let ops = p.log;
     let n = ops.len() as u64;
-    assert_eq!(n, 20);
+    assert_eq!(n, 23);
     assert!(Op::ALL.iter().all(|op| ops.contains(op)), "the workload uses every kind");
     for i in 0..n {
         // Reference: the call is never made.
         let (mut r, _, _) = setup();
         let mut p = Proxy { k: &mut r.k, n: 0, skip: Some(i), log: Vec::new() };
         let want = workload(&mut p, vs, base);
-        let want_state = snapshot(&r.k, vs, base..base + 6);
+        let want_state = snapshot(&r.k, vs, base..base + 7);
         // Absolute index.
         let (mut a, _, _) = setup();
         a.k.fail_call(a.k.calls() + i, KernelError::NotEnoughMemory);
         let got = workload(&mut a.k, vs, base);
         assert_eq!(got, want, "call {i}");
-        assert_eq!(snapshot(&a.k, vs, base..base + 6), want_state, "call {i}");
+        assert_eq!(snapshot(&a.k, vs, base..base + 7), want_state, "call {i}");
         assert_eq!(a.k.stats().injected, 1);
         assert_eq!(a.k.pending_injections(), 0);
         // Relative index.
         let (mut b, _, _) = setup();
         b.k.fail_nth_call(i, KernelError::NotEnoughMemory);
         assert_eq!(workload(&mut b.k, vs, base), want, "call {i}");
-        assert_eq!(snapshot(&b.k, vs, base..base + 6), want_state, "call {i}");
+        assert_eq!(snapshot(&b.k, vs, base..base + 7), want_state, "call {i}");
         // Per-kind index.
         let op = ops[i as usize];
         let nth = ops[..i as usize].iter().filter(|&&o| o == op).count() as u64;
         let (mut c, _, _) = setup();
         c.k.fail_nth_op(op, nth, KernelError::NotEnoughMemory);
         assert_eq!(workload(&mut c.k, vs, base), want, "call {i} ({op:?} #{nth})");
-        assert_eq!(snapshot(&c.k, vs, base..base + 6), want_state, "call {i}");
+        assert_eq!(snapshot(&c.k, vs, base..base + 7), want_state, "call {i}");
         assert_eq!(c.k.stats().injected, 1);
     }
 }

@@ -58,6 +58,12 @@ impl Kernel for Attributed {
     fn cap_delete(&mut self, slot: Slot) -> KResult {
         as_model(|| self.0.cap_delete(slot))
     }
+    fn cap_revoke(&mut self, slot: Slot) -> KResult {
+        as_model(|| self.0.cap_revoke(slot))
+    }
+    fn server_map(&mut self, frame: Slot, vaddr: u64) -> KResult {
+        as_model(|| self.0.server_map(frame, vaddr))
+    }
     fn frame_zero(&mut self, frame: Slot) -> KResult {
         as_model(|| self.0.frame_zero(frame))
     }

@@ -96,6 +96,8 @@ fn short(op: Op) -> &'static str {
         Op::FrameCopy => "frame_copy*",
         Op::FrameWrite => "frame_write*",
         Op::FrameRead => "frame_read*",
+        Op::CapRevoke => "cap_revoke",
+        Op::ServerMap => "server_map",
     }
 }
 

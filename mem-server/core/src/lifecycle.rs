@@ -1,0 +1,186 @@
+//! Creating and destroying address spaces.
+//!
+//! `create_space` reserves the new space's whole metadata budget in the server heap
+//! (`ledger.rs`: the sum of all reservations never exceeds `Limits::meta_capacity`, so no
+//! client can exhaust the heap another one needs) and charges the VSpace root to it.
+//!
+//! `destroy_space` gives everything back, exactly: the shared buffer and the server's view
+//! of it, every area (and so every page), pinned frames (after revoking every cap derived
+//! from them, so a TCB that still names one as its IPC buffer loses it before the frame is
+//! reused), the objects the client owned (a backend dies with its owner and its pages are
+//! taken from every space mapping it; a shared object still mapped elsewhere is handed to
+//! a space mapping it, which pays from then on; shm segments follow `shm.rs`), the page
+//! tables, and the VSpace (revoked too: no stale VSpace cap survives into the next use).
+//! Neighbours: `lib.rs` (the state), `admin.rs` (the requests), `reset.rs`, `pin.rs`.
+
+use mem_protocol::Errno;
+
+use crate::area::AreaMap;
+use crate::gaps::splitmix64;
+use crate::kernel::{Kernel, Slot};
+use crate::ledger::{cost, Budget};
+use crate::objects::ObjId;
+use crate::pagetable::PageTree;
+use crate::space::{self, Cred, PendingRelease, Space};
+use crate::MemCore;
+
+/// Frames (4 KiB units) a VSpace root costs (`res::Res::alloc_vspace`).
+pub const VSPACE_PAGES: u64 = 2;
+
+impl<K: Kernel> MemCore<K> {
+    /// Create the address space of `client` with a budget derived from `quota` pages.
+    pub fn create_space(&mut self, client: u32, cred: Cred, quota: u64) -> Result<Slot, Errno> {
+        self.settle();
+        if self.spaces.contains_key(&client) {
+            return Err(Errno::Exist);
+        }
+        if self.spaces.len() as u32 >= self.cfg.max_spaces {
+            return Err(Errno::NFile);
+        }
+        let budget = Budget::new(&self.cfg.limits, quota);
+        let base = cost::SPACE + self.cfg.geometry.entries(0) as u64 * 8;
+        if budget.meta_limit < base || quota < VSPACE_PAGES {
+            return Err(Errno::NoMem);
+        }
+        let reserved = self.reserved_meta.checked_add(budget.meta_limit).ok_or(Errno::NoMem)?;
+        if reserved > self.cfg.limits.meta_capacity {
+            return Err(Errno::NoMem);
+        }
+        let vspace = self.res.alloc_vspace(&mut self.k)?;
+        self.created += 1;
+        let seed = splitmix64(self.cfg.seed ^ self.created.rotate_left(17) ^ u64::from(client) << 32);
+        let sp = Space {
+            id: client,
+            cred,
+            areas: AreaMap::new(self.cfg.user_lo, self.cfg.user_hi, seed),
+            pt: PageTree::new(self.cfg.geometry, vspace),
+            budget,
+            charged: VSPACE_PAGES,
+            faults: 0,
+            unresolved: 0,
+            server_buffer: None,
+            view: alloc::vec::Vec::new(),
+            pinned_detached: alloc::vec::Vec::new(),
+            pinned: 0,
+        };
+        self.spaces.insert(client, sp);
+        self.reserved_meta = reserved;
+        Ok(vspace)
+    }
+
+    /// Destroy `client`'s address space, releasing every page, table and attachment, and
+    /// settling what it owned (see the module docs).
+    pub fn destroy_space(&mut self, client: u32) -> Result<(), Errno> {
+        self.settle();
+        if !self.spaces.contains_key(&client) {
+            return Err(Errno::Srch);
+        }
+        self.release_shared_buffer(client);
+        crate::reset::clear_space(self, client)?;
+        self.release_pins(client);
+        self.owner_gone(client);
+        crate::shm::forget_client(self, client);
+        self.notes.forget(client);
+        let mut sp = self.spaces.remove(&client).ok_or(Errno::Srch)?;
+        self.reserved_meta -= sp.budget.meta_limit;
+        // Tables, then the VSpace; any the kernel refuses wait in `deferred` (the VSpace
+        // after its tables, so it is never reused with a stale table in it).
+        for t in sp.pt.take_tables() {
+            space::finish_release(&mut self.k, &mut self.res, &mut self.deferred, PendingRelease::Table(t));
+        }
+        let vspace = sp.pt.vspace();
+        // Caps handed out for it (the administrator's copy, a TCB's) must not survive into
+        // its next use.
+        let _ = self.k.cap_revoke(vspace);
+        space::finish_release(&mut self.k, &mut self.res, &mut self.deferred, PendingRelease::VSpace(vspace));
+        Ok(())
+    }
+
+    /// The objects `client` owned: backends die with it, other objects still mapped go to
+    /// a space that maps them.
+    fn owner_gone(&mut self, client: u32) {
+        for id in self.backends.owned_by(client) {
+            self.backend_revoke(id);
+        }
+        for obj in self.objs.owned_by(client) {
+            if self.objs.get(obj).is_none() || self.shm.owns_object(obj) {
+                continue; // gone meanwhile, or shm.rs decides (`forget_client`)
+            }
+            if self.backends.is_cache(obj) {
+                // A destroyed backend's cache, still mapped somewhere: it dies too.
+                self.kill_object(obj);
+            } else if !self.backends.is_backend_object(obj) {
+                self.hand_over(obj, client);
+            }
+        }
+    }
+
+    /// Give object `obj` (owned by `from`, which is going away) to a space that maps it
+    /// and has room for what it costs; it pays from then on. If no space maps it, it has
+    /// no owner (and is released as soon as nothing holds it); if none of those mapping it
+    /// has room, the object is destroyed (`kill_object`).
+    pub(crate) fn hand_over(&mut self, obj: ObjId, from: u32) {
+        let (pages, meta) = match self.objs.get(obj) {
+            Some(o) => o.charge(),
+            None => return,
+        };
+        if let Some(sp) = self.spaces.get_mut(&from) {
+            sp.charged = sp.charged.saturating_sub(pages);
+            sp.budget.put_meta(meta);
+        }
+        if let Some(o) = self.objs.get_mut(obj) {
+            o.owner = None;
+        }
+        let mut mapped = false;
+        let mut heir = None;
+        for (&c, sp) in &self.spaces {
+            if c == from || !sp.areas.iter().any(|(_, a)| a.kind.object() == Some(obj)) {
+                continue;
+            }
+            mapped = true;
+            if !sp.over_quota(pages) && sp.meta_room(meta).is_ok() {
+                heir = Some(c);
+                break;
+            }
+        }
+        match heir {
+            Some(c) => {
+                if let Some(o) = self.objs.get_mut(obj) {
+                    o.owner = Some(c);
+                }
+                if let Some(sp) = self.spaces.get_mut(&c) {
+                    sp.charged += pages;
+                    sp.budget.obj_meta += meta;
+                }
+            }
+            None if mapped => self.kill_object(obj),
+            None => {}
+        }
+    }
+
+    /// Destroy object `obj` now: every area mapping it, in every space, loses its shared
+    /// pages and becomes [`crate::area::AreaKind::Dead`] (private pages already copied from
+    /// it stay), so the object's last references go and it is released.
+    pub(crate) fn kill_object(&mut self, obj: ObjId) {
+        let MemCore { k, res, spaces, deferred, objs, .. } = self;
+        for sp in spaces.values_mut() {
+            let mut at = 0u64;
+            loop {
+                let Some((s, a)) = sp.areas.iter_from(at).find(|(_, a)| a.kind.object() == Some(obj)).map(|(s, a)| (s, *a)) else {
+                    break;
+                };
+                if let crate::area::AreaKind::Shared { .. } = a.kind {
+                    space::release_range(k, res, deferred, sp, s, a.end);
+                }
+                if let Some(area) = sp.areas.get_mut(s) {
+                    area.kind = crate::area::AreaKind::Dead;
+                }
+                if let Some(o) = objs.get_mut(obj) {
+                    o.area_refs -= 1;
+                }
+                at = a.end;
+            }
+        }
+        self.release_obj_if_unused(obj);
+    }
+}
