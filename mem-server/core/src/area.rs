@@ -257,6 +257,11 @@ impl AreaMap {
         Some(b.kind.object())
     }
 
+    /// Height of the gap index (tests).
+    pub fn gap_height(&self) -> usize {
+        self.gaps.height()
+    }
+
     /// Gaps as `(start, len)` (tests).
     pub fn gaps(&self) -> Vec<(u64, u64)> {
         self.gaps.to_vec()

@@ -347,6 +347,11 @@ impl<K: Kernel> MemCore<K> {
         (self.res.slots.free_count(), self.res.slots.longest_free_run())
     }
 
+    /// Height of `client`'s free-range index (tests: its shape stays logarithmic).
+    pub fn gap_height(&self, client: u32) -> usize {
+        self.spaces.get(&client).map_or(0, |sp| sp.areas.gap_height())
+    }
+
     /// Dirty (not yet zeroed) and clean small frames in the pool.
     pub fn pool_frames(&self) -> (u64, u64) {
         (self.res.dirty_frames(), self.res.clean_frames())
