@@ -99,6 +99,9 @@ pub mod client_slot {
     pub const SERVER: u64 = 1;
     /// Badged endpoint to the root task's report endpoint.
     pub const REPORT: u64 = 2;
+    /// The TCB's fault endpoint: the server endpoint with the client's badge and
+    /// [`super::FAULT_BADGE_FLAG`].
+    pub const FAULT: u64 = 3;
 }
 /// log2 of the number of slots in a client's CNode.
 pub const CLIENT_CNODE_BITS: u8 = 4;

@@ -43,7 +43,19 @@ impl Admin {
 
     /// One request; its value, or a description of the failure.
     pub fn request(&mut self, req: &Request) -> Result<Value, String> {
-        self.client.request(req).map_err(|e| describe(req, e))
+        self.client.request(req).map_err(|e| self.describe(req, e))
+    }
+
+    /// Why the server died, if a reply said so.
+    pub fn died_reason(&self) -> Option<&str> {
+        self.client.died_reason()
+    }
+
+    fn describe(&self, req: &Request, e: CallError) -> String {
+        match (e, self.client.died_reason()) {
+            (CallError::ServerDied, Some(r)) => format!("{}: server died: {r}", req.name()),
+            _ => describe(req, e),
+        }
     }
 
     /// One request whose reply carries a cap: it lands in a fresh slot of the root CNode,
@@ -54,6 +66,13 @@ impl Admin {
         let mut words = [0u64; mem_protocol::IPC_BUFFER_WORDS];
         let n = encode_request_words(req, &mut words).map_err(|e| format!("{}: encode: {e:?}", req.name()))?;
         let (info, raw) = self.client.call_raw(REQUEST_LABEL, &words[..n]);
+        if info.label() == mem_protocol::system::SERVER_DIED_LABEL {
+            let _ = root_path(slot).delete();
+            objs.slots.free(slot);
+            // Ask again through the normal path, which keeps the reason.
+            let _ = self.client.request(&Request::Stats { target: Target::Own });
+            return Err(format!("{}: server died: {}", req.name(), self.client.died_reason().unwrap_or("?")));
+        }
         let reply = decode_reply_words(raw.words());
         let result = match reply {
             Ok(Reply::Ok(v)) if info.extra_caps() == 1 => Ok((v, slot)),

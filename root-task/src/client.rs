@@ -6,7 +6,8 @@
 //! at most one data area per request), the `ClientBoot` page (read-only) and the IPC buffer
 //! page, `ExportFrame` of the IPC buffer (the reply carries its frame cap); then a CNode
 //! (`client_slot::SERVER`, `client_slot::REPORT`: endpoints badged with the client's
-//! badge) and a TCB whose fault endpoint is the server. Destruction follows the cap
+//! badge; `client_slot::FAULT`: the server endpoint badged with the client's badge and
+//! `FAULT_BADGE_FLAG`) and a TCB whose fault endpoint is that fault cap. Destruction follows the cap
 //! lifetime rules of `mem_protocol::system`: suspend, delete the TCB, the CNode and the cap
 //! copies, then `DestroySpace`.
 
@@ -160,12 +161,14 @@ impl Ctx {
         // Write + grant-reply: enough to Call, and to be a fault endpoint.
         let rights = sel4::CapRights::new(true, false, false, true);
         to(client_slot::SERVER).mint(&root_path(self.server_ep), rights.clone(), badge as u64).map_err(|x| e("mint server", x))?;
+        let fault_badge = badge as u64 | mem_protocol::system::FAULT_BADGE_FLAG;
+        to(client_slot::FAULT).mint(&root_path(self.server_ep), rights.clone(), fault_badge).map_err(|x| e("mint fault", x))?;
         to(client_slot::REPORT).mint(&root_path(self.report_ep), rights, badge as u64).map_err(|x| e("mint report", x))?;
         let tcb = self.objs.alloc_fixed::<sel4::cap_type::Tcb>().map_err(|x| e("TCB", x))?;
         made.push(tcb.bits() as usize);
         let slot_cap = |s: usize| sel4::init_thread::Slot::<sel4::cap_type::Unspecified>::from_index(s).cap();
         tcb.tcb_configure(
-            sel4::CPtr::from_bits(client_slot::SERVER),
+            sel4::CPtr::from_bits(client_slot::FAULT),
             cnode,
             sel4::CNodeCapData::skip_high_bits(CLIENT_CNODE_BITS as usize),
             slot_cap(vspace).cast(),

@@ -7,20 +7,26 @@
 //!   `REPORT_FAIL` or `REPORT_STEP`, MR1 = step or detail, MR2.. = values. A STEP is a
 //!   `Call` answered later through a reply cap saved into a root CNode slot (non-MCS
 //!   `CNode_SaveCaller`); PASS and FAIL are never answered.
-//! - the server's unresolved-fault note (label `UNRESOLVED_LABEL`, badge
-//!   `SERVER_REPORT_BADGE`): MR0 = client, MR1 = address, MR2 = reason.
-//! - a fault of the server itself (its fault endpoint is the same badged cap): any other
-//!   label with badge `SERVER_REPORT_BADGE`. The system cannot go on after that.
+//! - a fault of the server itself (its fault endpoint is the report endpoint with badge
+//!   `SERVER_REPORT_BADGE`). The system cannot go on after that.
+//!
+//! And, through the notification bound to the root task's TCB (it wakes the same `Recv`;
+//! the word received is the OR of the bits signalled): `NOTIFY_NOTE`, the server queued
+//! notes about client faults it could not resolve (taken with `TakeNote` requests, each
+//! becoming an [`Event::Unresolved`]), and `NOTIFY_DIED`, the server died (its next reply
+//! says why). Neither is ever lost, whatever the root task was doing when it was sent.
 //!
 //! Waiting has no timeout: a hung system is caught by the QEMU harness.
 
+use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use mem_protocol::system::{
-    REPORT_FAIL, REPORT_LABEL, REPORT_PASS, REPORT_STEP, SERVER_REPORT_BADGE, UNRESOLVED_LABEL,
+    NOTIFY_DIED, NOTIFY_NOTE, REPORT_FAIL, REPORT_LABEL, REPORT_PASS, REPORT_STEP, SERVER_REPORT_BADGE,
 };
+use mem_protocol::{Request, Value};
 
 use crate::admin::Admin;
 use crate::objects::{root_path, Objects};
@@ -48,14 +54,16 @@ pub struct Ctx {
     pub report_ep: usize,
     pub client_elf: &'static [u8],
     next_badge: u32,
-    /// Set once the server has faulted: nothing can be asked of it any more.
+    /// Set once the server has faulted or died: nothing can be asked of it any more.
     pub server_dead: Option<String>,
+    /// Events already received (notes taken from the server) but not yet returned.
+    pending: VecDeque<Event>,
 }
 
 impl Ctx {
     pub fn new(objs: Objects, admin: Admin, server_ep: usize, report_ep: usize, client_elf: &'static [u8]) -> Self {
         let next_badge = mem_protocol::system::FIRST_CLIENT_BADGE;
-        Self { objs, admin, server_ep, report_ep, client_elf, next_badge, server_dead: None }
+        Self { objs, admin, server_ep, report_ep, client_elf, next_badge, server_dead: None, pending: VecDeque::new() }
     }
 
     /// A badge no client has had yet.
@@ -68,29 +76,88 @@ impl Ctx {
         Ok(b)
     }
 
-    /// Block until the next message on the report endpoint.
+    /// Block until the next message on the report endpoint (or a note of the server).
     pub fn next_event(&mut self) -> Event {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return e;
+            }
+            if let Some(e) = self.receive() {
+                return e;
+            }
+        }
+    }
+
+    /// The server's note-keeping after a signal: take every queued note (or learn why it
+    /// died).
+    fn take_notes(&mut self, bits: u64) {
+        if bits & NOTIFY_DIED != 0 {
+            self.mark_dead();
+            return;
+        }
+        loop {
+            match self.admin.request(&Request::TakeNote) {
+                Ok(Value::Note(Some(n))) => {
+                    self.pending.push_back(Event::Unresolved { client: n.client, addr: n.addr, reason: u64::from(n.reason) })
+                }
+                Ok(_) => return,
+                Err(_) => {
+                    self.mark_dead();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Note the server's death if a reply to the administrator said so.
+    pub fn check_dead(&mut self) {
+        if self.server_dead.is_none() {
+            if let Some(r) = self.admin.died_reason() {
+                let why = format!("server died: {r}");
+                sel4::debug_println!("root-task: {why}");
+                self.server_dead = Some(why);
+            }
+        }
+    }
+
+    /// The server died: ask it once more to get its reason.
+    fn mark_dead(&mut self) {
+        if self.server_dead.is_some() {
+            return;
+        }
+        let _ = self.admin.request(&Request::Stats { target: mem_protocol::Target::Own });
+        let why = match self.admin.died_reason() {
+            Some(r) => format!("server died: {r}"),
+            None => String::from("server died: (no reason given)"),
+        };
+        sel4::debug_println!("root-task: {why}");
+        self.server_dead = Some(why);
+    }
+
+    /// One `Recv`; `None` when it only brought server notes (queued in `pending`).
+    fn receive(&mut self) -> Option<Event> {
         let ep = sel4::init_thread::Slot::<sel4::cap_type::Endpoint>::from_index(self.report_ep).cap();
         let (info, badge) = ep.recv(());
+        let signals = NOTIFY_NOTE | NOTIFY_DIED;
+        if badge & signals != 0 && badge & !signals == 0 {
+            self.take_notes(badge);
+            return None;
+        }
         let n = info.length().min(mem_protocol::IPC_BUFFER_WORDS);
         let words: Vec<u64> = sel4::with_ipc_buffer(|ipc| ipc.msg_regs()[..n].to_vec());
         let w = |i: usize| words.get(i).copied().unwrap_or(0);
         let label = info.label();
         if badge == SERVER_REPORT_BADGE {
-            return if label == UNRESOLVED_LABEL {
-                Event::Unresolved { client: w(0) as u32, addr: w(1), reason: w(2) }
-            } else {
-                let e = Event::ServerFault { label, words };
-                self.server_dead = Some(format!("{e:?}"));
-                e
-            };
+            let e = Event::ServerFault { label, words };
+            self.server_dead = Some(format!("server died: it faulted ({e:x?})"));
+            return Some(e);
         }
         if label != REPORT_LABEL || badge > u32::MAX as u64 {
-            return Event::Other { badge, label, words };
+            return Some(Event::Other { badge, label, words });
         }
         let badge = badge as u32;
         let values = words.get(2..).map(|v| v.to_vec()).unwrap_or_default();
-        match w(0) {
+        Some(match w(0) {
             REPORT_PASS => Event::Pass { badge, detail: w(1) },
             REPORT_FAIL => Event::Fail { badge, detail: w(1), values },
             REPORT_STEP => match self.save_caller() {
@@ -98,7 +165,7 @@ impl Ctx {
                 Err(e) => Event::Other { badge: badge as u64, label: e as u64, words },
             },
             _ => Event::Other { badge: badge as u64, label, words },
-        }
+        })
     }
 
     /// Keep the reply cap of the message just received in a fresh root CNode slot.

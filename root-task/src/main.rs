@@ -97,6 +97,24 @@ fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
     sel4::init_thread::suspend_self()
 }
 
+/// A seed no client can learn: mixed from the boot state (physical layout of the
+/// untypeds, the number of free slots) and, where user level can read one, a counter.
+fn boot_seed(bootinfo: &sel4::BootInfoPtr) -> u64 {
+    let mut x: u64 = 0x243f_6a88_85a3_08d3;
+    for u in bootinfo.untyped_list() {
+        x = (x ^ u.paddr() as u64).rotate_left(23).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    x ^= bootinfo.empty().range().start as u64;
+    #[cfg(target_arch = "riscv64")]
+    {
+        let t: u64;
+        // SAFETY: reading the `time` CSR has no side effects; OpenSBI lets U-mode read it.
+        unsafe { core::arch::asm!("rdtime {0}", out(reg) t, options(nomem, nostack)) };
+        x ^= t.rotate_left(32);
+    }
+    x
+}
+
 /// Everything before the first scenario: untypeds, the administrator's buffer, the
 /// endpoints, the server.
 fn setup(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<ctx::Ctx> {
@@ -119,11 +137,17 @@ fn setup(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<ctx::Ctx> {
 
     let server_ep = objs.alloc_fixed::<sel4::cap_type::Endpoint>()?;
     let report_ep = objs.alloc_fixed::<sel4::cap_type::Endpoint>()?;
+    // The server's notes (unresolved faults, its death) wake the root task wherever it
+    // waits on the report endpoint: a notification bound to its TCB.
+    let notify = objs.alloc_fixed::<sel4::cap_type::Notification>()?;
+    sel4::init_thread::slot::TCB.cap().tcb_bind_notification(notify)?;
     let parts = server::ServerParts {
         elf: &SERVER_ELF.0,
         cnode: server_cnode,
         endpoint: server_ep.bits() as usize,
         report: report_ep.bits() as usize,
+        notify: notify.bits() as usize,
+        seed: boot_seed(bootinfo),
         admin_frames: &admin_frames,
         untypeds: &given,
         default_quota: DEFAULT_QUOTA,

@@ -6,16 +6,18 @@
 //!   CPtr in the server is its slot number.
 //! - VSpace with an ASID from the root task's pool, the ELF image, the IPC buffer at
 //!   `SERVER_IPC_BUFFER_VADDR`, the boot record at `SERVER_BOOT_VADDR`, the leaf table of
-//!   the frame window, the tables above the large-frame window (no leaf) and the leaf
-//!   tables of the whole client-buffer region.
-//! - Caps per `server_slot`, then the untypeds from [`FIRST_UNTYPED_SLOT`] up.
+//!   the frame window, the tables above the large-frame window and above the heap region
+//!   (no leaf: the server maps 2 MiB frames there) and the leaf tables of the whole
+//!   client-buffer region.
+//! - Caps per `server_slot` (the administrator's notification twice, badged `NOTIFY_NOTE`
+//!   and `NOTIFY_DIED`), then the untypeds from [`FIRST_UNTYPED_SLOT`] up.
 
 use alloc::vec::Vec;
 
 use mem_protocol::system::{
-    server_slot, ServerBoot, UntypedInfo, BUFFER_STRIDE, MAX_BADGES, MAX_UNTYPEDS, SERVER_BOOT_VADDR,
-    SERVER_BUFFERS_VADDR, SERVER_CNODE_BITS, SERVER_IPC_BUFFER_VADDR, SERVER_LARGE_WINDOW_VADDR,
-    SERVER_REPORT_BADGE, SERVER_WINDOW_VADDR,
+    server_slot, ServerBoot, UntypedInfo, BUFFER_STRIDE, MAX_BADGES, MAX_UNTYPEDS, NOTIFY_DIED,
+    NOTIFY_NOTE, SERVER_BOOT_VADDR, SERVER_BUFFERS_VADDR, SERVER_CNODE_BITS, SERVER_HEAP_VADDR,
+    SERVER_IPC_BUFFER_VADDR, SERVER_LARGE_WINDOW_VADDR, SERVER_REPORT_BADGE, SERVER_WINDOW_VADDR,
 };
 
 use crate::elf::{self, Scratch};
@@ -49,6 +51,10 @@ pub struct ServerParts<'a> {
     pub endpoint: usize,
     /// The root task's report endpoint (original cap, root CNode slot).
     pub report: usize,
+    /// The notification bound to the root task's TCB (original cap, root CNode slot).
+    pub notify: usize,
+    /// Secret seed for the server's randomised structures.
+    pub seed: u64,
     /// Frames of the administrator's shared buffer (root CNode slots).
     pub admin_frames: &'a [usize],
     /// Untypeds to hand over (moved out of the root CNode).
@@ -76,6 +82,7 @@ pub fn start(objs: &mut Objects, scratch: &Scratch, parts: &ServerParts) -> sel4
     // Windows and client-buffer region.
     tables.ensure(objs, SERVER_WINDOW_VADDR, LEAF_LEVEL)?;
     tables.ensure(objs, SERVER_LARGE_WINDOW_VADDR, LEAF_LEVEL - 1)?;
+    tables.ensure(objs, SERVER_HEAP_VADDR, LEAF_LEVEL - 1)?;
     let buffers_end = SERVER_BUFFERS_VADDR + MAX_BADGES as u64 * BUFFER_STRIDE;
     tables.ensure_range(objs, SERVER_BUFFERS_VADDR, buffers_end)?;
 
@@ -95,6 +102,10 @@ pub fn start(objs: &mut Objects, scratch: &Scratch, parts: &ServerParts) -> sel4
     // Badged report cap: write + grant-reply (it is also the server's fault endpoint).
     let report_rights = sel4::CapRights::new(true, false, false, true);
     to(server_slot::REPORT).mint(&root_path(parts.report), report_rights, SERVER_REPORT_BADGE)?;
+    // The administrator's notification: signal only (write right), two badges.
+    let signal = sel4::CapRights::new(false, false, false, true);
+    to(server_slot::NOTIFY).mint(&root_path(parts.notify), signal.clone(), NOTIFY_NOTE)?;
+    to(server_slot::NOTIFY + 1).mint(&root_path(parts.notify), signal, NOTIFY_DIED)?;
     for (i, &frame) in parts.admin_frames.iter().enumerate() {
         to(server_slot::ADMIN_BUFFER + i as u64).copy(&root_path(frame), sel4::CapRights::read_write())?;
     }
@@ -108,6 +119,7 @@ pub fn start(objs: &mut Objects, scratch: &Scratch, parts: &ServerParts) -> sel4
         first_free_slot: 0,
         user_top: parts.user_top,
         default_quota: parts.default_quota,
+        seed: parts.seed,
     };
     let mut slot = FIRST_UNTYPED_SLOT;
     for u in &given {

@@ -15,17 +15,21 @@ pub enum CallError {
     BadReply,
     /// A descriptor ring is full or the server broke the ring protocol.
     Ring,
+    /// The server has died (it panicked); [`crate::Client::died_reason`] says why. It will
+    /// never serve again.
+    ServerDied,
 }
 
 impl CallError {
     /// The errno the Linux-like API reports for this error: the server's own for
     /// [`CallError::Op`], `EINVAL` for protocol errors and bad replies, `EFAULT` for ring
-    /// trouble.
+    /// trouble, `ENOSYS` once the server is dead.
     pub const fn errno(self) -> Errno {
         match self {
             CallError::Op(e) => e,
             CallError::Protocol(_) | CallError::BadReply => Errno::Inval,
             CallError::Ring => Errno::Fault,
+            CallError::ServerDied => Errno::NoSys,
         }
     }
 }

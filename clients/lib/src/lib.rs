@@ -79,6 +79,9 @@ pub struct Client {
     from_server: RingBuffer<'static, Read, Descriptor>,
     last_error: Option<CallError>,
     last_reply_caps: usize,
+    /// Why the server died, as its last reply said (UTF-8, truncated).
+    died: [u8; 128],
+    died_len: usize,
 }
 
 impl Client {
@@ -110,6 +113,8 @@ impl Client {
             from_server,
             last_error: None,
             last_reply_caps: 0,
+            died: [0; 128],
+            died_len: 0,
         }
     }
 
@@ -119,6 +124,14 @@ impl Client {
     }
 
     /// Extra caps transferred with the last reply (`ExportFrame`, `CreateSpace`, `Clone`).
+    /// The reason a dead server gave (see [`CallError::ServerDied`]), if it died.
+    pub fn died_reason(&self) -> Option<&str> {
+        if self.died_len == 0 {
+            return None;
+        }
+        Some(core::str::from_utf8(&self.died[..self.died_len]).unwrap_or("(reason not UTF-8)"))
+    }
+
     pub fn last_reply_caps(&self) -> usize {
         self.last_reply_caps
     }

@@ -66,9 +66,11 @@ impl Client {
     }
     // --- Backend objects ---------------------------------------------------------------
 
-    /// Create a zero-filled backend object of `size` bytes; returns its id.
-    pub fn backend_create(&mut self, size: u64) -> Result<u32, Errno> {
-        self.id(&Request::BackendCreate { size })
+    /// Create a zero-filled backend object of `size` bytes, owned by this client's uid/gid
+    /// with permission bits `mode` (like a file's: read for reading and mapping, write for
+    /// writing, shared writable mappings and msync); returns its id.
+    pub fn backend_create(&mut self, size: u64, mode: u16) -> Result<u32, Errno> {
+        self.id(&Request::BackendCreate { size, mode })
     }
 
     /// Write `data` into backend object `id` at `offset` (through the shared buffer, in

@@ -129,6 +129,10 @@ impl Client {
         let info = self.server.call(sel4::MessageInfo::new(REQUEST_LABEL, 0, 0, n));
         compiler_fence(Ordering::SeqCst);
         self.last_reply_caps = info.extra_caps();
+        if info.label() == mem_protocol::system::SERVER_DIED_LABEL {
+            self.keep_died_reason();
+            return Err(CallError::ServerDied);
+        }
         let len = info.length().min(IPC_BUFFER_WORDS);
         let reply = sel4::with_ipc_buffer(|ipc| decode_reply_words(&ipc.msg_regs()[..len]));
         // Drain first, so that a bad reply does not leave descriptors behind.
@@ -137,6 +141,29 @@ impl Client {
             Reply::Ok(v) => Ok((v, back)),
             Reply::Err(e) => Err(CallError::Op(e)),
             Reply::Protocol(p) => Err(CallError::Protocol(p)),
+        }
+    }
+
+    /// Keep the reason of a `SERVER_DIED_LABEL` reply now in the message registers.
+    pub(crate) fn keep_died_reason(&mut self) {
+        let mut bytes = [0u8; 128];
+        let n = sel4::with_ipc_buffer(|ipc| {
+            let mr = ipc.msg_regs();
+            let len = mem_protocol::system::died_reason_len(mr[0]).min(bytes.len());
+            for (i, b) in bytes[..len].iter_mut().enumerate() {
+                *b = mr[1 + i / 8].to_le_bytes()[i % 8];
+            }
+            len
+        });
+        // Cut at a character boundary.
+        let mut n = n;
+        while core::str::from_utf8(&bytes[..n]).is_err() {
+            n -= 1;
+        }
+        self.died = bytes;
+        self.died_len = n.max(1);
+        if n == 0 {
+            self.died[0] = b'?';
         }
     }
 

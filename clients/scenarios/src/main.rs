@@ -18,6 +18,7 @@
 mod mem;
 mod report;
 mod s10_hostile;
+mod s12_adversary;
 mod s1_lazy_mmap;
 mod s2_munmap_hole;
 mod s3_mprotect;
@@ -57,6 +58,13 @@ pub mod code {
 }
 
 fn entrypoint() -> ! {
+    // The server wrote this program's pages: make them visible to instruction fetch on
+    // this hart (riscv64; see mem-server/sel4/src/window.rs).
+    #[cfg(target_arch = "riscv64")]
+    // SAFETY: `fence.i` touches no memory or register; it is allowed in user mode.
+    unsafe {
+        core::arch::asm!("fence.i", options(nostack, preserves_flags))
+    };
     // SAFETY: the root task maps this client's IPC buffer frame at CLIENT_IPC_BUFFER_VADDR
     // (page aligned, one page, writable) and sets it as the TCB's IPC buffer before the
     // thread starts; nothing else in this process refers to it.
@@ -93,6 +101,10 @@ fn run() -> Outcome {
         8 => s8_query::run(&mut c),
         9 => s9_quota::run(&mut c),
         10 => s10_hostile::run(&mut c),
+        12 => s12_adversary::attacker(&mut c, boot.arg, boot.peer),
+        13 => s12_adversary::victim(&mut c, boot.arg),
+        14 => s12_adversary::bystander(&mut c),
+        15 => s12_adversary::cleaner(&mut c, boot.arg),
         n => Err(Fail::new(code::UNKNOWN_SCENARIO).detail(u64::from(n))),
     }
 }

@@ -31,7 +31,7 @@ fn head(b: &[u8]) -> u64 {
 }
 
 pub fn run(c: &mut Client) -> Outcome {
-    let id = c.backend_create(LEN).or_fail(701)?;
+    let id = c.backend_create(LEN, 0o600).or_fail(701)?;
     c.backend_write(id, 0, V1).or_fail(702)?;
     let addr = c.mmap_backend(0, LEN, PROT_RW, true, id, 0).or_fail(703)?;
     // SAFETY: `addr..addr + LEN` is the shared RW mapping the server just returned.

@@ -184,6 +184,7 @@ impl<K: Kernel> MemCore<K> {
                 in_use += pages_of(size);
             }
         }
+        in_use += self.server_pages;
         if in_use != self.res.frames_in_use {
             return Err(format!("frames in use: recount {in_use}, counter {}", self.res.frames_in_use));
         }

@@ -184,6 +184,8 @@ pub struct MemCore<K: Kernel> {
     /// Spaces created so far (mixed into each space's seed).
     pub(crate) created: u64,
     pub(crate) notes: notes::Notes,
+    /// Frames (4 KiB units) the server took for itself (its heap), never given back.
+    pub(crate) server_pages: u64,
 }
 
 impl<K: Kernel> MemCore<K> {
@@ -206,7 +208,21 @@ impl<K: Kernel> MemCore<K> {
             reserved_meta: 0,
             created: 0,
             notes: notes::Notes::default(),
+            server_pages: 0,
         }
+    }
+
+    /// A frame for the server's own use (its heap): taken from the pools for good and
+    /// counted in `frames_in_use`. Call before any client exists.
+    pub fn take_server_frame(&mut self, size: PageSize) -> Result<Slot, Errno> {
+        let f = self.res.alloc_frame(&mut self.k, size)?;
+        self.server_pages += res::pages_of(size);
+        Ok(f)
+    }
+
+    /// Set the server heap that may be promised to clients (`Limits::meta_capacity`).
+    pub fn set_meta_capacity(&mut self, bytes: u64) {
+        self.cfg.limits.meta_capacity = bytes;
     }
 
     /// The kernel (tests read client memory through the host model).

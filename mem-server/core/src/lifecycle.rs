@@ -9,8 +9,10 @@
 //! from them, so a TCB that still names one as its IPC buffer loses it before the frame is
 //! reused), the objects the client owned (a backend dies with its owner and its pages are
 //! taken from every space mapping it; a shared object still mapped elsewhere is handed to
-//! a space mapping it, which pays from then on; shm segments follow `shm.rs`), the page
-//! tables, and the VSpace (revoked too: no stale VSpace cap survives into the next use).
+//! a space mapping it, which pays from then on, even past its quota, which then stops its
+//! next allocations; the metadata moves with its reservation, so the heap stays within
+//! what was promised; shm segments follow `shm.rs`), the page tables, and the VSpace
+//! (revoked too: no stale VSpace cap survives into the next use).
 //! Neighbours: `lib.rs` (the state), `admin.rs` (the requests), `reset.rs`, `pin.rs`.
 
 use mem_protocol::Errno;
@@ -78,11 +80,12 @@ impl<K: Kernel> MemCore<K> {
         self.release_shared_buffer(client);
         crate::reset::clear_space(self, client)?;
         self.release_pins(client);
-        self.owner_gone(client);
+        let moved = self.owner_gone(client);
         crate::shm::forget_client(self, client);
         self.notes.forget(client);
         let mut sp = self.spaces.remove(&client).ok_or(Errno::Srch)?;
-        self.reserved_meta -= sp.budget.meta_limit;
+        // What moved to heirs stays reserved, under their budgets now.
+        self.reserved_meta -= sp.budget.meta_limit - moved;
         // Tables, then the VSpace; any the kernel refuses wait in `deferred` (the VSpace
         // after its tables, so it is never reused with a stale table in it).
         for t in sp.pt.take_tables() {
@@ -97,11 +100,12 @@ impl<K: Kernel> MemCore<K> {
     }
 
     /// The objects `client` owned: backends die with it, other objects still mapped go to
-    /// a space that maps them.
-    fn owner_gone(&mut self, client: u32) {
+    /// a space that maps them. Returns the metadata reservation moved to heirs.
+    fn owner_gone(&mut self, client: u32) -> u64 {
         for id in self.backends.owned_by(client) {
             self.backend_revoke(id);
         }
+        let mut moved = 0;
         for obj in self.objs.owned_by(client) {
             if self.objs.get(obj).is_none() || self.shm.owns_object(obj) {
                 continue; // gone meanwhile, or shm.rs decides (`forget_client`)
@@ -110,52 +114,41 @@ impl<K: Kernel> MemCore<K> {
                 // A destroyed backend's cache, still mapped somewhere: it dies too.
                 self.kill_object(obj);
             } else if !self.backends.is_backend_object(obj) {
-                self.hand_over(obj, client);
+                moved += self.hand_over(obj, client);
             }
         }
+        moved
     }
 
-    /// Give object `obj` (owned by `from`, which is going away) to a space that maps it
-    /// and has room for what it costs; it pays from then on. If no space maps it, it has
-    /// no owner (and is released as soon as nothing holds it); if none of those mapping it
-    /// has room, the object is destroyed (`kill_object`).
-    pub(crate) fn hand_over(&mut self, obj: ObjId, from: u32) {
+    /// Give object `obj` (owned by `from`, which is going away) to a space that maps it;
+    /// it pays from then on: the pages even past its quota, the metadata within its budget
+    /// raised by what does not fit (that much of `from`'s reservation moves with it, and is
+    /// returned). If no other space maps the object, it has no owner any more (it is
+    /// released as soon as nothing holds it).
+    pub(crate) fn hand_over(&mut self, obj: ObjId, from: u32) -> u64 {
         let (pages, meta) = match self.objs.get(obj) {
             Some(o) => o.charge(),
-            None => return,
+            None => return 0,
         };
         if let Some(sp) = self.spaces.get_mut(&from) {
             sp.charged = sp.charged.saturating_sub(pages);
             sp.budget.put_meta(meta);
         }
+        let heir = self
+            .spaces
+            .iter()
+            .find(|(&c, sp)| c != from && sp.areas.iter().any(|(_, a)| a.kind.object() == Some(obj)))
+            .map(|(&c, _)| c);
         if let Some(o) = self.objs.get_mut(obj) {
-            o.owner = None;
+            o.owner = heir;
         }
-        let mut mapped = false;
-        let mut heir = None;
-        for (&c, sp) in &self.spaces {
-            if c == from || !sp.areas.iter().any(|(_, a)| a.kind.object() == Some(obj)) {
-                continue;
-            }
-            mapped = true;
-            if !sp.over_quota(pages) && sp.meta_room(meta).is_ok() {
-                heir = Some(c);
-                break;
-            }
-        }
-        match heir {
-            Some(c) => {
-                if let Some(o) = self.objs.get_mut(obj) {
-                    o.owner = Some(c);
-                }
-                if let Some(sp) = self.spaces.get_mut(&c) {
-                    sp.charged += pages;
-                    sp.budget.obj_meta += meta;
-                }
-            }
-            None if mapped => self.kill_object(obj),
-            None => {}
-        }
+        let Some(sp) = heir.and_then(|c| self.spaces.get_mut(&c)) else { return 0 };
+        let room = sp.budget.meta_limit.saturating_sub(sp.meta());
+        let moved = meta.saturating_sub(room);
+        sp.budget.meta_limit += moved;
+        sp.charged += pages;
+        sp.budget.obj_meta += meta;
+        moved
     }
 
     /// Destroy object `obj` now: every area mapping it, in every space, loses its shared

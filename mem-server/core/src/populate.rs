@@ -4,13 +4,17 @@
 //! with no access rights are skipped, as Linux's MAP_POPULATE does. Used by the Populate
 //! request and mmap's `populate`.
 //!
-//! The Populate request is all or nothing: pages it maps are marked `fresh`, and if one
-//! cannot be had (budget, memory) every page this request mapped is released again before
-//! ENOMEM. (mmap's `populate` is best effort like MAP_POPULATE: the mapping stands.)
+//! The Populate request is all or nothing: it first counts what the range needs (private
+//! pages and cap copies of the caller, pages of each shared object's owner) and fails with
+//! ENOMEM before any change if a budget cannot hold it; then pages it maps are marked
+//! `fresh`, and if one still cannot be had (the system out of memory) every page this
+//! request mapped is released again before ENOMEM. (mmap's `populate` is best effort like
+//! MAP_POPULATE: the mapping stands.)
 //! Neighbours: `fault.rs` (`fill`), `check.rs`.
 
 use mem_protocol::{Errno, PAGE_SIZE};
 
+use crate::area::AreaKind;
 use crate::check;
 use crate::kernel::Kernel;
 use crate::MemCore;
@@ -24,6 +28,7 @@ impl<K: Kernel> MemCore<K> {
         if !sp.areas.fully_covered(r.start, r.end) {
             return Err(Errno::NoMem);
         }
+        self.populate_fits(client, r.start, r.end)?;
         let result = self.populate_marked(client, r.start, r.end, true);
         // Clear the marks; on failure release what this request mapped.
         let MemCore { k, res, spaces, deferred, .. } = self;
@@ -41,6 +46,61 @@ impl<K: Kernel> MemCore<K> {
             }
         }
         result
+    }
+
+    /// ENOMEM unless every budget can hold what populating `[start, end)` needs.
+    fn populate_fits(&self, client: u32, start: u64, end: u64) -> Result<(), Errno> {
+        let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
+        let (mut private, mut copies) = (0u64, 0u64);
+        let mut owners: alloc::vec::Vec<(u32, u64)> = alloc::vec::Vec::new();
+        for (s, a) in sp.areas.overlapping(start, end) {
+            if a.prot.is_empty() {
+                continue;
+            }
+            let (lo, hi) = (s.max(start), a.end.min(end));
+            let mut absent = (hi - lo) / PAGE_SIZE;
+            let mut at = lo;
+            while let Some((base, _, size)) = sp.pt.next_mapped(at, hi) {
+                let from = base.max(lo);
+                absent -= (base + size.bytes()).min(hi).saturating_sub(from) / PAGE_SIZE;
+                at = base + size.bytes();
+            }
+            match a.kind {
+                AreaKind::Anon | AreaKind::PrivateBackend { .. } => private += absent,
+                AreaKind::Shared { obj, offset } => {
+                    copies += absent;
+                    let Some(o) = self.objs.get(obj) else { continue };
+                    if o.prepaid {
+                        continue;
+                    }
+                    let (i0, i1) = ((offset + (lo - s)) / PAGE_SIZE, (offset + (hi - s)) / PAGE_SIZE);
+                    let present = o.frames_from(i0).take_while(|&(i, _)| i < i1).count() as u64;
+                    let need = (i1 - i0).saturating_sub(present);
+                    let Some(owner) = o.owner else { return Err(Errno::NoMem) };
+                    match owners.iter_mut().find(|(c, _)| *c == owner) {
+                        Some((_, n)) => *n += need,
+                        None => {
+                            owners.try_reserve(1).map_err(|_| Errno::NoMem)?;
+                            owners.push((owner, need));
+                        }
+                    }
+                }
+                AreaKind::Phys { .. } => copies += absent,
+                AreaKind::Dead => return Err(Errno::NoMem),
+            }
+        }
+        let own = owners.iter().find(|(c, _)| *c == client).map_or(0, |&(_, n)| n);
+        if sp.over_quota(private + own) || sp.budget.slots + copies > sp.budget.slot_limit {
+            return Err(Errno::NoMem);
+        }
+        for (owner, need) in owners {
+            let o = self.spaces.get(&owner).ok_or(Errno::NoMem)?;
+            let extra = if owner == client { private } else { 0 };
+            if o.over_quota(need + extra) || o.meta_room(need * crate::ledger::cost::OBJ_PAGE).is_err() {
+                return Err(Errno::NoMem);
+            }
+        }
+        Ok(())
     }
 
     /// Populate without marks (best effort for mmap's `populate`, all of the buffer setup).

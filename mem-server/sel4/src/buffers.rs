@@ -2,12 +2,12 @@
 //!
 //! Every caller with bulk data has a shared buffer of [`SharedLayout::PAGES`] pages: the
 //! administrator's (the root task's frames, copied by the root task into
-//! [`server_slot::ADMIN_BUFFER`]..) and one per client, created by the server when it
-//! creates the client's space (`mem-core`'s `create_shared_buffer`, mapped in the client at
-//! `CLIENT_BUFFER_VADDR`). The server sees badge `b`'s buffer at
-//! `SERVER_BUFFERS_VADDR + b * BUFFER_STRIDE` ([`view_base`]): the admin's frames mapped
-//! directly, a client's through cap copies from the core's slot allocator (deleted, and the
-//! core's references released, before the client's space is destroyed).
+//! [`server_slot::ADMIN_BUFFER`]..) and one per client, created by `mem-core` when it
+//! creates the client's space (its `BufferConfig`: mapped in the client at
+//! `CLIENT_BUFFER_VADDR`, and in the server through cap copies the core charges to the
+//! client). The server sees badge `b`'s buffer at `SERVER_BUFFERS_VADDR + b *
+//! BUFFER_STRIDE` ([`view_base`]): the admin's frames mapped here at start, a client's
+//! while the core says it has a view (`MemCore::has_view`).
 //!
 //! # Ring protocol (both sides must match; the client side is `clients/lib`)
 //!
@@ -39,14 +39,11 @@
 //!   (`PeerMisbehaviorError`) makes the request fail with `EFAULT`.
 //! - Requests without bulk data never touch the rings.
 
-use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
 use core::ptr::NonNull;
 
-use mem_core::{Errno, Kernel, MemCore, Slot};
+use mem_core::{Errno, Slot};
 use mem_protocol::system::{
-    server_slot, SharedLayout, ADMIN_BADGE, BUFFER_STRIDE, CLIENT_BUFFER_VADDR, MAX_BADGES,
-    SERVER_BUFFERS_VADDR,
+    server_slot, SharedLayout, ADMIN_BADGE, BUFFER_STRIDE, MAX_BADGES, SERVER_BUFFERS_VADDR,
 };
 use mem_protocol::{BufRef, PAGE_SIZE};
 use sel4_shared_memory::SharedMemoryRef;
@@ -74,13 +71,18 @@ pub const fn view_base(badge: u32) -> u64 {
     SERVER_BUFFERS_VADDR + badge as u64 * BUFFER_STRIDE
 }
 
-/// The server's mapped views of shared buffers, by badge.
+/// A mapped buffer view: its start address. Only [`Buffers::view`] makes one, from the
+/// admin's mapping or a client view the core has mapped; it is used within the handling of
+/// one request, during which nothing unmaps the sender's own view (no request with bulk
+/// data removes its sender's buffer).
+#[derive(Clone, Copy)]
+pub struct View(u64);
+
+/// The administrator's buffer view; clients' views are the core's.
 #[derive(Default)]
 pub struct Buffers {
     /// The admin's buffer is mapped (its frames are the root task's, never unmapped).
     admin: bool,
-    /// Each client's view: the cap copies mapped at its [`view_base`], in page order.
-    clients: BTreeMap<u32, Vec<Slot>>,
 }
 
 impl Buffers {
@@ -94,55 +96,18 @@ impl Buffers {
         Ok(())
     }
 
-    /// Start of `badge`'s buffer view, if it has one.
-    fn base(&self, badge: u32) -> Option<u64> {
-        let mapped = if badge == ADMIN_BADGE {
-            self.admin
-        } else {
-            self.clients.contains_key(&badge)
-        };
-        mapped.then(|| view_base(badge))
-    }
-
-    /// Create `client`'s shared buffer (in its space, at `CLIENT_BUFFER_VADDR`) and map
-    /// the server's view of it. On failure nothing of the buffer is left in the server; the
-    /// caller destroys the half-made space.
-    pub fn create(&mut self, core: &mut MemCore<Sel4Kernel>, client: u32) -> Result<(), Errno> {
-        if client >= MAX_BADGES || client == ADMIN_BADGE || self.clients.contains_key(&client) {
-            return Err(Errno::Inval);
-        }
-        let frames = core.create_shared_buffer(client, CLIENT_BUFFER_VADDR, SharedLayout::PAGES)?;
-        let mut copies = Vec::with_capacity(frames.len());
-        for (i, &frame) in frames.iter().enumerate() {
-            match map_copy(core, frame, view_base(client) + i as u64 * PAGE_SIZE) {
-                Ok(s) => copies.push(s),
-                Err(e) => {
-                    unmap_copies(core, &copies);
-                    let _ = core.release_shared_buffer(client);
-                    return Err(e);
-                }
-            }
-        }
-        self.clients.insert(client, copies);
-        Ok(())
-    }
-
-    /// Remove the server's view of `client`'s buffer and drop the core's references on
-    /// its frames (before `DestroySpace`).
-    pub fn remove(&mut self, core: &mut MemCore<Sel4Kernel>, client: u32) {
-        if let Some(copies) = self.clients.remove(&client) {
-            unmap_copies(core, &copies);
-        }
-        if core.shared_buffer(client).is_some() {
-            let _ = core.release_shared_buffer(client);
-        }
+    /// `badge`'s buffer view, if it has one (`client_view`: the core says the client's
+    /// view is mapped: `MemCore::has_view`).
+    pub fn view(&self, badge: u32, client_view: bool) -> Option<View> {
+        let mapped = if badge == ADMIN_BADGE { self.admin } else { client_view && badge < MAX_BADGES };
+        mapped.then(|| View(view_base(badge)))
     }
 
     /// Take the descriptor of a bulk-data request of `badge` naming `b` (see the module
     /// docs): drain the to-server ring, hand stale descriptors back, check the last one.
-    pub fn take(&mut self, badge: u32, b: BufRef) -> Result<Descriptor, Errno> {
-        let base = self.base(badge).ok_or(Errno::Fault)?;
-        // SAFETY: `base` is a mapped buffer view (checked just above); the two rings are at
+    pub fn take(&mut self, view: Option<View>, b: BufRef) -> Result<Descriptor, Errno> {
+        let base = view.ok_or(Errno::Fault)?.0;
+        // SAFETY: `base` comes from a `View`, a mapped buffer view; the two rings are at
         // their fixed offsets, page aligned, each inside the view (checked at compile
         // time), and these views are dropped before this function returns.
         let (mut to, mut from) = unsafe {
@@ -174,8 +139,8 @@ impl Buffers {
     }
 
     /// Hand descriptor `d` back to `badge` on its from-server ring.
-    pub fn give_back(&mut self, badge: u32, d: Descriptor) {
-        if let Some(base) = self.base(badge) {
+    pub fn give_back(&mut self, view: Option<View>, d: Descriptor) {
+        if let Some(View(base)) = view {
             // SAFETY: as in `take`: a mapped view, the ring at its fixed offset inside it,
             // the view dropped at the end of this block.
             let mut from = unsafe { ring::<Write>(base, SharedLayout::FROM_SERVER_RING) };
@@ -187,13 +152,13 @@ impl Buffers {
     ///
     /// The caller may write the bytes concurrently (a client with several threads): they
     /// are plain data to the server, which only copies them.
-    pub fn bytes(&mut self, badge: u32) -> Option<&mut [u8]> {
-        let base = self.base(badge)?;
-        // SAFETY: the view of BUFFER_BYTES bytes at `base` is mapped read-write for as long
-        // as it is in `self` (removed only through `&mut self`), and the returned borrow of
-        // `self` keeps it so; no ring view exists while this slice is alive (those live
-        // only inside `take` / `give_back`). The client sharing the frames can only change
-        // byte values, which are valid for `u8` whatever they are.
+    pub fn bytes(&mut self, view: Option<View>) -> Option<&mut [u8]> {
+        let base = view?.0;
+        // SAFETY: a `View` names BUFFER_BYTES bytes mapped read-write that stay mapped while
+        // the request that made it is handled (see `View`), which outlasts this borrow of
+        // `self`; no ring view exists while this slice is alive (those live only inside
+        // `take` / `give_back`). The client sharing the frames can only change byte values,
+        // which are valid for `u8` whatever they are.
         Some(unsafe { core::slice::from_raw_parts_mut(base as *mut u8, BUFFER_BYTES as usize) })
     }
 }
@@ -212,30 +177,4 @@ unsafe fn ring<R: RingBufferRole>(base: u64, offset: u64) -> RingBuffer<'static,
     // (`FromBytes`) descriptors and atomic loads and stores of the indices.
     let shared = unsafe { SharedMemoryRef::new(raw) };
     RingBuffer::new(shared, InitializationStrategy::ReadState)
-}
-
-/// Copy `frame`'s cap into a fresh slot and map the copy at `vaddr` of the server.
-fn map_copy(core: &mut MemCore<Sel4Kernel>, frame: Slot, vaddr: u64) -> Result<Slot, Errno> {
-    let s = core.alloc_slot()?;
-    if core.kernel_mut().cap_copy(frame, s).is_err() {
-        core.free_slot(s);
-        return Err(Errno::NoMem);
-    }
-    if core.kernel_mut().map_in_server(s, vaddr).is_err() {
-        if core.kernel_mut().cap_delete(s).is_ok() {
-            core.free_slot(s);
-        }
-        return Err(Errno::NoMem);
-    }
-    Ok(s)
-}
-
-/// Delete mapped cap copies (which unmaps them) and give their slots back.
-fn unmap_copies(core: &mut MemCore<Sel4Kernel>, copies: &[Slot]) {
-    for &s in copies {
-        // A slot whose cap seL4 refused to delete stays allocated (never reused).
-        if core.kernel_mut().cap_delete(s).is_ok() {
-            core.free_slot(s);
-        }
-    }
 }

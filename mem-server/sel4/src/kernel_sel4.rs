@@ -22,7 +22,8 @@
 //! `window.rs`. Neighbours: `window.rs`, `server.rs` (the only user), `mem-core`'s
 //! `kernel.rs` (the exact semantics every method must have).
 
-use alloc::collections::BTreeSet;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use mem_core::{KResult, Kernel, KernelError, ObjectType, Slot};
 use mem_protocol::system::{server_slot, SERVER_CNODE_BITS};
@@ -33,10 +34,10 @@ use sel4::{cap, CapRights, VmAttributes};
 pub struct Sel4Kernel {
     /// Empty slots for the window's temporary frame cap copies (one per window slot).
     pub(crate) scratch: [Slot; crate::window::WINDOW_SLOTS],
-    /// Slots holding 2 MiB frame caps (retyped as `LargePage`, or copies of those): seL4 has
-    /// no call that tells a frame's size, and the window must map each frame at the right
-    /// level.
-    large: BTreeSet<Slot>,
+    /// Bit per slot: it holds a 2 MiB frame cap (retyped as `LargePage`, or a copy of one):
+    /// seL4 has no call that tells a frame's size, and the window must map each frame at
+    /// the right level. A fixed bitmap for the whole CNode (32 KiB), never grown.
+    large: Vec<u64>,
 }
 
 impl Sel4Kernel {
@@ -44,14 +45,30 @@ impl Sel4Kernel {
     pub fn new(scratch: [Slot; crate::window::WINDOW_SLOTS]) -> Self {
         Sel4Kernel {
             scratch,
-            large: BTreeSet::new(),
+            large: vec![0; (1usize << SERVER_CNODE_BITS) / 64],
+        }
+    }
+
+    fn is_large(&self, slot: Slot) -> bool {
+        let i = slot as usize;
+        self.large.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn set_large(&mut self, slot: Slot, large: bool) {
+        let i = slot as usize;
+        if let Some(w) = self.large.get_mut(i / 64) {
+            if large {
+                *w |= 1 << (i % 64);
+            } else {
+                *w &= !(1 << (i % 64));
+            }
         }
     }
 
     /// Size in bytes of the frame whose cap is in `slot` (as far as this kernel has seen
     /// it being created or copied).
     pub(crate) fn frame_bytes(&self, slot: Slot) -> u64 {
-        if !self.large.is_empty() && self.large.contains(&slot) {
+        if self.is_large(slot) {
             LARGE_PAGE_SIZE
         } else {
             PAGE_SIZE
@@ -175,8 +192,8 @@ impl Kernel for Sel4Kernel {
         let node = cnode().absolute_cptr_for_self();
         ut.untyped_retype(&arch::blueprint(ty), &node, dest as usize, count as usize)
             .map_err(kerr)?;
-        if ty == ObjectType::LargePage {
-            self.large.extend(dest..dest.saturating_add(count));
+        for s in dest..dest.saturating_add(count) {
+            self.set_large(s, ty == ObjectType::LargePage);
         }
         Ok(())
     }
@@ -230,18 +247,26 @@ impl Kernel for Sel4Kernel {
 
     fn cap_copy(&mut self, src: Slot, dest: Slot) -> KResult {
         abs(dest).copy(&abs(src), CapRights::all()).map_err(kerr)?;
-        if !self.large.is_empty() && self.large.contains(&src) {
-            self.large.insert(dest);
-        }
+        let large = self.is_large(src);
+        self.set_large(dest, large);
         Ok(())
     }
 
     fn cap_delete(&mut self, slot: Slot) -> KResult {
         abs(slot).delete().map_err(kerr)?;
-        if !self.large.is_empty() {
-            self.large.remove(&slot);
-        }
+        self.set_large(slot, false);
         Ok(())
+    }
+
+    fn cap_revoke(&mut self, slot: Slot) -> KResult {
+        // Copies the core made in its own CNode are never revoked this way while it still
+        // uses them (it revokes only originals whose copies are all gone), so no slot
+        // bookkeeping changes here.
+        abs(slot).revoke().map_err(kerr)
+    }
+
+    fn server_map(&mut self, frame: Slot, vaddr: u64) -> KResult {
+        self.map_in_server(frame, vaddr)
     }
 
     fn frame_zero(&mut self, frame: Slot) -> KResult {

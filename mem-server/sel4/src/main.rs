@@ -2,18 +2,24 @@
 //!
 //! All policy lives in `mem-core` ([`MemCore`]); this crate puts it on a real kernel:
 //!
-//! - `runtime.rs`: entry point, stack, heap, panic handler, console output;
+//! - `runtime.rs`: entry point, stack, panic handler, console output; `heap.rs`: the heap
+//!   (a static boot part and a main part mapped from the server's own RAM at start);
+//!   `death.rs`: what a server that panicked does (tells the root task why);
 //! - `kernel_sel4.rs` + `window.rs`: [`mem_core::Kernel`] as seL4 invocations, and the
 //!   frame window through which the server touches frame contents;
 //! - `buffers.rs`: the server's views of the shared buffers, and the descriptor-ring
 //!   protocol for bulk data (documented there; the client library must match it);
-//! - `server.rs` + `admin.rs`: the server loop (faults, requests, replies).
+//! - `server.rs`: the server loop (faults, requests, replies, caps handed out). Every
+//!   policy, the administrator's included, is `mem-core`'s.
 //!
 //! Start-up ([`main`]): read the [`ServerBoot`] record the root task wrote (postcard) at
 //! [`SERVER_BOOT_VADDR`]; build the core over the untypeds it lists and the slots
 //! `first_free_slot + SCRATCH_SLOTS .. 2^SERVER_CNODE_BITS` of the server's CNode (the
-//! first [`SCRATCH_SLOTS`] free slots are the frame window's); map the administrator's
-//! shared buffer; print `mem-server: ready (<n> untypeds, <MiB> MiB)`; serve forever.
+//! first [`SCRATCH_SLOTS`] free slots are the frame window's); take the main heap from
+//! its own RAM ([`HEAP_FRACTION`] of it, in 2 MiB frames at `SERVER_HEAP_VADDR`) and
+//! promise clients what is left of the heap after [`heap::GLOBAL_RESERVE`]
+//! (`Limits::meta_capacity`); map the administrator's shared buffer; print
+//! `mem-server: ready (<n> untypeds, <MiB> MiB, heap <MiB> MiB)`; serve forever.
 //!
 //! What the root task must have set up before starting this thread, beyond
 //! `mem_protocol::system`:
@@ -25,8 +31,11 @@
 //!   and the kernel sends no fault IPC); the clients' caps should not have Grant;
 //! - the VSpace: this ELF's segments (headers included), the boot page, the IPC buffer;
 //!   the leaf table at `SERVER_WINDOW_VADDR`, the upper tables (not a leaf) over
-//!   `SERVER_LARGE_WINDOW_VADDR .. +4 MiB`, the leaf tables of the whole buffer region
-//!   `SERVER_BUFFERS_VADDR .. + MAX_BADGES * BUFFER_STRIDE`.
+//!   `SERVER_LARGE_WINDOW_VADDR .. +4 MiB` and over the heap region `SERVER_HEAP_VADDR ..
+//!   + SERVER_HEAP_MAX`, the leaf tables of the whole buffer region
+//!   `SERVER_BUFFERS_VADDR .. + MAX_BADGES * BUFFER_STRIDE`;
+//! - badged copies of the administrator's notification in `server_slot::NOTIFY`
+//!   (`NOTIFY_NOTE`) and `NOTIFY + 1` (`NOTIFY_DIED`).
 //!
 //! Build (from the repository root, after `make deps kernel target-specs`; ARCH riscv64 →
 //! TARGET riscv64imac-sel4, aarch64 → aarch64-sel4):
@@ -51,8 +60,9 @@
 
 extern crate alloc;
 
-mod admin;
 mod buffers;
+mod death;
+mod heap;
 mod kernel_sel4;
 mod runtime;
 mod server;
@@ -61,8 +71,13 @@ mod window;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use mem_core::{Config, Geometry, MemCore, Slot, UntypedDesc};
-use mem_protocol::system::{ServerBoot, ADMIN_BADGE, SERVER_BOOT_VADDR, SERVER_CNODE_BITS};
+use mem_core::{BufferConfig, Config, Geometry, MemCore, PageSize, Slot, UntypedDesc};
+use mem_protocol::system::{
+    ServerBoot, SharedLayout, ADMIN_BADGE, BUFFER_STRIDE, CLIENT_BUFFER_VADDR, FIRST_CLIENT_BADGE,
+    MAX_BADGES, SERVER_BOOT_VADDR, SERVER_BUFFERS_VADDR, SERVER_CNODE_BITS, SERVER_HEAP_MAX,
+    SERVER_HEAP_VADDR,
+};
+use mem_protocol::LARGE_PAGE_SIZE;
 
 use buffers::Buffers;
 use kernel_sel4::Sel4Kernel;
@@ -71,6 +86,9 @@ use window::WINDOW_SLOTS;
 
 /// Free slots at the start of `first_free_slot` that the frame window keeps for itself.
 pub const SCRATCH_SLOTS: u32 = WINDOW_SLOTS as u32;
+
+/// The main heap takes RAM / `HEAP_FRACTION` (at least 16 MiB, at most `SERVER_HEAP_MAX`).
+pub const HEAP_FRACTION: u64 = 16;
 
 /// Page-table geometry of this architecture's seL4 VSpaces.
 #[cfg(target_arch = "riscv64")]
@@ -112,27 +130,60 @@ fn main() -> ! {
     cfg.user_lo = 0x1_0000;
     cfg.user_hi = boot.user_top;
     cfg.admins = vec![ADMIN_BADGE];
+    cfg.client_ids = (FIRST_CLIENT_BADGE, MAX_BADGES);
     cfg.large_pages = true;
     cfg.fault_around = 0;
     cfg.retype_batch = 64;
-    let core = MemCore::new(
+    cfg.seed = boot.seed;
+    cfg.buffer = Some(BufferConfig {
+        vaddr: CLIENT_BUFFER_VADDR,
+        pages: SharedLayout::PAGES,
+        view: Some((SERVER_BUFFERS_VADDR, BUFFER_STRIDE)),
+    });
+    // Nothing is promised to clients until the heap exists.
+    cfg.limits.meta_capacity = 0;
+    // Segments outliving their creators are bounded by the shm limits; keep what their
+    // page maps can take within the server's own reserve.
+    cfg.shm.total_pages = cfg.shm.total_pages.min(ram >> 14);
+    let mut core = MemCore::new(
         Sel4Kernel::new(scratch),
         cfg,
         &untypeds,
         first + SCRATCH_SLOTS,
         1 << SERVER_CNODE_BITS,
     );
+    let heap_bytes = grow_heap(&mut core, ram);
+    let capacity = heap::capacity().saturating_sub(heap::GLOBAL_RESERVE + runtime::ALLOCATOR.live());
+    core.set_meta_capacity(capacity as u64);
 
     let mut server = Server::new(core, Buffers::default());
     if let Err(e) = server.bufs.map_admin(server.core.kernel_mut()) {
         say!("mem-server: cannot map the admin buffer ({e:?}): no bulk data for the root task");
     }
     say!(
-        "mem-server: ready ({} untypeds, {} MiB)",
+        "mem-server: ready ({} untypeds, {} MiB, heap {} MiB)",
         untypeds.len(),
-        ram >> 20
+        ram >> 20,
+        (heap_bytes + heap::BOOT_HEAP_SIZE as u64) >> 20
     );
     server.run()
+}
+
+/// Map RAM / [`HEAP_FRACTION`] of the server's own memory (2 MiB frames) at
+/// `SERVER_HEAP_VADDR` and give it to the heap; returns its size in bytes.
+fn grow_heap(core: &mut MemCore<Sel4Kernel>, ram: u64) -> u64 {
+    let want = (ram / HEAP_FRACTION).clamp(16 << 20, SERVER_HEAP_MAX) / LARGE_PAGE_SIZE;
+    let mut mapped = 0u64;
+    while mapped < want {
+        let Ok(f) = core.take_server_frame(PageSize::Large) else { break };
+        if core.kernel_mut().map_in_server(f, SERVER_HEAP_VADDR + mapped * LARGE_PAGE_SIZE).is_err() {
+            break;
+        }
+        mapped += 1;
+    }
+    let bytes = mapped * LARGE_PAGE_SIZE;
+    heap::add_region(bytes as usize);
+    bytes
 }
 
 /// The [`ServerBoot`] record at [`SERVER_BOOT_VADDR`], if it decodes.

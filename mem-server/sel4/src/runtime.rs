@@ -11,10 +11,11 @@
 //!   storage on that stack and runs the ELF constructors;
 //! - [`entrypoint`] registers the IPC buffer with the `sel4` crate and calls
 //!   [`crate::main`];
-//! - the global allocator is `dlmalloc` over a static heap ([`HEAP_SIZE`], in `.bss`): all
-//!   of `mem-core`'s metadata lives there. The server is single-threaded, so the heap lock
-//!   is [`SingleThreadLock`], which only detects re-entry;
-//! - a panic prints one line (`mem-server: panic: ...`) and suspends the server's TCB.
+//! - the global allocator is `dlmalloc` over the server's heap (`heap.rs`): all of
+//!   `mem-core`'s metadata lives there. The server is single-threaded, so the heap lock is
+//!   [`SingleThreadLock`], which only detects re-entry;
+//! - a panic prints one line (`mem-server: panic: ...`) and makes the server a dead one
+//!   that tells the root task why (`death.rs`).
 //!
 //! Console output goes through [`put_char`], which is `seL4_DebugPutChar` on kernels with
 //! debug printing and a no-op otherwise (benchmark kernels), so the component builds for
@@ -24,12 +25,11 @@ use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use mem_protocol::system::{server_slot, SERVER_IPC_BUFFER_VADDR};
-use sel4_dlmalloc::{StaticDlmalloc, StaticHeap};
+
+use crate::heap::ServerAlloc;
 
 /// Bytes of the server's stack.
 pub const STACK_SIZE: usize = 256 * 1024;
-/// Bytes of the server's heap (all `mem-core` metadata).
-pub const HEAP_SIZE: usize = 8 * 1024 * 1024;
 
 sel4_runtime_common::declare_stack!(STACK_SIZE);
 sel4_runtime_common::declare_entrypoint_with_stack_init!();
@@ -38,10 +38,8 @@ sel4_runtime_common::declare_rust_entrypoint! {
 }
 sel4_panicking_env::register_debug_put_char!(put_char);
 
-static HEAP: StaticHeap<HEAP_SIZE> = StaticHeap::new();
-
 #[global_allocator]
-static ALLOCATOR: StaticDlmalloc<SingleThreadLock> = StaticDlmalloc::new(HEAP.bounds());
+pub static ALLOCATOR: ServerAlloc = ServerAlloc::new();
 
 /// First Rust code of the server thread (stack and TLS are set up).
 fn entrypoint() -> ! {
@@ -76,10 +74,11 @@ macro_rules! say {
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     static PANICKED: AtomicBool = AtomicBool::new(false);
-    if !PANICKED.swap(true, Ordering::Relaxed) {
-        crate::say!("mem-server: panic: {info}");
+    if PANICKED.swap(true, Ordering::Relaxed) {
+        stop()
     }
-    stop()
+    crate::say!("mem-server: panic: {info}");
+    crate::death::die(info)
 }
 
 /// Stop the server for good: suspend its own TCB, or, if the IPC buffer is not usable

@@ -1,36 +1,35 @@
 //! The server loop: receive on [`server_slot::ENDPOINT`], serve one message, reply.
 //!
-//! The badge of the message is the sender's client id ([`ADMIN_BADGE`] for the root task).
-//! Three kinds of message arrive:
+//! Who sent a message is its badge (`mem_core::dispatch::sender_of`): a client's request
+//! cap carries its id, its fault cap (the one its TCB names) the id with
+//! `FAULT_BADGE_FLAG`; the root task's cap carries [`ADMIN_BADGE`]. Kernel fault messages
+//! are accepted only on fault badges and requests only on request badges; anything else is
+//! answered with a protocol error.
 //!
-//! - a VM fault of a client thread (the kernel's fault label, the client's badge on its
-//!   fault endpoint): `mem-core` resolves it and an empty reply resumes the thread. This is
-//!   the fast path: fault IPC, the `Page_Map` of the fix, `ReplyRecv`, nothing else (no
-//!   logging, no allocation here). An unresolvable fault prints one line, sends an
-//!   `UNRESOLVED_LABEL` note (MR0 badge, MR1 address, MR2 `UNRESOLVED_*` reason) to the
-//!   root task on [`server_slot::REPORT`] without blocking, and is not answered: the
-//!   thread stays blocked (stopped) and the next `Recv` drops its reply cap. Other kernel
-//!   faults (cap fault, user exception, unknown syscall) are reported the same way with
-//!   reason `UNRESOLVED_OTHER` and MR0 of the fault message (the fault IP) as address.
-//! - a request ([`REQUEST_LABEL`]): decoded from the message registers and handled by
-//!   `mem-core`'s `dispatch`, with the administrator's extras of `admin.rs`; the reply
-//!   goes back in the message registers, label 0. A sender that has no space and is not the
-//!   administrator gets `ESRCH`; an undecodable request gets `Reply::Protocol`.
-//! - anything else: `Reply::Protocol(UnknownRequest)`.
+//! - A VM fault: `mem-core` resolves it and an empty reply resumes the thread. This is the
+//!   fast path: fault IPC, the `Page_Map` of the fix, `ReplyRecv`, nothing else (no logging,
+//!   no allocation here). A fault that cannot be resolved (and any other kernel fault: cap
+//!   fault, user exception, unknown syscall) is not answered: the thread stays stopped and
+//!   the next `Recv` drops its reply cap. The core queues a note for the administrator
+//!   (`MemCore::note_unresolved`; printed for the first few faults of a client only) and
+//!   the server signals the administrator's notification ([`NOTIFY_NOTE`]), which is never
+//!   lost; the administrator takes the notes with `TakeNote`.
+//! - A request ([`REQUEST_LABEL`]): decoded from the message registers, bulk data through
+//!   the sender's rings (`buffers.rs`), served by `MemCore::dispatch` (the one place that
+//!   matches on requests), the reply encoded into the message registers, label 0.
 //!
-//! Caps the server hands out (`CreateSpace`, `Clone`, `ExportFrame`) travel as the reply's
-//! one extra cap from [`server_slot::EXPORT`]; the server's copy there is deleted when the
-//! next request arrives, so it never outlives the object (reclaim stays exact). A cap a
-//! sender attaches to a request lands in [`server_slot::RECV`] and is deleted unused.
+//! A cap the core hands out (`CreateSpace`, `Clone`: a VSpace; `ExportFrame`: a pinned
+//! frame) travels as the reply's one extra cap from [`server_slot::EXPORT`]; the server's
+//! copy there is deleted when the next request arrives, so it never outlives the object. A
+//! cap a sender attaches to a request lands in [`server_slot::RECV`] and is deleted unused.
 
-use mem_core::{Access, MemCore, Slot, Unresolved};
+use mem_core::{Access, MemCore, Sender, Slot, Unresolved};
 use mem_protocol::system::{
-    server_slot, ADMIN_BADGE, REQUEST_LABEL, UNRESOLVED_DENIED, UNRESOLVED_LABEL,
-    UNRESOLVED_NO_AREA, UNRESOLVED_NO_MEMORY, UNRESOLVED_OTHER,
+    server_slot, ADMIN_BADGE, REQUEST_LABEL, UNRESOLVED_DENIED, UNRESOLVED_NO_AREA,
+    UNRESOLVED_NO_MEMORY, UNRESOLVED_OTHER,
 };
 use mem_protocol::{
-    decode_request_words, encode_reply_words, Errno, ProtocolError, Reply, Request,
-    IPC_BUFFER_WORDS,
+    decode_request_words, encode_reply_words, ProtocolError, Reply, Request, IPC_BUFFER_WORDS,
 };
 use sel4::sys::{seL4_Fault_tag, seL4_VMFault_Msg};
 use sel4::{cap, MessageInfo};
@@ -48,6 +47,14 @@ pub struct Server {
 
 /// What to send back for one message: a reply, or nothing (the sender stays blocked).
 type Answer = Option<MessageInfo>;
+
+/// Is `label` one of the kernel's fault labels?
+fn is_fault_label(label: u64) -> bool {
+    label == seL4_Fault_tag::seL4_Fault_VMFault
+        || label == seL4_Fault_tag::seL4_Fault_CapFault
+        || label == seL4_Fault_tag::seL4_Fault_UnknownSyscall
+        || label == seL4_Fault_tag::seL4_Fault_UserException
+}
 
 impl Server {
     pub fn new(core: MemCore<Sel4Kernel>, bufs: Buffers) -> Self {
@@ -70,35 +77,37 @@ impl Server {
                 Some(reply) => ep.reply_recv(reply, ()),
                 None => ep.recv(()),
             };
-            // Badges are client ids (u32); a wider one matches no client and no admin.
-            let sender = u32::try_from(badge).unwrap_or(u32::MAX);
-            answer = self.handle(&info, sender);
+            answer = self.handle(&info, badge);
         }
     }
 
-    fn handle(&mut self, info: &MessageInfo, sender: u32) -> Answer {
-        match info.label() {
-            seL4_Fault_tag::seL4_Fault_VMFault => self.vm_fault(info, sender),
-            REQUEST_LABEL => Some(self.request(info, sender)),
-            seL4_Fault_tag::seL4_Fault_CapFault
-            | seL4_Fault_tag::seL4_Fault_UnknownSyscall
-            | seL4_Fault_tag::seL4_Fault_UserException => {
+    fn handle(&mut self, info: &MessageInfo, badge: u64) -> Answer {
+        let label = info.label();
+        let fault = is_fault_label(label);
+        match mem_core::dispatch::sender_of(badge, fault) {
+            Ok(Sender::Fault(client)) if label == seL4_Fault_tag::seL4_Fault_VMFault => {
+                self.vm_fault(info, client)
+            }
+            Ok(Sender::Fault(client)) => {
                 let ip = sel4::with_ipc_buffer(|ipc| ipc.msg_regs()[0]);
-                self.unresolved(sender, ip, UNRESOLVED_OTHER, "not a VM fault");
+                self.unresolved(client, ip, UNRESOLVED_OTHER, "not a VM fault");
                 None
             }
-            _ => Some(reply(&Reply::Protocol(ProtocolError::UnknownRequest), None)),
+            Ok(Sender::Request(sender)) if label == REQUEST_LABEL => Some(self.request(info, sender)),
+            Ok(Sender::Request(_)) => Some(reply(&Reply::Protocol(ProtocolError::UnknownRequest), None)),
+            Err(e) => Some(reply(&Reply::Protocol(e), None)),
         }
     }
 
-    /// A VM fault of client `sender`: resolve it (empty reply) or report it (no reply).
-    fn vm_fault(&mut self, info: &MessageInfo, sender: u32) -> Answer {
+    /// A VM fault of client `client`: resolve it (empty reply) or report it (no reply).
+    fn vm_fault(&mut self, info: &MessageInfo, client: u32) -> Answer {
         let Some((addr, access)) = decode_vm_fault(info) else {
-            // Only a sender forging the fault label gets here (the kernel's message always
-            // has the VM-fault length).
-            return Some(reply(&Reply::Protocol(ProtocolError::Malformed), None));
+            // A fault-badged message with the VM-fault label but not its length: the client
+            // forged it on its own fault cap. Its thread did not fault; no answer.
+            self.unresolved(client, 0, UNRESOLVED_OTHER, "malformed fault message");
+            return None;
         };
-        match self.core.handle_fault(sender, addr, access) {
+        match self.core.handle_fault(client, addr, access) {
             Ok(_) => Some(MessageInfo::new(0, 0, 0, 0)),
             Err(why) => {
                 let (code, text) = match why {
@@ -107,23 +116,19 @@ impl Server {
                     Unresolved::NoMemory => (UNRESOLVED_NO_MEMORY, "no memory"),
                     Unresolved::NoSpace => (UNRESOLVED_OTHER, "unknown client"),
                 };
-                self.unresolved(sender, addr, code, text);
+                self.unresolved(client, addr, code, text);
                 None
             }
         }
     }
 
-    /// Print and report a fault of `client` that will not be answered.
+    /// Note a fault of `client` that will not be answered, print it while the client has
+    /// few, and wake the administrator.
     fn unresolved(&mut self, client: u32, addr: u64, code: u64, text: &str) {
-        crate::say!("mem-server: client {client} unresolved fault at {addr:#x} ({text})");
-        sel4::with_ipc_buffer_mut(|ipc| {
-            let mr = ipc.msg_regs_mut();
-            mr[0] = u64::from(client);
-            mr[1] = addr;
-            mr[2] = code;
-        });
-        let report = cap::Endpoint::from_bits(server_slot::REPORT);
-        report.nb_send(MessageInfo::new(UNRESOLVED_LABEL, 0, 0, 3));
+        if self.core.note_unresolved(client, addr, code as u8) {
+            crate::say!("mem-server: client {client} unresolved fault at {addr:#x} ({text})");
+        }
+        cap::Notification::from_bits(server_slot::NOTIFY).signal();
     }
 
     /// A protocol request of `sender`: decode, serve, encode the reply.
@@ -144,48 +149,42 @@ impl Server {
             Ok(req) => req,
             Err(e) => return reply(&Reply::Protocol(e), None),
         };
-        let (r, cap) = self.serve(sender, &req);
-        reply(&r, cap)
+        let answer = self.serve(sender, &req);
+        let cap = match answer.cap.map(|slot| self.export(slot)) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            // The object exists but its cap cannot go out: say so (the administrator
+            // destroys what it asked for on any error).
+            Some(Err(e)) => return reply(&Reply::Err(e), None),
+        };
+        reply(&answer.reply, cap)
     }
 
-    /// Serve one decoded request; the reply and the slot of a cap to send with it.
-    fn serve(&mut self, sender: u32, req: &Request) -> (Reply, Option<Slot>) {
-        let admin = self.core.is_admin(sender);
-        if !admin && !self.core.has_space(sender) {
-            return (Reply::Err(Errno::Srch), None);
-        }
-        if admin {
-            if let Some(answer) = self.serve_admin(sender, req) {
-                return answer;
-            }
-        }
-        (self.serve_plain(sender, req), None)
-    }
-
-    /// Any request without administrator extras; bulk data through the caller's rings.
-    pub(crate) fn serve_plain(&mut self, sender: u32, req: &Request) -> Reply {
+    /// Serve one decoded request, bulk data through the caller's rings.
+    fn serve(&mut self, sender: u32, req: &Request) -> mem_core::Answer {
         let Some(b) = bufref_of(req) else {
             return self.core.dispatch(sender, req, &mut []);
         };
-        let d = match self.bufs.take(sender, b) {
+        let view = self.bufs.view(sender, self.core.has_view(sender));
+        let d = match self.bufs.take(view, b) {
             Ok(d) => d,
-            Err(e) => return Reply::Err(e),
+            Err(e) => return mem_core::Answer { reply: Reply::Err(e), cap: None },
         };
-        let r = match self.bufs.bytes(sender) {
+        let a = match self.bufs.bytes(view) {
             Some(buf) => self.core.dispatch(sender, req, buf),
-            None => Reply::Err(Errno::Fault),
+            None => mem_core::Answer { reply: Reply::Err(mem_core::Errno::Fault), cap: None },
         };
-        self.bufs.give_back(sender, d);
-        r
+        self.bufs.give_back(view, d);
+        a
     }
 
     /// Copy `slot`'s cap into [`server_slot::EXPORT`] to go out with the reply.
-    pub(crate) fn export(&mut self, slot: Slot) -> Result<Slot, Errno> {
+    fn export(&mut self, slot: Slot) -> Result<Slot, mem_core::Errno> {
         let export = abs(server_slot::EXPORT as Slot);
         let _ = export.delete();
         export
             .copy(&abs(slot), sel4::CapRights::all())
-            .map_err(|_| Errno::NoMem)?;
+            .map_err(|_| mem_core::Errno::NoMem)?;
         self.export_held = true;
         Ok(server_slot::EXPORT as Slot)
     }
@@ -254,3 +253,4 @@ fn bufref_of(req: &Request) -> Option<mem_protocol::BufRef> {
 }
 
 const _: () = assert!(ADMIN_BADGE != 0, "badge 0 (unbadged) is never the admin");
+const _: () = assert!(REQUEST_LABEL > 16, "requests never carry a kernel fault label");

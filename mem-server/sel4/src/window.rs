@@ -13,10 +13,17 @@
 //! so the frame sits in the level above). Which size a frame is comes from
 //! [`Sel4Kernel::frame_bytes`].
 //!
-//! On aarch64, bytes written through the window are made visible to instruction fetch
-//! (`Page_Unify_Instruction` on the window copy) before it goes away, since the frame may
-//! become executable code in a client (program images, copy-on-write copies of code). On
-//! riscv64 a user thread cannot do that for another hart; QEMU does not need it.
+//! Instruction caches: bytes written through the window may become code a client runs
+//! (program images, copy-on-write copies of code, backend pages). On aarch64 they are made
+//! visible to instruction fetch with `Page_Unify_Instruction` on the window copy before it
+//! goes away (the kernel cleans the data cache to the point of unification and invalidates
+//! the instruction cache by address, which the architecture broadcasts to every core: this
+//! is what real hardware needs too). On riscv64 the server executes `fence.i` after every
+//! write (its own hart). seL4 16 offers user level no remote instruction fence (its
+//! `ifence()` with the SBI remote fence is never called), so on multi-hart hardware a
+//! client thread must itself execute `fence.i` before running code the server wrote while
+//! the thread may have been on another hart: the scenario client does so when it starts.
+//! QEMU keeps caches coherent either way.
 
 use core::ptr;
 use core::sync::atomic::{compiler_fence, Ordering};
@@ -90,8 +97,16 @@ impl Sel4Kernel {
         });
     }
 
-    #[cfg(not(target_arch = "aarch64"))]
-    fn sync_icache(&mut self, _i: usize, _offset: u64, _len: u64) {}
+    #[cfg(target_arch = "riscv64")]
+    fn sync_icache(&mut self, _i: usize, _offset: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: `fence.i` only orders this hart's instruction fetches after its earlier
+        // stores; it touches no memory or register and is allowed in user mode (Zifencei).
+        unsafe { core::arch::asm!("fence.i", options(nostack, preserves_flags)) };
+    }
 
     /// [`mem_core::Kernel::frame_zero`]: fill the whole frame with zeroes.
     pub(crate) fn window_zero(&mut self, frame: Slot) -> KResult {

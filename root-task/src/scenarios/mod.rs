@@ -16,6 +16,7 @@ use mem_protocol::{Stats, Target};
 use crate::client::Proc;
 use crate::ctx::Ctx;
 
+mod adversary;
 mod clone;
 mod fixed_mmap;
 mod hostile;
@@ -35,8 +36,9 @@ pub const OTHER_USER: (u32, u32) = (2000, 2000);
 
 type Run = fn(&mut Ctx) -> Result<(), String>;
 
-/// Scenarios 1..=10, in order; `reclaim` (11) runs last, around all of them.
-const SCENARIOS: [(&str, Run); 10] = [
+/// Scenarios 1..=10 and the adversaries (one per attack class of the isolation issue), in
+/// order; `reclaim` runs last, around all of them.
+const SCENARIOS: [(&str, Run); 17] = [
     ("lazy-mmap", lazy_mmap::run),
     ("munmap-hole", munmap_hole::run),
     ("mprotect", mprotect::run),
@@ -47,6 +49,13 @@ const SCENARIOS: [(&str, Run); 10] = [
     ("query", query::run),
     ("quota", quota::run),
     ("hostile", hostile::run),
+    ("adv-ipcbuf", adversary::ipcbuf),
+    ("adv-heap", adversary::heap),
+    ("adv-dos", adversary::dos),
+    ("adv-quota", adversary::quota),
+    ("adv-backend", adversary::backend),
+    ("adv-fault", adversary::fault),
+    ("adv-info", adversary::info),
 ];
 
 /// Number of scenarios (reclaim included).
@@ -65,13 +74,16 @@ pub fn run_all(ctx: &mut Ctx) -> (usize, usize) {
     };
     for (name, run) in SCENARIOS {
         let r = match &ctx.server_dead {
-            Some(why) => Err(format!("server is dead ({why})")),
-            None => run(ctx),
+            Some(why) => Err(why.clone()),
+            None => run(ctx).map_err(|e| {
+                ctx.check_dead();
+                ctx.server_dead.clone().unwrap_or(e)
+            }),
         };
         report(name, r);
     }
     let r = match &ctx.server_dead {
-        Some(why) => Err(format!("server is dead ({why})")),
+        Some(why) => Err(why.clone()),
         None => reclaim::run(ctx, before),
     };
     report("reclaim", r);
@@ -90,6 +102,7 @@ impl Ctx {
     /// Destroy `procs` (unless the server is dead: then nothing can be asked of it) and
     /// combine the scenario's result with theirs.
     pub fn finish(&mut self, procs: Vec<Proc>, r: Result<(), String>) -> Result<(), String> {
+        self.check_dead();
         if self.server_dead.is_some() {
             return r;
         }
