@@ -451,6 +451,26 @@ fn failed_requests_change_nothing() {
     assert!(after.charged_pages <= before.charged_pages + 2, "populate rolled back (page tables stay)");
     assert_eq!(h.core.mapped_pages(2), 4 + 1, "the buffer and the page touched before");
     assert_eq!(h.read_u64(2, a).unwrap(), 5);
+    // msync whose store pages would not fit the owner's budget: ENOMEM, nothing written.
+    h.core.admin_create(3, user(1000), 128).unwrap();
+    let b3 = h.core.backend_create(3, 64 * PAGE, 0o600).unwrap();
+    let mut m = MmapArgs::anon(64 * PAGE, Prot::RW);
+    m.shared = true;
+    m.backing = Backing::Backend { id: b3, offset: 0 };
+    let sm = h.core.mmap(3, &m).unwrap();
+    for i in 0..60 {
+        h.write_u64(3, sm + i * PAGE, 0x5000 + i).unwrap();
+    }
+    let before = h.core.stats(Some(3)).unwrap();
+    assert_eq!(h.core.msync(3, sm, 64 * PAGE, MsyncFlags::SYNC), Err(Errno::NoMem));
+    assert_eq!(h.core.stats(Some(3)).unwrap(), before);
+    for i in [0u64, 30, 59] {
+        h.core.backend_read(3, b3, i * PAGE, &mut got).unwrap();
+        assert_eq!(got, [0; 8], "nothing written back");
+    }
+    h.core.msync(3, sm, 4 * PAGE, MsyncFlags::SYNC).unwrap();
+    h.core.backend_read(3, b3, PAGE, &mut got).unwrap();
+    assert_eq!(u64::from_le_bytes(got), 0x5001);
     // mprotect that would split past the area limit: ENOMEM, nothing changed.
     let (mut h2, _) = harness_with_outside(|c| c.limits.max_map_count = 3);
     h2.core.admin_create(2, user(1000), 200).unwrap();
