@@ -7,7 +7,8 @@
 //! area piece is changed atomically: its pages are remapped first and restored if the
 //! kernel refuses one, and only then is the area split and updated. The up to two areas a
 //! piece splits off are checked against the budget before anything changes (ENOMEM).
-//! Neighbours: `munmap.rs` (`split_boundaries`), `space.rs`, `area.rs`.
+//! Neighbours: `munmap.rs` (`split_boundaries`), `space.rs`, `area.rs`, `shm.rs` (pieces of
+//! an attachment move a boundary instead of splitting where Linux does).
 
 use alloc::vec::Vec;
 use mem_protocol::{Errno, PageSize, Prot};
@@ -17,6 +18,7 @@ use crate::ledger::cost;
 use crate::check;
 use crate::kernel::Kernel;
 use crate::pagetable::Pte;
+use crate::shm;
 use crate::space::{hw_rights, split_large, Space};
 use crate::MemCore;
 
@@ -56,7 +58,9 @@ impl<K: Kernel> MemCore<K> {
     fn protect_piece(&mut self, client: u32, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
         let splits = self.splits_needed(client, start, end);
         let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
-        sp.area_room(splits, self.cfg.limits.max_map_count)?;
+        // A piece of an shm attachment may move a boundary instead of splitting (`shm.rs`).
+        let shift = shm::boundary_shift(sp, start, end, new);
+        sp.area_room(splits - u64::from(shift.is_some()), self.cfg.limits.max_map_count)?;
         // Splitting a large page at either end needs a leaf table.
         sp.meta_room(2 * cost::TABLE)?;
         {
@@ -77,9 +81,9 @@ impl<K: Kernel> MemCore<K> {
         if let Some(a) = sp.areas.get_mut(start) {
             a.prot = new;
         }
-        // Merge with equal neighbours, as Linux merges VMAs.
+        let mut merged: Vec<_> = shift.and_then(|left| shm::merge_pieces(sp, left)).into_iter().collect();
+        // Merge with equal neighbours, as Linux merges VMAs (not shm pieces: `try_merge_next`).
         let prev = start.checked_sub(1).and_then(|p| sp.areas.find(p)).map(|(s, _)| s);
-        let mut merged = Vec::new();
         if let Some(Some(obj)) = sp.areas.try_merge_next(start) {
             merged.push(obj);
         }

@@ -8,10 +8,14 @@
 //! then the size, then the permission; shmat: the address, then the id, then the
 //! permission). IPC_RMID marks the segment (its key is freed at once); it stays attachable
 //! by id and is destroyed with its last attachment (`nattch` = areas mapping it, as Linux
-//! counts VMAs). shmdt follows Linux `shmdt`: the first shm area at or above the address
-//! whose offset in its segment equals its distance from the address names the segment, and
-//! every such piece of that segment within the segment's size from the address goes (so an
-//! attachment whose first pages were unmapped or replaced still detaches).
+//! counts VMAs: munmap and mprotect splits count, a clone adds its copies, and pieces of an
+//! attachment are never merged back, except that mprotect of one end of a piece next to a
+//! piece of the same attachment with the new protection moves the boundary between them,
+//! as Linux does, instead of splitting: `boundary_shift`). shmdt follows Linux `shmdt`: the
+//! first shm area at or above the address whose offset in its segment equals its distance
+//! from the address names the segment, and every such piece of that segment within the
+//! segment's size from the address goes (so an attachment whose first pages were unmapped
+//! or replaced still detaches).
 //!
 //! Accounting: a segment is paid in full at `shmget` — its pages and metadata by the
 //! creating client while it exists (ENOMEM over budget), and its pages and count by the
@@ -30,7 +34,7 @@ use crate::check;
 use crate::kernel::Kernel;
 use crate::ledger::cost;
 use crate::objects::{self, ObjId};
-use crate::space::Cred;
+use crate::space::{Cred, Space};
 use crate::MemCore;
 
 #[derive(Clone, Debug)]
@@ -385,6 +389,38 @@ impl<K: Kernel> MemCore<K> {
             }
         }
     }
+}
+
+/// mprotect of `[start, end)`, inside one area, to `new`: if that area is a piece of an
+/// shm attachment, only one end of the piece changes, and the neighbour at that end is a
+/// piece of the same attachment that already has `new`, Linux moves the boundary between
+/// the two VMAs instead of splitting (no VMA is created or deleted, nattch stays); it never
+/// merges a whole shm VMA away (`vm_ops->close`). Returns the start of the left one of the
+/// two areas `merge_pieces` joins once mprotect has split and changed the range.
+pub(crate) fn boundary_shift(sp: &Space, start: u64, end: u64, new: Prot) -> Option<u64> {
+    let (s, a) = sp.areas.find(start)?;
+    a.attach?;
+    let a = Area { prot: new, ..*a };
+    let same = |x: &Area, xs: u64, y: &Area, ys: u64| {
+        x.attach == y.attach && x.prot == y.prot && x.max_prot == y.max_prot && x.end == ys && y.kind == x.kind.advanced(ys - xs)
+    };
+    match (start == s, end == a.end) {
+        (true, false) => {
+            let (ps, p) = sp.areas.find(s.checked_sub(1)?)?;
+            same(p, ps, &a, s).then_some(ps)
+        }
+        (false, true) => same(&a, s, sp.areas.get(a.end)?, a.end).then_some(start),
+        _ => None,
+    }
+}
+
+/// Join the area at `left` with the one after it (see `boundary_shift`); returns the object
+/// whose area reference the join dropped.
+pub(crate) fn merge_pieces(sp: &mut Space, left: u64) -> Option<ObjId> {
+    let a = sp.areas.remove(left)?;
+    let b = sp.areas.remove(a.end)?;
+    sp.areas.insert(left, Area { end: b.end, ..a });
+    b.kind.object()
 }
 
 /// `client` is gone: the segments it paid for are paid by its uid alone from now on (they
