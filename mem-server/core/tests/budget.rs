@@ -123,18 +123,6 @@ impl Kernel for Quiet {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const PAGE: u64 = 4096;
 /// Server-wide bookkeeping that grows with retypes rather than with one client's state
@@ -152,7 +140,7 @@ fn run(seed: u64, steps: usize) {
     let base = live();
     let mut core = MemCore::new(kernel, cfg, &uts, mcfg.first_free_slot(), mcfg.cnode_slots);
     let built = live() - base;
-    let mut rng = Rng(seed | 1);
+    let mut rng = common::Rng(seed | 1);
     let clients = [2u32, 3, 4];
     for &c in &clients[..2] {
         core.admin_create(c, Cred { uid: 1000 + c, gid: 1000 }, 1 << 14).unwrap();

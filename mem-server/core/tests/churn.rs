@@ -21,19 +21,6 @@ fn counters(s: &Stats) -> (u64, u64, u64, u64) {
     (s.frames_in_use, s.frames_free, s.slots_in_use, s.slots_free)
 }
 
-/// Deterministic xorshift for orders and sizes.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One client's life: a few mmaps and faults, an shm attach/write/detach.
 fn populate_client(h: &mut H, c: u32, shm: u32, rng: &mut Rng) {

@@ -530,27 +530,6 @@ impl Side for Core {
 
 // --- Generation ------------------------------------------------------------------------
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
 
 const MODES: [u16; 12] = [0o600, 0o640, 0o660, 0o666, 0o644, 0o400, 0o440, 0o444, 0o000, 0o620, 0o606, 0o200];
 const SIZES: [u64; 12] = [1, 100, P - 1, P, P + 1, 2 * P, 3 * P, 3 * P + 5, 5 * P - 1, 8 * P, 16 * P, 0];
