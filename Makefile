@@ -150,6 +150,11 @@ RUST_SEL4_COMMIT  := d441a880938209f661201704dfbee7b91c5aa905
 
 SEL4_ARCHES ?= riscv64 aarch64
 ARCH        ?= riscv64
+# Build variant: empty (the simulation), `bench` (the benchmark kernel and programs) or
+# `bench-entries` (the same with a kernel that logs every kernel entry). Each variant has
+# its own build folder, build/<arch>[-<variant>], and kernel settings,
+# sel4-config/<arch>[-<variant>].cmake.
+VARIANT     ?=
 
 DEPS_DIR      := $(CURDIR)/deps
 SEL4_SRC      := $(DEPS_DIR)/seL4
@@ -159,7 +164,12 @@ BUILD_DIR     := $(CURDIR)/build
 TOOLS_BIN     := $(BUILD_DIR)/bin
 SPECS_DIR     := $(BUILD_DIR)/target-specs
 HOST_TOOLS    := $(BUILD_DIR)/host
-ARCH_DIR      := $(BUILD_DIR)/$(ARCH)
+ARCH_DIR      := $(BUILD_DIR)/$(ARCH)$(if $(VARIANT),-$(VARIANT))
+KERNEL_SETTINGS := $(CURDIR)/sel4-config/$(ARCH)$(if $(VARIANT),-$(VARIANT)).cmake
+# Cargo features of the benchmark variants: the root task runs the benchmark, the server
+# measures its zeroing.
+SEL4_FEATURES := $(if $(filter bench%,$(VARIANT)),--features bench,)
+SERVER_FEATURES := $(if $(filter bench%,$(VARIANT)),--features mem-server-sel4/bench,)
 KERNEL_BUILD  := $(ARCH_DIR)/kernel
 SEL4_PREFIX   := $(ARCH_DIR)/sel4
 CARGO_SEL4_DIR := $(ARCH_DIR)/cargo
@@ -295,11 +305,11 @@ KERNEL_CONFIGURE := cmake -G Ninja -Wno-dev \
 	-DCROSS_COMPILER_PREFIX=$(CROSS_COMPILE) \
 	-DCMAKE_TOOLCHAIN_FILE=$(SEL4_SRC)/gcc.cmake \
 	-DCMAKE_INSTALL_PREFIX=$(SEL4_PREFIX) \
-	-C $(CURDIR)/sel4-config/$(ARCH).cmake $(KERNEL_CMAKE_ARGS) \
+	-C $(KERNEL_SETTINGS) $(KERNEL_CMAKE_ARGS) \
 	-S $(SEL4_SRC) -B $(KERNEL_BUILD)
 
 kernel: check-arch check-deps setup-sel4
-	@stamp="$$(printf '%s\n' '$(KERNEL_CONFIGURE)' | cat - sel4-config/common.cmake sel4-config/$(ARCH).cmake | sha256sum)"; \
+	@stamp="$$(printf '%s\n' '$(KERNEL_CONFIGURE)' | cat - sel4-config/*.cmake | sha256sum)"; \
 	if [ ! -f $(KERNEL_BUILD)/build.ninja ] || [ "$$(cat $(KERNEL_BUILD)/.configured 2>/dev/null)" != "$$stamp" ]; then \
 	  echo "==> configuring seL4 for $(ARCH)"; \
 	  rm -rf $(KERNEL_BUILD) $(SEL4_PREFIX); \
@@ -328,14 +338,14 @@ CLIENT_ELF       := $(CARGO_SEL4_DIR)/$(SEL4_TARGET)/$(SEL4_PROFILE_DIR)/scenari
 components: check-arch check-deps setup-sel4 target-specs kernel
 	@echo "==> memory server and scenario client for $(ARCH) ($(SEL4_TARGET), $(SEL4_PROFILE))"
 	$(SEL4_ENV) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
-	  --manifest-path root-task/Cargo.toml -p mem-server-sel4 -p scenario-client \
+	  --manifest-path root-task/Cargo.toml -p mem-server-sel4 -p scenario-client $(SERVER_FEATURES) \
 	  --target $(SEL4_TARGET) --target-dir $(CARGO_SEL4_DIR)
 	@test -f $(SERVER_ELF) && test -f $(CLIENT_ELF)
 
 root-task: check-arch check-deps setup-sel4 target-specs kernel components
 	@echo "==> root task for $(ARCH) ($(ROOTTASK_TARGET), $(SEL4_PROFILE))"
 	$(SEL4_ENV) MEM_SERVER_ELF=$(SERVER_ELF) SCENARIO_CLIENT_ELF=$(CLIENT_ELF) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
-	  --manifest-path root-task/Cargo.toml -p root-task \
+	  --manifest-path root-task/Cargo.toml -p root-task $(SEL4_FEATURES) \
 	  --target $(ROOTTASK_TARGET) --target-dir $(CARGO_SEL4_DIR)
 	@test -f $(ROOT_TASK_ELF)
 
@@ -458,3 +468,31 @@ docker-simulate:
 # Only the seL4 builds (build/), not the host's target/.
 clean-sel4:
 	rm -rf $(BUILD_DIR)
+
+# --- Benchmark (`make bench-sel4`) ----------------------------------------------------------
+# For each arch of BENCH_ARCHES (all of SEL4_ARCHES, or ARCH=... from the command line):
+# build the `bench` variant (release kernel with fastpaths, one core, counters for user
+# level) and the `bench-entries` variant (the same kernel logging every entry), boot each
+# with -smp 1 -icount shift=0,sleep=off (one guest instruction per tick: deterministic
+# counts), and print `BENCH <op> <instructions per op> <kernel entries per op>` lines and
+# the table against Linux (scripts/bench-report.py). Serial logs:
+# build/<arch>-bench/bench.log, build/<arch>-bench-entries/bench.log. Not part of `make test`.
+BENCH_ARCHES ?= $(if $(filter command line environment,$(origin ARCH)),$(ARCH),$(SEL4_ARCHES))
+BENCH_TIMEOUT ?= 300
+.PHONY: bench-sel4 bench-run
+bench-sel4:
+	@$(MAKE) --no-print-directory deps
+	@for a in $(BENCH_ARCHES); do \
+	  for v in bench bench-entries; do \
+	    $(MAKE) --no-print-directory bench-run ARCH=$$a VARIANT=$$v || exit 1; \
+	  done; \
+	  python3 scripts/bench-report.py --arch $$a --instr $(BUILD_DIR)/$$a-bench/bench.log \
+	    --entries $(BUILD_DIR)/$$a-bench-entries/bench.log || exit 1; \
+	done
+
+# One variant of one arch: build and boot it, keep the serial log.
+bench-run: check-arch image
+	@mem=$$(sed -n 's/^QEMU_MEMORY:[A-Z]*=\([0-9]*\)$$/\1/p' $(KERNEL_BUILD)/CMakeCache.txt); \
+	scripts/qemu-run.sh --arch $(ARCH) --image $(IMAGE) --marker BENCH-DONE \
+	  --timeout $(BENCH_TIMEOUT) --smp 1 --mem "$$mem" --log $(ARCH_DIR)/bench.log \
+	  -- -icount shift=0,sleep=off

@@ -72,27 +72,81 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Reply, ProtocolError> {
 /// Encode `request` straight into message words (framing word first); returns the number
 /// of words used. `words` of [`MAX_REQUEST_WORDS`] always suffice.
 pub fn encode_request_words(request: &Request, words: &mut [u64]) -> Result<usize, ProtocolError> {
-    let mut buf = [0u8; MAX_REQUEST_BYTES];
-    to_words(encode_request(request, &mut buf)?, words)
+    encode_words(request, MAX_REQUEST_WORDS, words)
 }
 
 /// Decode a request from message words as produced by [`encode_request_words`].
 pub fn decode_request_words(words: &[u64]) -> Result<Request, ProtocolError> {
-    let mut buf = [0u8; MAX_MESSAGE_BYTES];
-    decode_request(from_words(words, &mut buf)?)
+    with_payload(words, decode_request)
 }
 
 /// Encode `reply` straight into message words (framing word first); returns the number of
 /// words used. `words` of [`MAX_REPLY_WORDS`] always suffice.
 pub fn encode_reply_words(reply: &Reply, words: &mut [u64]) -> Result<usize, ProtocolError> {
-    let mut buf = [0u8; MAX_REPLY_BYTES];
-    to_words(encode_reply(reply, &mut buf)?, words)
+    encode_words(reply, MAX_REPLY_WORDS, words)
 }
 
 /// Decode a reply from message words as produced by [`encode_reply_words`].
 pub fn decode_reply_words(words: &[u64]) -> Result<Reply, ProtocolError> {
-    let mut buf = [0u8; MAX_MESSAGE_BYTES];
-    decode_reply(from_words(words, &mut buf)?)
+    with_payload(words, decode_reply)
+}
+
+/// Encode `value` into `words` as [`to_words`] would pack its bytes. On a little-endian
+/// machine the payload words *are* those bytes, so postcard writes straight into them (at
+/// most `max_words` of them, a bound the caller knows at compile time) and only the
+/// padding of the last word is cleared: no buffer, no copy.
+fn encode_words<T: Serialize>(value: &T, max_words: usize, words: &mut [u64]) -> Result<usize, ProtocolError> {
+    #[cfg(target_endian = "little")]
+    {
+        let avail = words.len().min(max_words);
+        if avail <= FRAMING_WORDS {
+            return Err(ProtocolError::BufferTooSmall);
+        }
+        let (len_word, payload) = words[..avail].split_at_mut(FRAMING_WORDS);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(payload);
+        let len = encode(value, bytes)?.len();
+        let n = len.div_ceil(WORD_BYTES);
+        bytes[len..n * WORD_BYTES].fill(0);
+        len_word[0] = len as u64;
+        Ok(FRAMING_WORDS + n)
+    }
+    #[cfg(target_endian = "big")]
+    {
+        let _ = max_words;
+        let mut buf = [0u8; MAX_MESSAGE_BYTES];
+        to_words(encode(value, &mut buf)?, words)
+    }
+}
+
+/// Call `f` with the message bytes packed in `words` (as [`from_words`] would unpack
+/// them). On a little-endian machine they are read in place: the payload words viewed as
+/// bytes, after the same checks as [`from_words`] (framed length, truncation, zero
+/// padding).
+fn with_payload<T>(words: &[u64], f: impl FnOnce(&[u8]) -> Result<T, ProtocolError>) -> Result<T, ProtocolError> {
+    #[cfg(target_endian = "little")]
+    {
+        let Some((&len_word, payload)) = words.split_first() else {
+            return Err(ProtocolError::Truncated);
+        };
+        let len = match usize::try_from(len_word) {
+            Ok(len) if len <= MAX_MESSAGE_BYTES => len,
+            _ => return Err(ProtocolError::TooLarge),
+        };
+        let Some(payload) = payload.get(..len.div_ceil(WORD_BYTES)) else {
+            return Err(ProtocolError::Truncated);
+        };
+        let bytes: &[u8] = bytemuck::cast_slice(payload);
+        let (data, padding) = bytes.split_at(len);
+        if padding.iter().any(|&b| b != 0) {
+            return Err(ProtocolError::Malformed);
+        }
+        f(data)
+    }
+    #[cfg(target_endian = "big")]
+    {
+        let mut buf = [0u8; MAX_MESSAGE_BYTES];
+        f(from_words(words, &mut buf)?)
+    }
 }
 
 /// Number of message words (framing included) that carry a message of `byte_len` bytes.

@@ -137,11 +137,13 @@ pub enum Request {
     /// resolve (the server signals the administrator's notification when it queues one).
     /// → `Note`
     TakeNote,
+    /// Nothing: the cheapest round trip (liveness checks, benchmarks). → `Unit`
+    Nop,
 }
 
 impl Request {
     /// Number of request variants; wire tags are `0..TAG_COUNT`.
-    pub const TAG_COUNT: u32 = 23;
+    pub const TAG_COUNT: u32 = 24;
 
     /// The wire tag of this variant (its index in the enum, which postcard sends first).
     pub const fn tag(&self) -> u32 {
@@ -169,6 +171,7 @@ impl Request {
             Request::Stats { .. } => 20,
             Request::ExportFrame { .. } => 21,
             Request::TakeNote => 22,
+            Request::Nop => 23,
         }
     }
 
@@ -198,6 +201,7 @@ impl Request {
             Request::Stats { .. } => "Stats",
             Request::ExportFrame { .. } => "ExportFrame",
             Request::TakeNote => "TakeNote",
+            Request::Nop => "Nop",
         }
     }
 
@@ -228,7 +232,8 @@ impl Request {
             | Request::BackendWrite { .. }
             | Request::BackendRead { .. }
             | Request::BackendDestroy { .. }
-            | Request::TakeNote => None,
+            | Request::TakeNote
+            | Request::Nop => None,
         }
     }
 
@@ -259,7 +264,8 @@ impl Request {
             | Request::BackendWrite { .. }
             | Request::BackendRead { .. }
             | Request::BackendDestroy { .. }
-            | Request::ExportFrame { .. } => ValueKind::Unit,
+            | Request::ExportFrame { .. }
+            | Request::Nop => ValueKind::Unit,
         }
     }
 }

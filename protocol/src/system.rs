@@ -66,7 +66,9 @@ pub const fn died_reason_len(mr0: u64) -> usize {
 }
 
 /// log2 of the number of slots in the server's CNode (a guard makes a CPtr = slot).
-pub const SERVER_CNODE_BITS: u8 = 18;
+/// (2^19: room for the caps of every frame the server hands out and a direct-map copy of
+/// each small one.)
+pub const SERVER_CNODE_BITS: u8 = 19;
 
 /// Fixed slots in the server's CNode (the rest is described by [`ServerBoot`]).
 pub mod server_slot {
@@ -128,6 +130,11 @@ pub const MAX_BADGES: u32 = 128;
 pub const SERVER_HEAP_VADDR: u64 = 0x1_0000_0000;
 /// Most bytes the heap region at [`SERVER_HEAP_VADDR`] can hold (one table of 2 MiB entries).
 pub const SERVER_HEAP_MAX: u64 = 1 << 30;
+/// The server's direct map: the small frame in slot `s` of its CNode is mapped at
+/// `SERVER_DIRECT_VADDR + s * 4 KiB` for good, so that zeroing and copying frames need no
+/// mapping each time. The root task creates the tables above the leaf level for the whole
+/// region (`2^SERVER_CNODE_BITS` pages); the server makes the leaf tables at start.
+pub const SERVER_DIRECT_VADDR: u64 = 0x2_0000_0000;
 
 /// A client's IPC buffer.
 pub const CLIENT_IPC_BUFFER_VADDR: u64 = 0x7000_0000;

@@ -218,7 +218,7 @@ fn boot_records_fit_their_pages() {
     assert!(used < 4096, "{used}");
     let back: ServerBoot = postcard::from_bytes(&page).unwrap();
     assert_eq!(back, boot);
-    assert!(ClientBoot::POSTCARD_MAX_SIZE < 4096);
-    assert!(SharedLayout::DATA + SharedLayout::DATA_LEN == SharedLayout::PAGES * 4096);
+    const { assert!(ClientBoot::POSTCARD_MAX_SIZE < 4096) };
+    const { assert!(SharedLayout::DATA + SharedLayout::DATA_LEN == SharedLayout::PAGES * 4096) };
     assert!(u64::from(MAX_BADGES) * BUFFER_STRIDE <= 0x1000_0000);
 }

@@ -6,7 +6,7 @@ use mem_protocol::{
     encode_reply_words, encode_request, encode_request_words, Backing, BufRef, Errno, MsyncFlags,
     PageSize, Placement, Prot, ProtocolError, QueryInfo, Reply, Request, Share, ShmCmd, ShmKey,
     ShmStat, Stats, Target, Value, IPC_BUFFER_WORDS, MAX_MESSAGE_BYTES, MAX_REPLY_BYTES,
-    MAX_REQUEST_BYTES,
+    MAX_REQUEST_BYTES, from_words, to_words,
 };
 use proptest::prelude::*;
 
@@ -301,6 +301,12 @@ proptest! {
         words in proptest::collection::vec(
             prop_oneof![0u64..200, any::<u64>()], 0..=IPC_BUFFER_WORDS + 2)
     ) {
+        // In place (the words viewed as bytes) and unpacked first (`from_words`) agree on
+        // every input, errors included.
+        let mut unpacked = [0u8; MAX_MESSAGE_BYTES];
+        let via_bytes = from_words(&words, &mut unpacked).map(|b| b.to_vec());
+        prop_assert_eq!(decode_request_words(&words), via_bytes.clone().and_then(|b| decode_request(&b)));
+        prop_assert_eq!(decode_reply_words(&words), via_bytes.and_then(|b| decode_reply(&b)));
         if let Ok(req) = decode_request_words(&words) {
             let mut out = [0u64; IPC_BUFFER_WORDS];
             let n = encode_request_words(&req, &mut out).unwrap();
@@ -315,21 +321,28 @@ proptest! {
 
     #[test]
     fn arbitrary_requests_round_trip(req in request()) {
-        let mut words = [0u64; IPC_BUFFER_WORDS];
+        // Encoding in place over stale message registers gives exactly the packed bytes.
+        let mut words = [u64::MAX; IPC_BUFFER_WORDS];
         let n = encode_request_words(&req, &mut words).unwrap();
         prop_assert_eq!(decode_request_words(&words[..n]), Ok(req));
         let mut buf = [0u8; MAX_REQUEST_BYTES];
         let bytes = encode_request(&req, &mut buf).unwrap();
+        let mut packed = [0u64; IPC_BUFFER_WORDS];
+        let m = to_words(bytes, &mut packed).unwrap();
+        prop_assert_eq!(&words[..n], &packed[..m]);
         prop_assert_eq!(u32::from(bytes[0]), req.tag());
         prop_assert_eq!(decode_request(bytes), Ok(req));
     }
 
     #[test]
     fn arbitrary_replies_round_trip(reply in reply()) {
-        let mut words = [0u64; IPC_BUFFER_WORDS];
+        let mut words = [u64::MAX; IPC_BUFFER_WORDS];
         let n = encode_reply_words(&reply, &mut words).unwrap();
         prop_assert_eq!(decode_reply_words(&words[..n]), Ok(reply));
         let mut buf = [0u8; MAX_REPLY_BYTES];
+        let mut packed = [0u64; IPC_BUFFER_WORDS];
+        let m = to_words(encode_reply(&reply, &mut buf).unwrap(), &mut packed).unwrap();
+        prop_assert_eq!(&words[..n], &packed[..m]);
         prop_assert_eq!(decode_reply(encode_reply(&reply, &mut buf).unwrap()), Ok(reply));
     }
 }

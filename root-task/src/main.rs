@@ -18,6 +18,8 @@
 extern crate alloc;
 
 mod admin;
+#[cfg(feature = "bench")]
+mod bench;
 mod client;
 mod ctx;
 mod elf;
@@ -83,6 +85,15 @@ fn keep_bits(server_elf: &[u8]) -> u8 {
 fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
     sel4::debug_println!("root-task: {ARCH}: starting the memory server");
     match setup(bootinfo) {
+        #[cfg(feature = "bench")]
+        Ok(mut ctx) => {
+            if let Err(e) = bench::run(&mut ctx) {
+                sel4::debug_println!("BENCH-FAIL {e}");
+            }
+            sel4::debug_println!("{}", bench::DONE_MARKER);
+            sel4::init_thread::suspend_self()
+        }
+        #[cfg(not(feature = "bench"))]
         Ok(mut ctx) => {
             let (passed, total) = scenarios::run_all(&mut ctx);
             sel4::debug_println!("SUMMARY: {passed}/{total} passed");

@@ -16,13 +16,14 @@ use alloc::vec::Vec;
 
 use mem_protocol::system::{
     server_slot, ServerBoot, UntypedInfo, BUFFER_STRIDE, MAX_BADGES, MAX_UNTYPEDS, NOTIFY_DIED,
-    NOTIFY_NOTE, SERVER_BOOT_VADDR, SERVER_BUFFERS_VADDR, SERVER_CNODE_BITS, SERVER_HEAP_VADDR,
+    NOTIFY_NOTE, SERVER_BOOT_VADDR, SERVER_BUFFERS_VADDR, SERVER_CNODE_BITS, SERVER_DIRECT_VADDR, SERVER_HEAP_VADDR,
     SERVER_IPC_BUFFER_VADDR, SERVER_LARGE_WINDOW_VADDR, SERVER_REPORT_BADGE, SERVER_WINDOW_VADDR,
 };
 
 use crate::elf::{self, Scratch};
 use crate::objects::{root_path, Objects, Untyped};
 use crate::vspace::{Tables, LEAF_LEVEL};
+use sel4::vspace_levels::span_bits;
 
 /// First slot of the server's CNode that receives an untyped.
 pub const FIRST_UNTYPED_SLOT: u64 = 64;
@@ -83,6 +84,13 @@ pub fn start(objs: &mut Objects, scratch: &Scratch, parts: &ServerParts) -> sel4
     tables.ensure(objs, SERVER_WINDOW_VADDR, LEAF_LEVEL)?;
     tables.ensure(objs, SERVER_LARGE_WINDOW_VADDR, LEAF_LEVEL - 1)?;
     tables.ensure(objs, SERVER_HEAP_VADDR, LEAF_LEVEL - 1)?;
+    // The direct map: the levels above the leaf tables (the server makes those).
+    let direct_end = SERVER_DIRECT_VADDR + (1u64 << SERVER_CNODE_BITS) * 4096;
+    let mut at = SERVER_DIRECT_VADDR;
+    while at < direct_end {
+        tables.ensure(objs, at, LEAF_LEVEL - 1)?;
+        at += 1 << span_bits(LEAF_LEVEL - 1);
+    }
     let buffers_end = SERVER_BUFFERS_VADDR + MAX_BADGES as u64 * BUFFER_STRIDE;
     tables.ensure_range(objs, SERVER_BUFFERS_VADDR, buffers_end)?;
 

@@ -66,6 +66,11 @@ impl Client {
     }
     // --- Backend objects ---------------------------------------------------------------
 
+    /// A request that does nothing (one round trip to the server).
+    pub fn nop(&mut self) -> Result<(), Errno> {
+        self.unit(&Request::Nop)
+    }
+
     /// Create a zero-filled backend object of `size` bytes, owned by this client's uid/gid
     /// with permission bits `mode` (like a file's: read for reading and mapping, write for
     /// writing, shared writable mappings and msync); returns its id.

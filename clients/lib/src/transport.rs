@@ -135,8 +135,9 @@ impl Client {
         }
         let len = info.length().min(IPC_BUFFER_WORDS);
         let reply = sel4::with_ipc_buffer(|ipc| decode_reply_words(&ipc.msg_regs()[..len]));
-        // Drain first, so that a bad reply does not leave descriptors behind.
-        let back = self.drain_from_server()?;
+        // Drain first, so that a bad reply does not leave descriptors behind. The server
+        // touches the rings only for requests with bulk data.
+        let back = if buf.is_some() { self.drain_from_server()? } else { None };
         match reply.map_err(|_| CallError::BadReply)? {
             Reply::Ok(v) => Ok((v, back)),
             Reply::Err(e) => Err(CallError::Op(e)),

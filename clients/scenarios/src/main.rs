@@ -15,6 +15,7 @@
 #![no_std]
 #![no_main]
 
+mod bench;
 mod mem;
 mod report;
 mod s10_hostile;
@@ -105,6 +106,9 @@ fn run() -> Outcome {
         13 => s12_adversary::victim(&mut c, boot.arg),
         14 => s12_adversary::bystander(&mut c),
         15 => s12_adversary::cleaner(&mut c, boot.arg),
+        20 => bench::cold(&mut c),
+        21 => bench::warm(&mut c),
+        22 => bench::run(&mut c),
         n => Err(Fail::new(code::UNKNOWN_SCENARIO).detail(u64::from(n))),
     }
 }

@@ -12,8 +12,8 @@
 //! - `Clone`: the same for the child, whose inherited mapping of the parent's buffer is
 //!   removed first (the child gets a buffer of its own).
 //! - `DestroySpace`: the space and everything it holds (`lifecycle.rs`); then, if no space
-//!   is left, every pooled object goes back to its untyped (`trim`), else the freed frames
-//!   are zeroed now (`maintain`), off the fault path.
+//!   is left, pooled objects go back to their untypeds where they can (`trim`), and the
+//!   freed frames that stay pooled are zeroed now (`maintain`), off the fault path.
 //! - `ExportFrame`: pins the page (`pin.rs`) and answers with its frame cap.
 //!
 //! A failure after a space was created destroys it again: a failed request leaves nothing
@@ -84,14 +84,15 @@ impl<K: Kernel> MemCore<K> {
         Ok(vspace)
     }
 
-    /// `DestroySpace`, then trim (no space left) or zero the freed frames.
+    /// `DestroySpace`, then trim (no space left: memory goes back to the untypeds where it
+    /// can) and zero the freed frames that stay pooled, so that later faults find clean
+    /// frames and cost one `Page_Map`.
     pub fn admin_destroy(&mut self, client: u32) -> Result<(), Errno> {
         self.destroy_space(client)?;
         if self.spaces.is_empty() {
             self.trim();
-        } else {
-            self.maintain(usize::MAX);
         }
+        self.maintain(usize::MAX);
         Ok(())
     }
 

@@ -71,7 +71,7 @@ impl<K: Kernel> MemCore<K> {
         let MemCore { k, res, spaces, deferred, .. } = self;
         let csp = spaces.get_mut(&child).ok_or(Errno::Srch)?;
         crate::space::check_room(csp, base, PageSize::Small, 1, false)?;
-        let f = res.alloc_frame(k, PageSize::Small)?;
+        let f = res.alloc_frame_to_overwrite(k, PageSize::Small)?;
         if k.frame_copy(pte.frame(), 0, f, 0, mem_protocol::PAGE_SIZE).is_err() {
             res.frame_unref(f, PageSize::Small);
             return Err(Errno::NoMem);

@@ -179,6 +179,7 @@ impl<K: Kernel> MemCore<K> {
                 self.admin(caller)?;
                 Ok((Value::Note(self.take_note()), None))
             }
+            Request::Nop => Ok((Value::Unit, None)),
         }
     }
 

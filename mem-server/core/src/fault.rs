@@ -226,7 +226,10 @@ impl<K: Kernel> MemCore<K> {
         if sp.over_quota(1) {
             return Err(Errno::NoMem);
         }
-        let f = res.alloc_frame(k, PageSize::Small)?;
+        let f = match src {
+            Some(_) => res.alloc_frame_to_overwrite(k, PageSize::Small)?,
+            None => res.alloc_frame(k, PageSize::Small)?,
+        };
         if let Some(src) = src {
             if k.frame_copy(src, 0, f, 0, PAGE_SIZE).is_err() {
                 res.frame_unref(f, PageSize::Small);
@@ -248,7 +251,7 @@ impl<K: Kernel> MemCore<K> {
             sp.pt.update(base, size, pte.with_cow(false).with_unmapped(false));
             return Ok(());
         }
-        let f = res.alloc_frame(k, size)?;
+        let f = res.alloc_frame_to_overwrite(k, size)?;
         let undo = |res: &mut crate::res::Res| res.frame_unref(f, size);
         if k.frame_copy(pte.frame(), 0, f, 0, size.bytes()).is_err() || k.page_unmap(pte.map_slot()).is_err() {
             undo(res);

@@ -176,6 +176,21 @@ pub trait Kernel {
     /// it. Errors as `page_map` (`DeleteFirst` if something is mapped there already).
     fn server_map(&mut self, frame: Slot, vaddr: u64) -> KResult;
 
+    /// Map the unmapped page table in `table` into the server's *own* VSpace as the leaf
+    /// table (the one whose entries are 4 KiB pages) covering `vaddr`; the root task made
+    /// every level above it. `DeleteFirst` if that leaf table exists already.
+    fn server_table_map(&mut self, table: Slot, vaddr: u64) -> KResult;
+
+    /// Give the server a lasting mapping of the small frame in `frame` (the direct map):
+    /// copy its cap into the empty slot `copy` and map the copy read-write, never
+    /// executable, at `vaddr` of the server's own VSpace (tables exist). From then on the
+    /// data operations on `frame` may go through that mapping instead of mapping the frame
+    /// for each one. On error nothing of it is left.
+    fn direct_map(&mut self, frame: Slot, copy: Slot, vaddr: u64) -> KResult;
+
+    /// Undo `direct_map` before `frame` is deleted: delete `copy` (which unmaps it).
+    fn direct_unmap(&mut self, frame: Slot, copy: Slot) -> KResult;
+
     /// Fill a frame with zeroes (the seL4 server does this through a window in its VSpace).
     fn frame_zero(&mut self, frame: Slot) -> KResult;
 

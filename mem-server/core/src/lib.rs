@@ -120,6 +120,10 @@ pub struct Config {
     /// Unresolved faults per client that the seL4 side prints (later ones are only
     /// counted and noted).
     pub log_unresolved: u32,
+    /// The direct map: every small frame the server retypes is mapped in the server's own
+    /// VSpace for good, frame slot `s` at `base + s * 4 KiB` (`Kernel::direct_map`), so
+    /// zeroing and copying frames need no mapping each time. `None`: off.
+    pub direct_map: Option<u64>,
 }
 
 impl Config {
@@ -148,6 +152,7 @@ impl Config {
             buffer: None,
             seed: 0x5eed,
             log_unresolved: 4,
+            direct_map: None,
         }
     }
 }
@@ -184,8 +189,10 @@ pub struct MemCore<K: Kernel> {
     /// Spaces created so far (mixed into each space's seed).
     pub(crate) created: u64,
     pub(crate) notes: notes::Notes,
-    /// Frames (4 KiB units) the server took for itself (its heap), never given back.
+    /// Frames (4 KiB units) the server took for itself (its heap, the direct map's
+    /// tables), never given back, and the cap slots they hold.
     pub(crate) server_pages: u64,
+    pub(crate) server_slots: u32,
 }
 
 impl<K: Kernel> MemCore<K> {
@@ -196,7 +203,7 @@ impl<K: Kernel> MemCore<K> {
         cfg.shm.total_pages = cfg.shm.total_pages.min(ram_pages);
         MemCore {
             k,
-            res: Res::new(untypeds, slot_lo, hi, cfg.retype_batch),
+            res: Res::new(untypeds, slot_lo, hi, cfg.retype_batch, cfg.direct_map),
             objs: Objects::default(),
             spaces: BTreeMap::new(),
             shm: shm::Registry::default(),
@@ -209,6 +216,7 @@ impl<K: Kernel> MemCore<K> {
             created: 0,
             notes: notes::Notes::default(),
             server_pages: 0,
+            server_slots: 0,
         }
     }
 
@@ -217,7 +225,39 @@ impl<K: Kernel> MemCore<K> {
     pub fn take_server_frame(&mut self, size: PageSize) -> Result<Slot, Errno> {
         let f = self.res.alloc_frame(&mut self.k, size)?;
         self.server_pages += res::pages_of(size);
+        self.server_slots += 1;
         Ok(f)
+    }
+
+    /// Create the leaf page tables of the direct map (`Config::direct_map`) in the server's
+    /// own VSpace, for the whole slot range (the root task made the levels above): once, at
+    /// start, before any client exists. They are the server's: counted in `frames_in_use`,
+    /// never given back. Returns how many.
+    pub fn prepare_direct_map(&mut self) -> Result<u64, Errno> {
+        let Some(base) = self.cfg.direct_map else { return Ok(0) };
+        let end = base + u64::from(self.res.slots.top()) * 4096;
+        let step = 1u64 << self.cfg.geometry.shift(self.cfg.geometry.leaf_level(PageSize::Small) - 1);
+        let mut made = 0;
+        let mut at = base;
+        while at < end {
+            let t = self.res.alloc_table(&mut self.k)?;
+            match self.k.server_table_map(t, at) {
+                Ok(()) => made += 1,
+                Err(KernelError::DeleteFirst) => self.res.free_table(t),
+                Err(_) => {
+                    self.res.free_table(t);
+                    // Frames are reached the slow way; the tables made so far stay unused.
+                    self.res.disable_direct_map();
+                    self.server_pages += made;
+                    self.server_slots += made as u32;
+                    return Err(Errno::NoMem);
+                }
+            }
+            at += step;
+        }
+        self.server_pages += made;
+        self.server_slots += made as u32;
+        Ok(made)
     }
 
     /// Set the server heap that may be promised to clients (`Limits::meta_capacity`).
@@ -257,7 +297,7 @@ impl<K: Kernel> MemCore<K> {
     /// Give pooled objects back to their untypeds where possible (see `res::Res::trim`).
     pub fn trim(&mut self) -> usize {
         self.settle();
-        self.res.trim(&mut self.k)
+        self.res.trim(&mut self.k, &mut self.deferred)
     }
 
     /// The VSpace cap of `client` (the seL4 side binds it to the client's TCB).
@@ -281,8 +321,8 @@ impl<K: Kernel> MemCore<K> {
         let mut s = Stats {
             frames_in_use: self.res.frames_in_use,
             frames_free: self.res.frames_free(),
-            slots_in_use: u64::from(self.res.slots.in_use() - self.res.slots_pooled()),
-            slots_free: u64::from(self.res.slots.free_count() + self.res.slots_pooled()),
+            slots_in_use: u64::from(self.res.slots.in_use() - self.res.slots_pooled() - self.res.direct_copies - self.server_slots),
+            slots_free: u64::from(self.res.slots.free_count() + self.res.slots_pooled() + self.res.direct_copies),
             faults_served: self.faults,
             faults_unresolved: self.unresolved,
             spaces: self.spaces.len() as u64,

@@ -67,6 +67,8 @@ impl<K: Kernel> MemCore<K> {
         let Some(sp) = spaces.get_mut(&client) else { return };
         for f in core::mem::take(&mut sp.pinned_detached) {
             let _ = k.cap_revoke(f);
+            // The revoke took the frame's direct-map copy too.
+            res.redirect(k, f);
             res.frame_unref(f, PageSize::Small);
             sp.charged = sp.charged.saturating_sub(1);
         }

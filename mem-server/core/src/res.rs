@@ -21,6 +21,7 @@ use mem_protocol::{Errno, PageSize};
 
 use crate::kernel::{Kernel, ObjectType, Slot};
 use crate::slots::SlotAlloc;
+use crate::space::{Deferred, PendingRelease};
 
 /// An untyped capability handed to the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +44,8 @@ struct Untyped {
 struct Batch {
     ut: u32,
     count: u32,
+    /// First of `count` slots holding the direct-map copies of these frames (0: none).
+    copies: Slot,
 }
 
 /// A device untyped whose frames are retyped in order as `map_phys` needs them.
@@ -85,6 +88,11 @@ pub struct Res {
     pub devices: Vec<Device>,
     refs: Vec<u32>,
     batch: u32,
+    /// Where small frames are mapped in the server for good (`frame slot * 4 KiB` from this
+    /// base: the direct map), if they are.
+    direct: Option<u64>,
+    /// Slots holding direct-map copies.
+    pub direct_copies: u32,
     /// Frames (in 4 KiB units) held by clients, objects and page tables.
     pub frames_in_use: u64,
 }
@@ -93,7 +101,7 @@ pub struct Res {
 pub const MAX_BATCH: u32 = 256;
 
 impl Res {
-    pub fn new(untypeds: &[UntypedDesc], slot_lo: Slot, slot_hi: Slot, batch: u32) -> Self {
+    pub fn new(untypeds: &[UntypedDesc], slot_lo: Slot, slot_hi: Slot, batch: u32, direct: Option<u64>) -> Self {
         let mut uts: Vec<Untyped> = untypeds
             .iter()
             .filter(|u| !u.device)
@@ -116,6 +124,8 @@ impl Res {
             devices,
             refs: alloc::vec![0; slot_hi as usize],
             batch: batch.clamp(1, MAX_BATCH),
+            direct,
+            direct_copies: 0,
             frames_in_use: 0,
         }
     }
@@ -180,10 +190,40 @@ impl Res {
             }
             let u = &mut self.uts[i];
             u.watermark = start + size * u64::from(n);
-            self.batches.insert(first, Batch { ut: i as u32, count: n });
+            let copies = if ty == ObjectType::SmallPage { self.direct_map(k, first, n) } else { 0 };
+            self.batches.insert(first, Batch { ut: i as u32, count: n, copies });
             return Ok((first, n));
         }
         Err(Errno::NoMem)
+    }
+
+    /// Map the new small frames `first .. first + n` in the server for good (the direct
+    /// map), through copies in a run of `n` slots; returns the run's first slot (0 when
+    /// there is no direct map or no such run: the frames are then reached the slow way).
+    /// A frame whose mapping the kernel refuses is reached the slow way too.
+    fn direct_map<K: Kernel>(&mut self, k: &mut K, first: Slot, n: u32) -> Slot {
+        let Some(base) = self.direct else { return 0 };
+        let Ok(copies) = self.slots.alloc_contig(n) else { return 0 };
+        self.direct_copies += n;
+        for i in 0..n {
+            let _ = k.direct_map(first + i, copies + i, base + u64::from(first + i) * 4096);
+        }
+        copies
+    }
+
+    /// Stop direct-mapping new frames (its tables could not be made).
+    pub fn disable_direct_map(&mut self) {
+        self.direct = None;
+    }
+
+    /// Map `frame` in the direct map again after a revoke deleted its copy (the copy's slot
+    /// is empty then). Failure leaves it reached the slow way.
+    pub fn redirect<K: Kernel>(&mut self, k: &mut K, frame: Slot) {
+        let Some(base) = self.direct else { return };
+        let Some((&first, b)) = self.batches.range(..=frame).next_back() else { return };
+        if b.copies != 0 && frame < first + b.count {
+            let _ = k.direct_map(frame, b.copies + (frame - first), base + u64::from(frame) * 4096);
+        }
     }
 
     /// A run of at most `want` contiguous free slots, halving the length until one exists.
@@ -345,6 +385,23 @@ impl Res {
         self.push(Kind::VSpaces, s);
     }
 
+    /// A frame of `size` whose contents the caller overwrites completely at once: like
+    /// [`Res::alloc_frame`] but a dirty pooled frame is not zeroed first.
+    pub fn alloc_frame_to_overwrite<K: Kernel>(&mut self, k: &mut K, size: PageSize) -> Result<Slot, Errno> {
+        let (clean, dirty) = match size {
+            PageSize::Small => (Kind::Clean, Kind::Dirty),
+            PageSize::Large => (Kind::LargeClean, Kind::LargeDirty),
+        };
+        let slot = match self.pop(dirty).or_else(|| self.pop(clean)) {
+            Some(s) => s,
+            None => return self.alloc_frame(k, size),
+        };
+        self.take_live(slot);
+        self.set_ref(slot, 1);
+        self.frames_in_use += pages_of(size);
+        Ok(slot)
+    }
+
     fn forget_batch(&mut self, s: Slot) {
         if let Some(b) = self.batches.remove(&s) {
             debug_assert_eq!(b.count, 1);
@@ -386,8 +443,10 @@ impl Res {
     // ---- trim and accounting -------------------------------------------------------------
 
     /// Delete every pooled object of each untyped that has no object in use, so its memory
-    /// and slots return for real. Returns the number of objects deleted.
-    pub fn trim<K: Kernel>(&mut self, k: &mut K) -> usize {
+    /// and slots return for real. Returns the number of objects deleted. A delete the
+    /// kernel refuses waits in `d` (its slot is freed when it is retried successfully), and
+    /// that untyped keeps its watermark: it still has a child, so seL4 does not reset it.
+    pub fn trim<K: Kernel>(&mut self, k: &mut K, d: &mut Deferred) -> usize {
         let idle: Vec<bool> = self.uts.iter().map(|u| u.live == 0).collect();
         let mut doomed = BTreeMap::new();
         for (&first, b) in &self.batches {
@@ -424,10 +483,29 @@ impl Res {
             self.pools[kind as usize] = Pool { head: keep_head, len: kept };
         }
         let mut n = 0;
+        let mut refused = alloc::vec![false; self.uts.len()];
+        let later = |slot: Slot, d: &mut Deferred| {
+            d.0.push(PendingRelease::Mapping { map_slot: slot, delete: true, frame: None });
+        };
         for (&first, b) in &doomed {
+            if b.copies != 0 {
+                for i in (0..b.count).rev() {
+                    if k.direct_unmap(first + i, b.copies + i).is_ok() {
+                        self.slots.free(b.copies + i);
+                    } else {
+                        refused[b.ut as usize] = true;
+                        later(b.copies + i, d);
+                    }
+                }
+                self.direct_copies -= b.count;
+            }
             for s in (first..first + b.count).rev() {
-                let _ = k.cap_delete(s);
-                self.slots.free(s);
+                if k.cap_delete(s).is_ok() {
+                    self.slots.free(s);
+                } else {
+                    refused[b.ut as usize] = true;
+                    later(s, d);
+                }
                 if let Some(r) = self.refs.get_mut(s as usize) {
                     *r = 0;
                 }
@@ -436,7 +514,7 @@ impl Res {
             self.batches.remove(&first);
         }
         for (i, u) in self.uts.iter_mut().enumerate() {
-            if idle[i] {
+            if idle[i] && !refused[i] {
                 u.watermark = 0;
             }
         }

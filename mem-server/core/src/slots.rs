@@ -155,6 +155,11 @@ impl SlotAlloc {
         self.in_use -= 1;
     }
 
+    /// One past the highest slot of the range.
+    pub fn top(&self) -> Slot {
+        self.hi
+    }
+
     pub fn in_use(&self) -> u32 {
         self.in_use
     }

@@ -319,7 +319,7 @@ pub fn split_large<K: Kernel>(
         }
     };
     for i in 0..512u64 {
-        match res.alloc_frame(k, PageSize::Small) {
+        match res.alloc_frame_to_overwrite(k, PageSize::Small) {
             Ok(f) => smalls.push(f),
             Err(e) => {
                 drop_smalls(res, &smalls);

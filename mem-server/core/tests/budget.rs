@@ -109,6 +109,15 @@ impl Kernel for Quiet {
     fn server_map(&mut self, f: Slot, a: u64) -> KResult {
         quiet(|| self.0.server_map(f, a))
     }
+    fn server_table_map(&mut self, t: Slot, a: u64) -> KResult {
+        quiet(|| self.0.server_table_map(t, a))
+    }
+    fn direct_map(&mut self, f: Slot, c: Slot, a: u64) -> KResult {
+        quiet(|| self.0.direct_map(f, c, a))
+    }
+    fn direct_unmap(&mut self, f: Slot, c: Slot) -> KResult {
+        quiet(|| self.0.direct_unmap(f, c))
+    }
     fn frame_zero(&mut self, f: Slot) -> KResult {
         quiet(|| self.0.frame_zero(f))
     }

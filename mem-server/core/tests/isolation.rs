@@ -58,7 +58,26 @@ fn assert_capacity_back(h: &mut H, boot: (u64, u64, u32), label: &str) {
 
 #[test]
 fn ipc_buffer_frame_is_pinned_and_never_reaches_another_client() {
-    let (mut h, outside) = harness_with_outside(|_| {});
+    pinned_ipc_buffer(false);
+}
+
+/// The same with the direct map: revoking the exported caps takes the frame's direct-map
+/// copy too, and the server maps it again (the model fails any data operation through a
+/// stale direct mapping).
+#[test]
+fn ipc_buffer_frame_is_pinned_with_the_direct_map() {
+    pinned_ipc_buffer(true);
+}
+
+fn pinned_ipc_buffer(direct: bool) {
+    let (mut h, outside) = harness_with_outside(|c| {
+        if direct {
+            c.direct_map = Some(0x2_0000_0000);
+        }
+    });
+    if direct {
+        assert!(h.core.prepare_direct_map().unwrap() > 0);
+    }
     let boot = boot_figures(&h);
     h.core.admin_create(2, user(1000), 4096).unwrap();
     h.core.admin_create(3, user(1001), 4096).unwrap();
@@ -88,6 +107,7 @@ fn ipc_buffer_frame_is_pinned_and_never_reaches_another_client() {
     // Destroying the space revokes every derived cap before the frame is reused.
     h.core.admin_destroy(2).unwrap();
     assert_eq!(h.core.kernel().cap_kind(outside), None, "the administrator's copy was revoked");
+    assert_eq!(h.core.kernel().direct_mapped(f), direct, "the direct map of the revoked frame is back");
     for i in 0..256 {
         assert_eq!(h.read_u64(3, v + i * PAGE).unwrap(), 0xfeed_0000 + i);
     }

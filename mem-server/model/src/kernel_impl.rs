@@ -10,7 +10,7 @@ use mem_core::{KResult, Kernel, KernelError, ObjectType, Slot};
 use mem_protocol::Prot;
 
 use crate::cspace::Cap;
-use crate::model::ModelKernel;
+use crate::model::{ModelKernel, SERVER_ASID};
 use crate::objects::{ObjectId, PAGE};
 use crate::stats::Op;
 
@@ -44,9 +44,21 @@ impl ModelKernel {
     /// A frame cap for the data operations: `(object, size in bytes)`.
     fn data_frame(&self, slot: Slot) -> KResult<(ObjectId, u64)> {
         match self.cs.get(slot) {
-            Some(Cap::Frame { obj, .. }) => Ok((obj, self.objs.live(obj).size())),
+            Some(Cap::Frame { obj, .. }) => {
+                if let Some(&(copy, vaddr)) = self.direct.get(&slot) {
+                    let ok = matches!(self.cs.get(copy), Some(Cap::Frame { obj: o, asid: SERVER_ASID, vaddr: v }) if o == obj && v == vaddr)
+                        && self.server_view.get(&vaddr) == Some(&obj);
+                    assert!(ok, "model: the direct map of slot {slot} at {vaddr:#x} is stale (the seL4 server would fault)");
+                }
+                Ok((obj, self.objs.live(obj).size()))
+            }
             _ => Err(KernelError::InvalidCapability),
         }
+    }
+
+    /// Is the frame in `slot` reached through the direct map (a valid record)?
+    pub fn direct_mapped(&self, slot: Slot) -> bool {
+        self.direct.contains_key(&slot)
     }
 
     fn frame_zero_impl(&mut self, frame: Slot) -> KResult {
@@ -144,10 +156,15 @@ impl Kernel for ModelKernel {
     fn cap_delete(&mut self, slot: Slot) -> KResult {
         self.enter(Op::CapDelete)?;
         let r = self.cap_delete_impl(slot);
+        if r.is_ok() {
+            self.direct.remove(&slot);
+        }
         self.exit(Op::CapDelete, r)
     }
 
     fn cap_revoke(&mut self, slot: Slot) -> KResult {
+        // As the seL4 server: a revoke takes the direct-map copy with the rest.
+        self.direct.remove(&slot);
         self.enter(Op::CapRevoke)?;
         let r = self.cap_revoke_impl(slot);
         self.exit(Op::CapRevoke, r)
@@ -157,6 +174,34 @@ impl Kernel for ModelKernel {
         self.enter(Op::ServerMap)?;
         let r = self.server_map_impl(frame, vaddr);
         self.exit(Op::ServerMap, r)
+    }
+
+    fn server_table_map(&mut self, table: Slot, vaddr: u64) -> KResult {
+        self.enter(Op::ServerTableMap)?;
+        let r = self.server_table_map_impl(table, vaddr);
+        self.exit(Op::ServerTableMap, r)
+    }
+
+    fn direct_map(&mut self, frame: Slot, copy: Slot, vaddr: u64) -> KResult {
+        self.enter(Op::DirectMap)?;
+        let r = self.cap_copy_impl(frame, copy).and_then(|()| {
+            self.server_map_impl(copy, vaddr).inspect_err(|_| {
+                let _ = self.cap_delete_impl(copy);
+            })
+        });
+        if r.is_ok() {
+            self.direct.insert(frame, (copy, vaddr));
+        }
+        self.exit(Op::DirectMap, r)
+    }
+
+    fn direct_unmap(&mut self, frame: Slot, copy: Slot) -> KResult {
+        self.enter(Op::DirectUnmap)?;
+        if self.direct.get(&frame).is_some_and(|&(c, _)| c == copy) {
+            self.direct.remove(&frame);
+        }
+        let r = self.cap_delete_impl(copy);
+        self.exit(Op::DirectUnmap, r)
     }
 
     fn frame_zero(&mut self, frame: Slot) -> KResult {

@@ -44,6 +44,13 @@ pub struct ModelKernel {
     pub(crate) last_error: Option<(Op, KernelError)>,
     /// The server's own VSpace as far as `server_map` uses it: page address → frame.
     pub(crate) server_view: std::collections::BTreeMap<u64, ObjectId>,
+    /// Tables in the server's own VSpace (`server_table_map`): (level, base address).
+    pub(crate) server_tables: std::collections::BTreeSet<(u8, u64)>,
+    /// The direct map as the seL4 server records it: frame slot → (copy slot, address).
+    /// Kept exactly as `Sel4Kernel` keeps its record (set by `direct_map`, forgotten by
+    /// `direct_unmap` and by deleting or revoking the frame's slot), and checked on every
+    /// data operation: a record whose copy is gone is a server that would fault on seL4.
+    pub(crate) direct: std::collections::BTreeMap<Slot, (Slot, u64)>,
 }
 
 impl ModelKernel {
@@ -90,6 +97,8 @@ impl ModelKernel {
             inject: Injector::default(),
             last_error: None,
             server_view: std::collections::BTreeMap::new(),
+            server_tables: std::collections::BTreeSet::new(),
+            direct: std::collections::BTreeMap::new(),
             objs: ObjectStore::default(),
             cs,
             geo,

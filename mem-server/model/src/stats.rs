@@ -27,11 +27,14 @@ pub enum Op {
     FrameRead,
     CapRevoke,
     ServerMap,
+    ServerTableMap,
+    DirectMap,
+    DirectUnmap,
 }
 
 impl Op {
     /// Every kind, in trait order.
-    pub const ALL: [Op; 15] = [
+    pub const ALL: [Op; 18] = [
         Op::UntypedRetype,
         Op::AsidAssign,
         Op::PageTableMap,
@@ -47,6 +50,9 @@ impl Op {
         Op::FrameRead,
         Op::CapRevoke,
         Op::ServerMap,
+        Op::ServerTableMap,
+        Op::DirectMap,
+        Op::DirectUnmap,
     ];
 
     /// Is this a seL4 invocation (as opposed to a frame data access, which the seL4 server
@@ -76,6 +82,9 @@ pub struct KernelStats {
     pub frame_read: u64,
     pub cap_revoke: u64,
     pub server_map: u64,
+    pub server_table_map: u64,
+    pub direct_map: u64,
+    pub direct_unmap: u64,
     /// Calls that returned an error (injected ones included).
     pub errors: u64,
     /// Calls failed by injection.
@@ -101,6 +110,9 @@ impl KernelStats {
             Op::FrameRead => self.frame_read,
             Op::CapRevoke => self.cap_revoke,
             Op::ServerMap => self.server_map,
+            Op::ServerTableMap => self.server_table_map,
+            Op::DirectMap => self.direct_map,
+            Op::DirectUnmap => self.direct_unmap,
         }
     }
 
@@ -121,6 +133,9 @@ impl KernelStats {
             Op::FrameRead => &mut self.frame_read,
             Op::CapRevoke => &mut self.cap_revoke,
             Op::ServerMap => &mut self.server_map,
+            Op::ServerTableMap => &mut self.server_table_map,
+            Op::DirectMap => &mut self.direct_map,
+            Op::DirectUnmap => &mut self.direct_unmap,
         }
     }
 

@@ -215,6 +215,26 @@ impl ModelKernel {
         Ok(())
     }
 
+    /// `server_table_map`: the server's own VSpace is modelled by its leaf tables (the
+    /// levels above are the root task's): `DeleteFirst` if the leaf table covering `vaddr`
+    /// exists.
+    pub(crate) fn server_table_map_impl(&mut self, table: Slot, vaddr: u64) -> KResult {
+        let pt = match self.invoked(table)? {
+            Cap::PageTable(o) => o,
+            _ => return Err(KernelError::IllegalOperation),
+        };
+        if self.objs.table(pt).mapped.is_some() {
+            return Err(KernelError::InvalidCapability);
+        }
+        let level = self.geo.levels - 1;
+        let base = vaddr & !((1u64 << self.geo.shift(level - 1)) - 1);
+        if !self.server_tables.insert((level, base)) {
+            return Err(KernelError::DeleteFirst);
+        }
+        self.objs.table_mut(pt).mapped = Some((SERVER_ASID, base));
+        Ok(())
+    }
+
     /// seL4's `unmapPage`: clear the entry at `vaddr` in the VSpace of `asid` if it maps
     /// `frame` with the frame's size.
     pub(crate) fn unmap_page(&mut self, frame: ObjectId, asid: u32, vaddr: u64) {

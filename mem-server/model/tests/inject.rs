@@ -100,6 +100,10 @@ fn workload<K: Kernel>(k: &mut K, vs: u32, base: u32) -> Vec<KResult> {
         k.cap_copy(f, base + 6),
         k.server_map(base + 6, 0x9000_0000),
         k.cap_revoke(f),
+        k.untyped_retype(RAM, ObjectType::PageTable, base + 7, 1),
+        k.server_table_map(base + 7, 0x2_0000_0000),
+        k.direct_map(f, base + 8, 0x2_0000_0000),
+        k.direct_unmap(f, base + 8),
         k.cap_delete(f),
     ]
 }
@@ -166,6 +170,15 @@ impl Kernel for Proxy<'_> {
     fn server_map(&mut self, f: u32, a: u64) -> KResult {
         fwd!(self, Op::ServerMap, self.k.server_map(f, a))
     }
+    fn server_table_map(&mut self, t: u32, a: u64) -> KResult {
+        fwd!(self, Op::ServerTableMap, self.k.server_table_map(t, a))
+    }
+    fn direct_map(&mut self, f: u32, c: u32, a: u64) -> KResult {
+        fwd!(self, Op::DirectMap, self.k.direct_map(f, c, a))
+    }
+    fn direct_unmap(&mut self, f: u32, c: u32) -> KResult {
+        fwd!(self, Op::DirectUnmap, self.k.direct_unmap(f, c))
+    }
     fn frame_zero(&mut self, f: u32) -> KResult {
         fwd!(self, Op::FrameZero, self.k.frame_zero(f))
     }
@@ -195,34 +208,34 @@ fn injected_failure_has_no_side_effect_at_any_index() {
     assert!(clean.iter().all(Result::is_ok), "{clean:?}");
     let ops = p.log;
     let n = ops.len() as u64;
-    assert_eq!(n, 23);
+    assert_eq!(n, 27);
     assert!(Op::ALL.iter().all(|op| ops.contains(op)), "the workload uses every kind");
     for i in 0..n {
         // Reference: the call is never made.
         let (mut r, _, _) = setup();
         let mut p = Proxy { k: &mut r.k, n: 0, skip: Some(i), log: Vec::new() };
         let want = workload(&mut p, vs, base);
-        let want_state = snapshot(&r.k, vs, base..base + 7);
+        let want_state = snapshot(&r.k, vs, base..base + 9);
         // Absolute index.
         let (mut a, _, _) = setup();
         a.k.fail_call(a.k.calls() + i, KernelError::NotEnoughMemory);
         let got = workload(&mut a.k, vs, base);
         assert_eq!(got, want, "call {i}");
-        assert_eq!(snapshot(&a.k, vs, base..base + 7), want_state, "call {i}");
+        assert_eq!(snapshot(&a.k, vs, base..base + 9), want_state, "call {i}");
         assert_eq!(a.k.stats().injected, 1);
         assert_eq!(a.k.pending_injections(), 0);
         // Relative index.
         let (mut b, _, _) = setup();
         b.k.fail_nth_call(i, KernelError::NotEnoughMemory);
         assert_eq!(workload(&mut b.k, vs, base), want, "call {i}");
-        assert_eq!(snapshot(&b.k, vs, base..base + 7), want_state, "call {i}");
+        assert_eq!(snapshot(&b.k, vs, base..base + 9), want_state, "call {i}");
         // Per-kind index.
         let op = ops[i as usize];
         let nth = ops[..i as usize].iter().filter(|&&o| o == op).count() as u64;
         let (mut c, _, _) = setup();
         c.k.fail_nth_op(op, nth, KernelError::NotEnoughMemory);
         assert_eq!(workload(&mut c.k, vs, base), want, "call {i} ({op:?} #{nth})");
-        assert_eq!(snapshot(&c.k, vs, base..base + 7), want_state, "call {i}");
+        assert_eq!(snapshot(&c.k, vs, base..base + 9), want_state, "call {i}");
         assert_eq!(c.k.stats().injected, 1);
     }
 }

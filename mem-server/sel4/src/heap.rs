@@ -29,7 +29,7 @@ use mem_protocol::system::SERVER_HEAP_VADDR;
 use crate::runtime::SingleThreadLock;
 
 /// Bytes of the boot region.
-pub const BOOT_HEAP_SIZE: usize = 8 * 1024 * 1024;
+pub const BOOT_HEAP_SIZE: usize = 12 * 1024 * 1024;
 
 /// Heap the server keeps for its own bookkeeping beyond the clients' reservations: the
 /// tables sized by the slot count (already in the boot region), the batch table, objects

@@ -26,7 +26,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use mem_core::{KResult, Kernel, KernelError, ObjectType, Slot};
-use mem_protocol::system::{server_slot, SERVER_CNODE_BITS};
+use mem_protocol::system::{server_slot, SERVER_CNODE_BITS, SERVER_DIRECT_VADDR};
 use mem_protocol::{Prot, LARGE_PAGE_SIZE, PAGE_SIZE};
 use sel4::{cap, CapRights, VmAttributes};
 
@@ -38,6 +38,15 @@ pub struct Sel4Kernel {
     /// seL4 has no call that tells a frame's size, and the window must map each frame at
     /// the right level. A fixed bitmap for the whole CNode (32 KiB), never grown.
     large: Vec<u64>,
+    /// Per slot: the slot of the direct-map copy of the small frame in it (0: the frame
+    /// is not direct-mapped and its data operations use the window). The copy is mapped
+    /// at [`direct_vaddr`]. 2 MiB for the whole CNode, never grown.
+    direct: Vec<u32>,
+}
+
+/// Where the direct map (`mem-core`'s `Config::direct_map`) puts the small frame in `slot`.
+pub(crate) fn direct_vaddr(slot: Slot) -> u64 {
+    SERVER_DIRECT_VADDR + u64::from(slot) * PAGE_SIZE
 }
 
 impl Sel4Kernel {
@@ -46,6 +55,18 @@ impl Sel4Kernel {
         Sel4Kernel {
             scratch,
             large: vec![0; (1usize << SERVER_CNODE_BITS) / 64],
+            direct: vec![0; 1usize << SERVER_CNODE_BITS],
+        }
+    }
+
+    /// The direct-map copy of the frame in `slot`, if the frame is direct-mapped.
+    pub(crate) fn direct_copy(&self, slot: Slot) -> Option<Slot> {
+        self.direct.get(slot as usize).copied().filter(|&c| c != 0)
+    }
+
+    fn set_direct(&mut self, slot: Slot, copy: Slot) {
+        if let Some(d) = self.direct.get_mut(slot as usize) {
+            *d = copy;
         }
     }
 
@@ -227,9 +248,14 @@ impl Kernel for Sel4Kernel {
             VmAttributes::DEFAULT | VmAttributes::EXECUTE_NEVER
         };
         let vspace = cap::VSpace::from_bits(vspace.into());
-        cap::UnspecifiedPage::from_bits(frame.into())
+        #[cfg(feature = "bench")]
+        let start = crate::meter::now();
+        let r = cap::UnspecifiedPage::from_bits(frame.into())
             .frame_map(vspace, vaddr as usize, rights, attrs)
-            .map_err(kerr)
+            .map_err(kerr);
+        #[cfg(feature = "bench")]
+        crate::meter::MAP.add(start);
+        r
     }
 
     fn page_unmap(&mut self, frame: Slot) -> KResult {
@@ -255,13 +281,16 @@ impl Kernel for Sel4Kernel {
     fn cap_delete(&mut self, slot: Slot) -> KResult {
         abs(slot).delete().map_err(kerr)?;
         self.set_large(slot, false);
+        self.set_direct(slot, 0);
         Ok(())
     }
 
     fn cap_revoke(&mut self, slot: Slot) -> KResult {
-        // Copies the core made in its own CNode are never revoked this way while it still
-        // uses them (it revokes only originals whose copies are all gone), so no slot
-        // bookkeeping changes here.
+        // The copies the core still uses in its own CNode are never revoked this way (it
+        // revokes only originals whose other copies are gone), except the direct-map copy:
+        // the revoke deletes it with everything else, so the frame is no longer reached
+        // through the direct map (the core maps it again with `direct_map`).
+        self.set_direct(slot, 0);
         abs(slot).revoke().map_err(kerr)
     }
 
@@ -269,8 +298,40 @@ impl Kernel for Sel4Kernel {
         self.map_in_server(frame, vaddr)
     }
 
+    fn server_table_map(&mut self, table: Slot, vaddr: u64) -> KResult {
+        arch::page_table_map(table, server_slot::VSPACE as Slot, vaddr)
+    }
+
+    fn direct_map(&mut self, frame: Slot, copy: Slot, vaddr: u64) -> KResult {
+        if self.is_large(frame) || vaddr != direct_vaddr(frame) {
+            // The data operations find a direct-mapped frame by its slot alone.
+            return Err(KernelError::InvalidArgument);
+        }
+        // Not `Kernel::cap_copy`: the copy must not enter the size bookkeeping.
+        abs(copy).copy(&abs(frame), CapRights::all()).map_err(kerr)?;
+        if let Err(e) = self.map_in_server(copy, vaddr) {
+            let _ = abs(copy).delete();
+            return Err(e);
+        }
+        self.set_direct(frame, copy);
+        Ok(())
+    }
+
+    fn direct_unmap(&mut self, frame: Slot, copy: Slot) -> KResult {
+        // Forget it first: whatever the kernel says, the mapping is not used again.
+        if self.direct_copy(frame) == Some(copy) {
+            self.set_direct(frame, 0);
+        }
+        abs(copy).delete().map_err(kerr)
+    }
+
     fn frame_zero(&mut self, frame: Slot) -> KResult {
-        self.window_zero(frame)
+        #[cfg(feature = "bench")]
+        let start = crate::meter::now();
+        let r = self.window_zero(frame);
+        #[cfg(feature = "bench")]
+        crate::meter::ZERO.add(start);
+        r
     }
 
     fn frame_copy(

@@ -64,9 +64,12 @@ mod buffers;
 mod death;
 mod heap;
 mod kernel_sel4;
+mod pagemem;
 mod runtime;
 mod server;
 mod window;
+#[cfg(feature = "bench")]
+mod meter;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -74,8 +77,8 @@ use alloc::vec::Vec;
 use mem_core::{BufferConfig, Config, Geometry, MemCore, PageSize, Slot, UntypedDesc};
 use mem_protocol::system::{
     ServerBoot, SharedLayout, ADMIN_BADGE, BUFFER_STRIDE, CLIENT_BUFFER_VADDR, FIRST_CLIENT_BADGE,
-    MAX_BADGES, SERVER_BOOT_VADDR, SERVER_BUFFERS_VADDR, SERVER_CNODE_BITS, SERVER_HEAP_MAX,
-    SERVER_HEAP_VADDR,
+    MAX_BADGES, SERVER_BOOT_VADDR, SERVER_BUFFERS_VADDR, SERVER_CNODE_BITS, SERVER_DIRECT_VADDR,
+    SERVER_HEAP_MAX, SERVER_HEAP_VADDR,
 };
 use mem_protocol::LARGE_PAGE_SIZE;
 
@@ -135,6 +138,7 @@ fn main() -> ! {
     cfg.fault_around = 0;
     cfg.retype_batch = 64;
     cfg.seed = boot.seed;
+    cfg.direct_map = Some(SERVER_DIRECT_VADDR);
     cfg.buffer = Some(BufferConfig {
         vaddr: CLIENT_BUFFER_VADDR,
         pages: SharedLayout::PAGES,
@@ -152,6 +156,11 @@ fn main() -> ! {
         first + SCRATCH_SLOTS,
         1 << SERVER_CNODE_BITS,
     );
+    // The direct map's leaf tables (4 KiB per 2 MiB of slots); without them every frame is
+    // reached through the window (slower, same behaviour).
+    if let Err(e) = core.prepare_direct_map() {
+        say!("mem-server: no direct map ({e:?}): frames are reached through the window");
+    }
     let heap_bytes = grow_heap(&mut core, ram);
     let capacity = heap::capacity().saturating_sub(heap::GLOBAL_RESERVE + runtime::ALLOCATOR.live());
     core.set_meta_capacity(capacity as u64);

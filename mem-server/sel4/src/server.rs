@@ -82,6 +82,17 @@ impl Server {
     }
 
     fn handle(&mut self, info: &MessageInfo, badge: u64) -> Answer {
+        #[cfg(feature = "bench")]
+        let start = crate::meter::now();
+        let answer = self.handle_inner(info, badge);
+        #[cfg(feature = "bench")]
+        if info.label() == seL4_Fault_tag::seL4_Fault_VMFault {
+            crate::meter::FAULT.add(start);
+        }
+        answer
+    }
+
+    fn handle_inner(&mut self, info: &MessageInfo, badge: u64) -> Answer {
         let label = info.label();
         let fault = is_fault_label(label);
         match mem_core::dispatch::sender_of(badge, fault) {
@@ -107,7 +118,12 @@ impl Server {
             self.unresolved(client, 0, UNRESOLVED_OTHER, "malformed fault message");
             return None;
         };
-        match self.core.handle_fault(client, addr, access) {
+        #[cfg(feature = "bench")]
+        let start = crate::meter::now();
+        let r = self.core.handle_fault(client, addr, access);
+        #[cfg(feature = "bench")]
+        crate::meter::FAULT_CORE.add(start);
+        match r {
             Ok(_) => Some(MessageInfo::new(0, 0, 0, 0)),
             Err(why) => {
                 let (code, text) = match why {
@@ -149,6 +165,10 @@ impl Server {
             Ok(req) => req,
             Err(e) => return reply(&Reply::Protocol(e), None),
         };
+        #[cfg(feature = "bench")]
+        if req == Request::Nop {
+            crate::meter::report();
+        }
         let answer = self.serve(sender, &req);
         let cap = match answer.cap.map(|slot| self.export(slot)) {
             None => None,

@@ -1,11 +1,18 @@
-//! The frame window: how the server reads and writes the contents of a frame it holds a
-//! cap to (zeroing, copy-on-write copies, backend data, `Region` contents).
+//! How the server reads and writes the contents of a frame it holds a cap to (zeroing,
+//! copy-on-write copies, backend data, `Region` contents): the direct map, or the window.
 //!
-//! A frame cap can be mapped only once, and the original caps are usually mapped in a
-//! client, so each operation works on a copy: copy the cap into a scratch slot, map the
-//! copy in the server's own VSpace ([`server_slot::VSPACE`]) at a window address, touch the
-//! bytes with plain pointer operations, then delete the copy (deleting a mapped frame cap
-//! unmaps it and flushes the TLB entry): three system calls per frame.
+//! The direct map (`mem-core`'s `Config::direct_map`): every 4 KiB frame the server
+//! retypes gets a second cap, mapped for good in the server's own VSpace at
+//! [`crate::kernel_sel4::direct_vaddr`] (made once per frame, at retype, through
+//! `Kernel::direct_map`). A frame with such a mapping is touched with plain pointer
+//! operations and no system call at all; that is the common case (fault zeroing, copies).
+//!
+//! The window, for everything else (2 MiB frames, a frame whose direct mapping could not
+//! be made): a frame cap can be mapped only once, and the original caps are usually
+//! mapped in a client, so each operation works on a copy: copy the cap into a scratch slot,
+//! map the copy in the server's own VSpace ([`server_slot::VSPACE`]) at a window address,
+//! touch the bytes, then delete the copy (deleting a mapped frame cap unmaps it and flushes
+//! the TLB entry): three system calls per frame.
 //!
 //! Window addresses ([`WINDOW_SLOTS`] of each size, one per frame an operation touches at
 //! once): 4 KiB frames at `SERVER_WINDOW_VADDR + i * 4096` (the root task pre-maps the leaf
@@ -16,7 +23,7 @@
 //! Instruction caches: bytes written through the window may become code a client runs
 //! (program images, copy-on-write copies of code, backend pages). On aarch64 they are made
 //! visible to instruction fetch with `Page_Unify_Instruction` on the window copy before it
-//! goes away (the kernel cleans the data cache to the point of unification and invalidates
+//! goes away, or on the direct-map copy (the kernel cleans the data cache to the point of unification and invalidates
 //! the instruction cache by address, which the architecture broadcasts to every core: this
 //! is what real hardware needs too). On riscv64 the server executes `fence.i` after every
 //! write (its own hart). seL4 16 offers user level no remote instruction fence (its
@@ -32,16 +39,22 @@ use mem_core::{KResult, KernelError, Slot};
 use mem_protocol::system::{SERVER_LARGE_WINDOW_VADDR, SERVER_WINDOW_VADDR};
 use mem_protocol::{LARGE_PAGE_SIZE, PAGE_SIZE};
 
-use crate::kernel_sel4::{abs, Sel4Kernel};
+use crate::kernel_sel4::{abs, direct_vaddr, Sel4Kernel};
+use crate::pagemem;
 
 /// Window slots per frame size (the most frames one operation maps at once: a copy's
 /// source and destination).
 pub const WINDOW_SLOTS: usize = 2;
 
-/// A frame mapped in the window: where its bytes are and how many there are.
+/// A frame's bytes as an operation reaches them: where they are, how many there are, the
+/// mapped cap to name for instruction-cache maintenance, and whether the window slot must
+/// be given back afterwards.
 struct Mapped {
     ptr: *mut u8,
     bytes: u64,
+    #[cfg_attr(target_arch = "riscv64", allow(dead_code))]
+    cap: Slot,
+    window: Option<usize>,
 }
 
 /// Does `offset..offset + len` fit in a frame of `size` bytes?
@@ -50,8 +63,17 @@ fn fits(offset: u64, len: u64, size: u64) -> bool {
 }
 
 impl Sel4Kernel {
-    /// Map a copy of `frame`'s cap at window slot `i` (scratch slot `i`).
-    fn map_window(&mut self, i: usize, frame: Slot) -> KResult<Mapped> {
+    /// Reach `frame`'s bytes: through the direct map if it is there, else by mapping a copy
+    /// of its cap at window slot `i` (scratch slot `i`).
+    fn reach(&mut self, i: usize, frame: Slot) -> KResult<Mapped> {
+        if let Some(copy) = self.direct_copy(frame) {
+            return Ok(Mapped {
+                ptr: direct_vaddr(frame) as *mut u8,
+                bytes: PAGE_SIZE,
+                cap: copy,
+                window: None,
+            });
+        }
         let bytes = self.frame_bytes(frame);
         let vaddr = if bytes == LARGE_PAGE_SIZE {
             SERVER_LARGE_WINDOW_VADDR + i as u64 * LARGE_PAGE_SIZE
@@ -74,31 +96,37 @@ impl Sel4Kernel {
         Ok(Mapped {
             ptr: vaddr as *mut u8,
             bytes,
+            cap: scratch,
+            window: Some(i),
         })
     }
 
-    /// Remove window slot `i` (unmaps by deleting the scratch copy).
-    fn unmap_window(&mut self, i: usize) {
+    /// Done with `m`: a window slot is removed (deleting the scratch copy unmaps it); the
+    /// direct map stays.
+    fn release(&mut self, m: &Mapped) {
         compiler_fence(Ordering::SeqCst);
-        let _ = abs(self.scratch[i]).delete();
+        if let Some(i) = m.window {
+            let _ = abs(self.scratch[i]).delete();
+        }
     }
 
-    /// Make `len` bytes at `offset` of window slot `i` coherent with instruction fetch.
+    /// Make `len` bytes at `offset` of the frame reached by `m` coherent with instruction
+    /// fetch.
     #[cfg(target_arch = "aarch64")]
-    fn sync_icache(&mut self, i: usize, offset: u64, len: u64) {
+    fn sync_icache(&mut self, m: &Mapped, offset: u64, len: u64) {
         if len == 0 {
             return;
         }
-        let scratch = u64::from(self.scratch[i]);
+        let cap = u64::from(m.cap);
         compiler_fence(Ordering::SeqCst);
         let _ = sel4::with_ipc_buffer_mut(|ipc| {
             ipc.inner_mut()
-                .seL4_ARM_Page_Unify_Instruction(scratch, offset, offset + len)
+                .seL4_ARM_Page_Unify_Instruction(cap, offset, offset + len)
         });
     }
 
     #[cfg(target_arch = "riscv64")]
-    fn sync_icache(&mut self, _i: usize, _offset: u64, len: u64) {
+    fn sync_icache(&mut self, _m: &Mapped, _offset: u64, len: u64) {
         if len == 0 {
             return;
         }
@@ -110,12 +138,12 @@ impl Sel4Kernel {
 
     /// [`mem_core::Kernel::frame_zero`]: fill the whole frame with zeroes.
     pub(crate) fn window_zero(&mut self, frame: Slot) -> KResult {
-        let m = self.map_window(0, frame)?;
-        // SAFETY: `m.ptr` is the start of the window slot where the frame of `m.bytes`
-        // bytes was just mapped read-write in this address space; nothing else refers to
-        // that range, and the mapping stays until `unmap_window` below.
-        unsafe { ptr::write_bytes(m.ptr, 0, m.bytes as usize) };
-        self.unmap_window(0);
+        let m = self.reach(0, frame)?;
+        // SAFETY: `m.ptr` is the page-aligned start of a read-write mapping of the whole
+        // frame (`m.bytes`, a multiple of 4 KiB) in this address space (the direct map, or
+        // the window slot until `release`); nothing else refers to that range meanwhile.
+        unsafe { pagemem::zero(m.ptr, m.bytes as usize) };
+        self.release(&m);
         Ok(())
     }
 
@@ -135,27 +163,32 @@ impl Sel4Kernel {
         {
             return Err(KernelError::RangeError);
         }
-        let s = self.map_window(0, src)?;
-        let d = match self.map_window(1, dst) {
+        if src == dst && src_off == dst_off {
+            return Ok(());
+        }
+        let s = self.reach(0, src)?;
+        let d = match self.reach(1, dst) {
             Ok(d) => d,
             Err(e) => {
-                self.unmap_window(0);
+                self.release(&s);
                 return Err(e);
             }
         };
-        // SAFETY: both windows were just mapped (slots 0 and 1: disjoint address ranges,
-        // even when both copies name the same frame) and the range checks above keep
-        // `offset + len` within each frame's mapping; the mappings stay until the unmaps.
+        // SAFETY: both frames are mapped (direct map or window slots 0 and 1, distinct
+        // address ranges even when both copies name the same frame; a frame reached twice
+        // through the direct map is one range, but then the offsets differ and 4 KiB
+        // multiples do not overlap) and the range checks above keep `offset + len` within
+        // each mapping; page-aligned offsets and lengths suit `pagemem::copy`.
         unsafe {
-            ptr::copy_nonoverlapping(
-                s.ptr.add(src_off as usize),
+            pagemem::copy(
                 d.ptr.add(dst_off as usize),
+                s.ptr.add(src_off as usize),
                 len as usize,
             )
         };
-        self.sync_icache(1, dst_off, len);
-        self.unmap_window(1);
-        self.unmap_window(0);
+        self.sync_icache(&d, dst_off, len);
+        self.release(&d);
+        self.release(&s);
         Ok(())
     }
 
@@ -167,13 +200,13 @@ impl Sel4Kernel {
         if data.is_empty() {
             return Ok(());
         }
-        let m = self.map_window(0, frame)?;
+        let m = self.reach(0, frame)?;
         // SAFETY: the frame is mapped read-write at `m.ptr` for `m.bytes` bytes and the
         // check above keeps `offset + data.len()` within it; `data` is server memory
-        // outside the window, so the ranges do not overlap.
+        // outside the window and the direct map, so the ranges do not overlap.
         unsafe { ptr::copy_nonoverlapping(data.as_ptr(), m.ptr.add(offset as usize), data.len()) };
-        self.sync_icache(0, offset, data.len() as u64);
-        self.unmap_window(0);
+        self.sync_icache(&m, offset, data.len() as u64);
+        self.release(&m);
         Ok(())
     }
 
@@ -185,13 +218,14 @@ impl Sel4Kernel {
         if buf.is_empty() {
             return Ok(());
         }
-        let m = self.map_window(0, frame)?;
+        let m = self.reach(0, frame)?;
         // SAFETY: the frame is mapped at `m.ptr` for `m.bytes` bytes and the check above
-        // keeps `offset + buf.len()` within it; `buf` is server memory outside the window.
+        // keeps `offset + buf.len()` within it; `buf` is server memory outside the window
+        // and the direct map.
         unsafe {
             ptr::copy_nonoverlapping(m.ptr.add(offset as usize), buf.as_mut_ptr(), buf.len())
         };
-        self.unmap_window(0);
+        self.release(&m);
         Ok(())
     }
 }

@@ -153,6 +153,7 @@ pub fn requests() -> Vec<Request> {
         Request::ShmDt { addr: 0x4000_0000 },
         Request::BackendCreate { size: 0, mode: 0o600 },
         Request::TakeNote,
+        Request::Nop,
         Request::BackendWrite {
             id: 0,
             offset: 0,
@@ -274,6 +275,7 @@ pub fn extreme_requests() -> Vec<Request> {
         Request::Stats { target: t },
         Request::ExportFrame { target: t, addr: a },
         Request::TakeNote,
+        Request::Nop,
     ]
 }
 

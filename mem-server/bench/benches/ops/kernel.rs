@@ -64,6 +64,15 @@ impl Kernel for Attributed {
     fn server_map(&mut self, frame: Slot, vaddr: u64) -> KResult {
         as_model(|| self.0.server_map(frame, vaddr))
     }
+    fn server_table_map(&mut self, table: Slot, vaddr: u64) -> KResult {
+        as_model(|| self.0.server_table_map(table, vaddr))
+    }
+    fn direct_map(&mut self, frame: Slot, copy: Slot, vaddr: u64) -> KResult {
+        as_model(|| self.0.direct_map(frame, copy, vaddr))
+    }
+    fn direct_unmap(&mut self, frame: Slot, copy: Slot) -> KResult {
+        as_model(|| self.0.direct_unmap(frame, copy))
+    }
     fn frame_zero(&mut self, frame: Slot) -> KResult {
         as_model(|| self.0.frame_zero(frame))
     }

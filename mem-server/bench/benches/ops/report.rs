@@ -98,6 +98,9 @@ fn short(op: Op) -> &'static str {
         Op::FrameRead => "frame_read*",
         Op::CapRevoke => "cap_revoke",
         Op::ServerMap => "server_map",
+        Op::ServerTableMap => "server_table_map",
+        Op::DirectMap => "direct_map",
+        Op::DirectUnmap => "direct_unmap",
     }
 }
 

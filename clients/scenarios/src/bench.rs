@@ -1,0 +1,328 @@
+//! The benchmark client of `make bench-sel4` (scenario 20; 21 is the warm-up client).
+//!
+//! Each operation runs in a loop (`N` = 1,024 iterations unless noted) and the client prints
+//! one line per operation: `BENCH-INSTR <op> <tenths of instructions per op>` on the
+//! instruction-counting kernel, `BENCH-ENTRIES <op> <tenths of kernel entries per op>` on
+//! the kernel that logs every entry (`KernelBenchmarks=track_kernel_entries`). Instructions
+//! are guest instructions of the whole system (this client, the server, the kernel: QEMU
+//! runs with `-icount shift=0`, and on aarch64 the cycle counter counts every exception
+//! level, EL2 included, so the kernel's share is counted). `scripts/bench-report.py` makes
+//! the table against Linux.
+//!
+//! 4 KiB faults: areas of 256 pages placed one page past a 2 MiB boundary, so no 2 MiB
+//! chunk ever fits (the server would map 2 MiB pages there). Fault numbers have the loop's
+//! own cost (`touch`, a store to a mapped page) subtracted.
+//!
+//! The warm-up client (21) touches `WARM_PAGES` pages and stops; the root task destroys it,
+//! so the server's pool holds clean (zeroed) frames: steady state for `fault-clean`.
+//! `fault-cold` is measured first, before that, on frames retyped on demand. What zeroing a
+//! frame costs the server (it zeroes the frames of a destroyed client at once, and others
+//! on demand) is measured by the server itself (`zero`, bench builds); the report adds it to
+//! `fault-clean` as `fault`.
+//!
+//! `cow-fault`: 256 touched pages, STEP(1) — the root task clones this space (the clone
+//! holds every page) — then one store per page.
+
+use core::arch::asm;
+
+use mem_client::linux::{
+    IPC_CREAT, MAP_ANONYMOUS, MAP_FIXED, MAP_POPULATE, MAP_PRIVATE, PROT_READ, PROT_RW,
+};
+use mem_client::Client;
+use mem_protocol::PAGE_SIZE;
+
+use crate::mem::poke;
+use crate::report::{step, Check, Outcome};
+
+const N: u64 = 1024;
+/// Pages of one fault area (1 MiB: never a 2 MiB page).
+const AREA_PAGES: u64 = 256;
+/// Fault areas start here, each one page past a 2 MiB boundary.
+const FAULT_BASE: u64 = 0x20_0000_1000;
+const AREA_STRIDE: u64 = 2 << 20;
+/// Pages the warm-up client touches.
+pub const WARM_PAGES: u64 = 2 * N;
+
+/// What is counted: instructions, or kernel entries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Instr,
+    Entries,
+}
+
+/// The counter of this kernel.
+struct Counter {
+    kind: Kind,
+    /// Entries counted by an empty measurement (the reset and finalize calls).
+    overhead: u64,
+}
+
+impl Counter {
+    fn new() -> Counter {
+        let kind = if ENTRIES { Kind::Entries } else { Kind::Instr };
+        let mut c = Counter { kind, overhead: 0 };
+        c.init();
+        if kind == Kind::Entries {
+            c.overhead = c.measure(|| {});
+        }
+        c
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn init(&self) {
+        // SAFETY: PMU registers, which the kernel lets user level use
+        // (KernelArmExportPMUUser): count EL2 too (PMCCFILTR_EL0.NSH), enable the cycle
+        // counter (PMCNTENSET_EL0.C), reset and start it, 64 bits (PMCR_EL0 E|P|C|LC).
+        unsafe {
+            asm!("msr pmccfiltr_el0, {}", in(reg) 1u64 << 27, options(nostack));
+            asm!("msr pmcntenset_el0, {}", in(reg) 1u64 << 31, options(nostack));
+            asm!("msr pmcr_el0, {}", in(reg) 0x47u64, options(nostack));
+            asm!("isb", options(nostack));
+        }
+    }
+
+    #[cfg(not(target_arch = "aarch64"))]
+    fn init(&self) {}
+
+    /// Guest instructions so far (under `-icount shift=0` the cycle counter counts them).
+    #[cfg(target_arch = "aarch64")]
+    fn instructions() -> u64 {
+        let v: u64;
+        // SAFETY: reading PMCCNTR_EL0 (enabled for user level above) has no side effect.
+        unsafe { asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nostack)) };
+        v
+    }
+
+    #[cfg(target_arch = "riscv64")]
+    fn instructions() -> u64 {
+        let v: u64;
+        // SAFETY: reading the instret counter has no side effect.
+        unsafe { asm!("rdinstret {}", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+
+    /// What `f` costs, in this kernel's unit.
+    fn measure(&self, f: impl FnOnce()) -> u64 {
+        match self.kind {
+            Kind::Instr => {
+                let t0 = Self::instructions();
+                f();
+                Self::instructions() - t0
+            }
+            Kind::Entries => entries(f).saturating_sub(self.overhead),
+        }
+    }
+
+    /// Print one result: `total` over `n` operations.
+    fn report(&self, op: &str, total: u64, n: u64) {
+        let tag = match self.kind {
+            Kind::Instr => "INSTR",
+            Kind::Entries => "ENTRIES",
+        };
+        sel4::debug_println!("BENCH-{tag} {op} {}", total * 10 / n.max(1));
+    }
+}
+
+/// Is this the kernel that logs every entry?
+#[sel4::sel4_cfg(BENCHMARK_TRACK_KERNEL_ENTRIES)]
+const ENTRIES: bool = true;
+#[sel4::sel4_cfg(not(BENCHMARK_TRACK_KERNEL_ENTRIES))]
+const ENTRIES: bool = false;
+
+/// Kernel entries `f` makes (the log the kernel keeps of every entry).
+#[sel4::sel4_cfg(BENCHMARK_TRACK_KERNEL_ENTRIES)]
+fn entries(f: impl FnOnce()) -> u64 {
+    let _ = sel4::benchmark_reset_log();
+    f();
+    sel4::benchmark_finalize_log() as u64
+}
+
+#[sel4::sel4_cfg(not(BENCHMARK_TRACK_KERNEL_ENTRIES))]
+fn entries(f: impl FnOnce()) -> u64 {
+    f();
+    0
+}
+
+/// Fresh 4 KiB-fault areas for `pages` pages (multiple of AREA_PAGES), from area `first`.
+fn fault_areas(c: &mut Client, first: u64, pages: u64) -> Result<u64, crate::report::Fail> {
+    let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+    for a in 0..pages / AREA_PAGES {
+        c.mmap(FAULT_BASE + (first + a) * AREA_STRIDE, AREA_PAGES * PAGE_SIZE, PROT_RW, flags).or_fail(2001)?;
+    }
+    Ok(first + pages / AREA_PAGES)
+}
+
+fn fault_addr(first: u64, i: u64) -> u64 {
+    FAULT_BASE + (first + i / AREA_PAGES) * AREA_STRIDE + (i % AREA_PAGES) * PAGE_SIZE
+}
+
+/// One store into each of `n` pages of the fault areas from area `first`.
+fn touch_pages(first: u64, n: u64) {
+    for i in 0..n {
+        // SAFETY: the pages lie in RW areas this client mapped (fault_areas).
+        unsafe { poke(fault_addr(first, i), i) };
+    }
+}
+
+fn unmap_areas(c: &mut Client, first: u64, pages: u64) -> Outcome {
+    for a in 0..pages / AREA_PAGES {
+        c.munmap(FAULT_BASE + (first + a) * AREA_STRIDE, AREA_PAGES * PAGE_SIZE).or_fail(2002)?;
+    }
+    Ok(())
+}
+
+/// The warm-up client: touch WARM_PAGES pages, then stop (PASS); its frames go back clean.
+pub fn warm(c: &mut Client) -> Outcome {
+    fault_areas(c, 0, WARM_PAGES)?;
+    touch_pages(0, WARM_PAGES);
+    Ok(())
+}
+
+/// The cold part, run before the warm-up: first touches on frames retyped on demand.
+pub fn cold(c: &mut Client) -> Outcome {
+    let k = Counter::new();
+    fault_areas(c, 0, N)?;
+    let t = k.measure(|| touch_pages(0, N));
+    unmap_areas(c, 0, N)?;
+    let base = touch_baseline(c, &k)?;
+    k.report("fault-cold", t.saturating_sub(base), N);
+    Ok(())
+}
+
+/// The loop's own cost: one store per (mapped) page (an area of its own, left mapped).
+fn touch_baseline(c: &mut Client, k: &Counter) -> Result<u64, crate::report::Fail> {
+    let first = 200;
+    fault_areas(c, first, AREA_PAGES)?;
+    touch_pages(first, AREA_PAGES);
+    // The same number of stores as a fault loop, to pages already mapped.
+    let t = k.measure(|| {
+        for i in 0..N {
+            // SAFETY: inside the RW area just mapped and touched.
+            unsafe { poke(fault_addr(first, i % AREA_PAGES), i) };
+        }
+    });
+    k.report("touch", t, N);
+    // Left mapped: unmapping would leave dirty frames for the next faults to zero.
+    Ok(t)
+}
+
+/// Everything else: STEP(0), during which the warm-up client runs and is destroyed (the
+/// pool then holds its frames, zeroed), then every operation.
+pub fn run(c: &mut Client) -> Outcome {
+    step(0, &[]);
+    let k = Counter::new();
+    let base = touch_baseline(c, &k)?;
+    // Steady-state faults on clean frames (the pool holds the warm-up client's).
+    let a1 = 0;
+    fault_areas(c, a1, N)?;
+    // A bench server prints (and resets) its own meters at every Nop: the next ones are
+    // the clean faults' alone.
+    let _ = c.nop();
+    let clean = k.measure(|| touch_pages(a1, N)).saturating_sub(base);
+    let _ = c.nop();
+    unmap_areas(c, a1, N)?;
+    k.report("fault-clean", clean, N);
+
+    // MAP_POPULATE per page, and munmap per populated page.
+    let len = AREA_PAGES * PAGE_SIZE;
+    let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE;
+    let t = k.measure(|| {
+        for a in 0..N / AREA_PAGES {
+            let _ = c.mmap(FAULT_BASE + a * AREA_STRIDE, len, PROT_RW, flags);
+        }
+    });
+    k.report("populate", t, N);
+    let t = k.measure(|| {
+        for a in 0..N / AREA_PAGES {
+            let _ = c.munmap(FAULT_BASE + a * AREA_STRIDE, len);
+        }
+    });
+    k.report("munmap-populated", t, N);
+
+    let anon = MAP_PRIVATE | MAP_ANONYMOUS;
+    let t = k.measure(|| {
+        for _ in 0..N {
+            if let Ok(a) = c.mmap(0, PAGE_SIZE, PROT_RW, anon) {
+                let _ = c.munmap(a, PAGE_SIZE);
+            }
+        }
+    });
+    k.report("mmap-munmap", t, N);
+    let t = k.measure(|| {
+        for i in 0..N {
+            if let Ok(a) = c.mmap(0, PAGE_SIZE, PROT_RW, anon) {
+                // SAFETY: inside the RW mapping just returned.
+                unsafe { poke(a, i) };
+                let _ = c.munmap(a, PAGE_SIZE);
+            }
+        }
+    });
+    k.report("mmap-touch-munmap", t, N);
+
+    let a = c.mmap(0, 3 * PAGE_SIZE, PROT_RW, anon).or_fail(2003)?;
+    for p in 0..3 {
+        // SAFETY: inside the RW mapping just returned.
+        unsafe { poke(a + p * PAGE_SIZE, p) };
+    }
+    let one = c.mmap(0, PAGE_SIZE, PROT_RW, anon).or_fail(2004)?;
+    // SAFETY: as above.
+    unsafe { poke(one, 1) };
+    let t = k.measure(|| {
+        for i in 0..N {
+            let _ = c.mprotect(one, PAGE_SIZE, if i % 2 == 0 { PROT_READ } else { PROT_RW });
+        }
+    });
+    k.report("mprotect", t, N);
+    let t = k.measure(|| {
+        for i in 0..N {
+            let _ = c.mprotect(a + PAGE_SIZE, PAGE_SIZE, if i % 2 == 0 { PROT_READ } else { PROT_RW });
+        }
+    });
+    k.report("mprotect-split", t, N);
+    c.munmap(a, 3 * PAGE_SIZE).or_fail(2005)?;
+    c.munmap(one, PAGE_SIZE).or_fail(2006)?;
+
+    let t = k.measure(|| {
+        for _ in 0..N {
+            let _ = shm_cycle(c, false);
+        }
+    });
+    k.report("shm-cycle", t, N);
+    let t = k.measure(|| {
+        for _ in 0..N {
+            let _ = shm_cycle(c, true);
+        }
+    });
+    k.report("shm-cycle-touch", t, N);
+
+    // The first Nop lets a bench server print its meters; the measured ones find nothing
+    // to print.
+    let _ = c.nop();
+    let t = k.measure(|| {
+        for _ in 0..N {
+            let _ = c.nop();
+        }
+    });
+    k.report("null-request", t, N);
+
+    // Copy-on-write: 256 touched pages, the root task clones this space, one store each.
+    let cow = 256;
+    let first = 100;
+    fault_areas(c, first, cow)?;
+    touch_pages(first, cow);
+    step(1, &[]);
+    let t = k.measure(|| touch_pages(first, cow)).saturating_sub(base * cow / N);
+    k.report("cow-fault", t, cow);
+    unmap_areas(c, first, cow)
+}
+
+fn shm_cycle(c: &mut Client, touch: bool) -> Outcome {
+    let id = c.shmget(None, PAGE_SIZE, IPC_CREAT | 0o600).or_fail(2010)?;
+    let a = c.shmat(id, None, false).or_fail(2011)?;
+    if touch {
+        // SAFETY: the 1-page segment is attached read-write at `a`.
+        unsafe { poke(a, 1) };
+    }
+    c.shmdt(a).or_fail(2012)?;
+    c.shmctl_rmid(id).or_fail(2013)
+}

@@ -1,0 +1,77 @@
+//! Bench builds only (`bench` feature, `make bench-sel4`): what some of the server's work
+//! costs it, in guest instructions, measured inside the server:
+//!
+//! - `zero`: zeroing one frame, wherever it happens (when a client is destroyed, or on
+//!   demand in a fault);
+//! - `fault-server`: the server's own (user-level) part of resolving one VM fault, from
+//!   the message's arrival to the reply, kernel calls it makes included; `fault-core` the
+//!   part of that in `mem-core`; `page-map` one `Page_Map` invocation (system call
+//!   included).
+//!
+//! Printed as `BENCH-INSTR <name> <tenths per event>` when anyone sends `Nop` and some
+//! meter counted something, then reset. The counter is the one the root task started
+//! (aarch64 cycle counter at every exception level; riscv64 `instret`), which counts guest
+//! instructions under QEMU's `-icount`.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// A sum of instructions and a count of events.
+pub struct Meter {
+    name: &'static str,
+    instructions: AtomicU64,
+    events: AtomicU64,
+}
+
+pub static ZERO: Meter = Meter::new("zero");
+pub static FAULT: Meter = Meter::new("fault-server");
+pub static FAULT_CORE: Meter = Meter::new("fault-core");
+pub static MAP: Meter = Meter::new("page-map");
+
+impl Meter {
+    const fn new(name: &'static str) -> Meter {
+        Meter { name, instructions: AtomicU64::new(0), events: AtomicU64::new(0) }
+    }
+
+    /// Count one event that started at `start` (a value of [`now`]).
+    pub fn add(&self, start: u64) {
+        self.instructions.fetch_add(now().wrapping_sub(start), Ordering::Relaxed);
+        self.events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn report(&self) {
+        let i = self.instructions.swap(0, Ordering::Relaxed);
+        let n = self.events.swap(0, Ordering::Relaxed);
+        crate::say!("BENCH-INSTR {} {}", self.name, i * 10 / n.max(1));
+        crate::say!("BENCH-EVENTS {} {n}", self.name);
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub fn now() -> u64 {
+    let v: u64;
+    // SAFETY: reading PMCCNTR_EL0, which the kernel lets user level read in bench builds
+    // (KernelArmExportPMUUser), has no side effect.
+    unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nostack)) };
+    v
+}
+
+#[cfg(target_arch = "riscv64")]
+pub fn now() -> u64 {
+    let v: u64;
+    // SAFETY: reading the instret counter has no side effect.
+    unsafe { core::arch::asm!("rdinstret {}", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+/// Print every meter and start over, if any counted something (so that a run of `Nop`s,
+/// the null-request benchmark, prints nothing after the first).
+pub fn report() {
+    let all = [&ZERO, &FAULT, &FAULT_CORE, &MAP];
+    if all.iter().all(|m| m.events.load(Ordering::Relaxed) == 0) {
+        return;
+    }
+    ZERO.report();
+    FAULT.report();
+    FAULT_CORE.report();
+    MAP.report();
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""The table of `make bench-sel4` for one arch, from the serial logs of its two runs.
+
+The benchmark client prints `BENCH-INSTR <op> <tenths>` (guest instructions per operation,
+on the benchmark kernel) and `BENCH-ENTRIES <op> <tenths>` (kernel entries per operation,
+on the kernel that logs them); the server prints `BENCH-INSTR zero <tenths>` (what zeroing
+one frame costs it). This prints `BENCH <op> <instructions> <entries>` per operation, then
+op | ours | Linux | ours/Linux, with the Linux reference values measured in the same QEMU
+machine (Linux 6.1 arm64 / 6.12 riscv64, -smp 1 -icount shift=0), and the aarch64 targets.
+
+`fault` is `fault-clean` plus `zero`: Linux zeroes the page inside its fault; the server
+zeroes frames when a client is destroyed (or on demand), so that cost is added.
+
+usage: bench-report.py --arch ARCH --instr LOG --entries LOG
+Exit status 1 if a log holds no BENCH lines or BENCH-FAIL.
+"""
+
+import argparse
+import re
+import sys
+
+LINUX = {
+    "aarch64": {
+        "fault": 3300, "populate": 3161, "munmap-populated": 1395, "mmap-munmap": 14648,
+        "mmap-touch-munmap": 21396, "mprotect": 2774, "mprotect-split": 13266,
+        "shm-cycle": 32699, "shm-cycle-touch": 41298, "cow-fault": 5015, "null-request": 510,
+    },
+    "riscv64": {
+        "fault": 8489, "populate": 8042, "munmap-populated": 2705, "mmap-munmap": 13026,
+        "mmap-touch-munmap": 20967, "mprotect": 3302, "mprotect-split": 9957,
+        "shm-cycle": 32502, "shm-cycle-touch": 43435, "cow-fault": 6153, "null-request": 443,
+    },
+}
+
+# aarch64 targets of the speed issue (riscv64: at most 0.85x Linux).
+TARGETS = {
+    "fault": 2800, "fault-around": 1000, "populate": 1500, "cow-fault": 4000, "mprotect": 2500,
+    "null-request": 1200, "mmap-munmap": 7000, "shm-cycle": 16000,
+}
+
+ORDER = [
+    "fault", "fault-clean", "zero", "fault-cold", "fault-around", "touch", "populate",
+    "munmap-populated", "mmap-munmap", "mmap-touch-munmap", "mprotect", "mprotect-split",
+    "shm-cycle", "shm-cycle-touch", "cow-fault", "null-request",
+]
+
+
+def read(path, tag):
+    values = {}
+    failed = []
+    try:
+        text = open(path, "rb").read().decode("utf-8", "replace").replace("\r", "")
+    except OSError as e:
+        sys.exit(f"bench-report: {e}")
+    for line in text.splitlines():
+        m = re.match(rf"^BENCH-{tag} (\S+) (\d+)$", line)
+        if m:
+            values[m.group(1)] = int(m.group(2)) / 10
+        if line.startswith("BENCH-FAIL"):
+            failed.append(line)
+    return values, failed
+
+
+def fmt(x):
+    if x is None:
+        return "-"
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", required=True)
+    ap.add_argument("--instr", required=True)
+    ap.add_argument("--entries", required=True)
+    a = ap.parse_args()
+    instr, f1 = read(a.instr, "INSTR")
+    entries, f2 = read(a.entries, "ENTRIES")
+    if f1 or f2 or not instr:
+        for line in f1 + f2:
+            print(line)
+        print(f"bench-report: no complete benchmark output for {a.arch}", file=sys.stderr)
+        return 1
+    if "fault-clean" in instr and "zero" in instr:
+        instr["fault"] = instr["fault-clean"] + instr["zero"]
+    if "fault-clean" in entries:
+        entries["fault"] = entries["fault-clean"]
+    print(f"==> bench-sel4 {a.arch}")
+    for op in ORDER + sorted(set(instr) - set(ORDER)):
+        if op in instr:
+            print(f"BENCH {op} {instr[op]:.0f} {fmt(entries.get(op))}")
+    linux = LINUX.get(a.arch, {})
+    print()
+    print(f"| op ({a.arch}) | ours (instructions) | kernel entries | Linux | ours/Linux | target |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for op in ORDER:
+        if op not in instr:
+            continue
+        ours = instr[op]
+        lx = linux.get(op)
+        ratio = f"{ours / lx:.2f}" if lx else "-"
+        if a.arch == "aarch64":
+            target = fmt(TARGETS.get(op)) if op in TARGETS else "-"
+        else:
+            target = fmt(0.85 * lx) if lx else "-"
+        print(f"| {op} | {fmt(ours)} | {fmt(entries.get(op))} | {fmt(lx)} | {ratio} | {target} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
