@@ -212,7 +212,10 @@ SEL4_ENV := env -u RUSTUP_TOOLCHAIN -u RUSTC_WRAPPER -u RUSTC_WORKSPACE_WRAPPER 
 	SEL4_PREFIX=$(SEL4_PREFIX) RUST_TARGET_PATH=$(SPECS_DIR) LIBCLANG_PATH=$(LIBCLANG_PATH)
 BUILD_STD := -Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compiler-builtins-mem
 # rustc 1.96 accepts custom target JSON (our specs) only with -Zunstable-options.
-SEL4_RUSTFLAGS := --config 'build.rustflags=["-Zunstable-options"]'
+# The cfg carries a hash of our target specs: cargo does not notice when a custom target's
+# JSON changes (same name), so without it a changed spec would leave stale builds.
+SPECS_HASH = $(shell cat $(SPECS_DIR)/*.json 2>/dev/null | sha256sum | cut -c1-16)
+SEL4_RUSTFLAGS = --config 'build.rustflags=["-Zunstable-options", "--cfg", "sel4_specs=\"$(SPECS_HASH)\""]'
 
 .PHONY: deps check-deps setup-sel4 check-arch target-specs kernel loader-src loader add-payload components \
 	root-task image boot boot-all simulate simulate-arch docker-simulate clean-sel4
@@ -326,19 +329,26 @@ target-specs: setup-cross
 	@python3 scripts/gen-target-specs.py --rustc $(DEB_RUSTC) --out-dir $(SPECS_DIR) $(SEL4_ARCHES)
 
 # --- Server, clients, root task (workspace root-task/, outside the host workspace) ------
-# Build order: the memory server (package mem-server-sel4, binary mem-server) and the
-# scenario client (binary scenario-client) for the plain <arch>-sel4 target, then the root
-# task for <arch>-sel4-roottask, which embeds both ELFs (include_bytes! of the paths in
+# Build order: the memory server (package mem-server-sel4, binary mem-server) for the
+# <arch>-sel4-nofpu target (no floating-point or vector registers: the root task gives its
+# TCB seL4's fpuDisabled flag, so IPC with it never switches FPU state), the scenario client
+# (binary scenario-client) for the plain <arch>-sel4 target, then the root task for
+# <arch>-sel4-roottask, which embeds both ELFs (include_bytes! of the paths in
 # MEM_SERVER_ELF and SCENARIO_CLIENT_ELF).
-SEL4_CARGO_FLAGS := $(BUILD_STD) -Zunstable-options $(SEL4_RUSTFLAGS) --profile $(SEL4_PROFILE) $(LOCKED)
+SEL4_CARGO_FLAGS = $(BUILD_STD) -Zunstable-options $(SEL4_RUSTFLAGS) --profile $(SEL4_PROFILE) $(LOCKED)
 ROOT_TASK_ELF    := $(CARGO_SEL4_DIR)/$(ROOTTASK_TARGET)/$(SEL4_PROFILE_DIR)/root-task.elf
-SERVER_ELF       := $(CARGO_SEL4_DIR)/$(SEL4_TARGET)/$(SEL4_PROFILE_DIR)/mem-server.elf
+SERVER_TARGET    := $(SEL4_TARGET)-nofpu
+SERVER_ELF       := $(CARGO_SEL4_DIR)/$(SERVER_TARGET)/$(SEL4_PROFILE_DIR)/mem-server.elf
 CLIENT_ELF       := $(CARGO_SEL4_DIR)/$(SEL4_TARGET)/$(SEL4_PROFILE_DIR)/scenario-client.elf
 
 components: check-arch check-deps setup-sel4 target-specs kernel
-	@echo "==> memory server and scenario client for $(ARCH) ($(SEL4_TARGET), $(SEL4_PROFILE))"
+	@echo "==> memory server for $(ARCH) ($(SERVER_TARGET), $(SEL4_PROFILE))"
 	$(SEL4_ENV) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
-	  --manifest-path root-task/Cargo.toml -p mem-server-sel4 -p scenario-client $(SERVER_FEATURES) \
+	  --manifest-path root-task/Cargo.toml -p mem-server-sel4 $(SERVER_FEATURES) \
+	  --target $(SERVER_TARGET) --target-dir $(CARGO_SEL4_DIR)
+	@echo "==> scenario client for $(ARCH) ($(SEL4_TARGET), $(SEL4_PROFILE))"
+	$(SEL4_ENV) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
+	  --manifest-path root-task/Cargo.toml -p scenario-client \
 	  --target $(SEL4_TARGET) --target-dir $(CARGO_SEL4_DIR)
 	@test -f $(SERVER_ELF) && test -f $(CLIENT_ELF)
 

@@ -15,6 +15,19 @@ and change only:
   - root-task variants: "-z max-page-size=4096 --no-rosegment" appended to the gnu-lld
     pre-link arguments (smaller p_align, no gap between segments).
 
+`<arch>-sel4-nofpu` is the same for a process that never touches floating-point or vector
+registers (the memory server): derived from the builtin target without them (aarch64
+`-softfloat`; riscv64imac has none anyway). Its TCB can then carry seL4's fpuDisabled flag,
+and switching to and from it never saves or restores FPU state.
+
+aarch64, except the root task: "+strict-align" is dropped from "features". The bare-metal
+builtin has it because code there may run with the MMU off (all memory Device, where an
+unaligned access faults); seL4 processes run with their memory mapped Normal and alignment
+checking off, like Linux processes, whose target has no strict-align either. With it, LLVM
+cannot inline a copy it cannot prove aligned and calls a byte-shifting `memcpy` instead
+(moving a 136-byte reply enum cost ~250 instructions per copy). The root task keeps it (it
+touches device memory).
+
 Usage: gen-target-specs.py --rustc RUSTC --out-dir DIR [ARCH ...]
 ARCH is aarch64 or riscv64 (default: both).
 """
@@ -25,10 +38,10 @@ import os
 import subprocess
 import sys
 
-# our arch name -> (target name prefix, rustc builtin target it derives from)
+# our arch name -> (target name prefix, builtin target, builtin target without FPU)
 ARCHES = {
-    "aarch64": ("aarch64", "aarch64-unknown-none"),
-    "riscv64": ("riscv64imac", "riscv64imac-unknown-none-elf"),
+    "aarch64": ("aarch64", "aarch64-unknown-none", "aarch64-unknown-none-softfloat"),
+    "riscv64": ("riscv64imac", "riscv64imac-unknown-none-elf", "riscv64imac-unknown-none-elf"),
 }
 
 LINKER_FLAVOR = "gnu-lld"
@@ -49,6 +62,9 @@ def builtin_spec(rustc, target):
 
 def sel4_spec(builtin, root_task):
     spec = json.loads(json.dumps(builtin))  # deep copy
+    if spec.get("arch") == "aarch64" and not root_task:
+        features = [f for f in spec.get("features", "").split(",") if f and f != "+strict-align"]
+        spec["features"] = ",".join(features)
     if spec.get("linker-flavor") != LINKER_FLAVOR:
         sys.exit(f"error: expected linker-flavor {LINKER_FLAVOR!r}, got {spec.get('linker-flavor')!r}")
     spec["exe-suffix"] = ".elf"
@@ -86,12 +102,13 @@ def main():
     for arch in args.arches:
         if arch not in ARCHES:
             sys.exit(f"error: unknown arch {arch!r} (known: {', '.join(sorted(ARCHES))})")
-        prefix, builtin_target = ARCHES[arch]
+        prefix, builtin_target, nofpu_target = ARCHES[arch]
         builtin = builtin_spec(args.rustc, builtin_target)
-        for root_task in (False, True):
-            name = f"{prefix}-sel4" + ("-roottask" if root_task else "")
+        nofpu = builtin_spec(args.rustc, nofpu_target)
+        for suffix, base, root_task in (("", builtin, False), ("-roottask", builtin, True), ("-nofpu", nofpu, False)):
+            name = f"{prefix}-sel4{suffix}"
             path = os.path.join(args.out_dir, name + ".json")
-            changed = write_if_changed(path, sel4_spec(builtin, root_task))
+            changed = write_if_changed(path, sel4_spec(base, root_task))
             print(f"{'wrote' if changed else 'up to date'}: {path}")
 
 

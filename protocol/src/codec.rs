@@ -212,14 +212,38 @@ pub fn from_words<'a>(words: &[u64], out: &'a mut [u8]) -> Result<&'a [u8], Prot
 }
 
 fn encode<'a, T: Serialize>(value: &T, buf: &'a mut [u8]) -> Result<&'a mut [u8], ProtocolError> {
-    let out = postcard::to_slice(value, buf).map_err(|e| match e {
+    let len = postcard::serialize_with_flavor(value, Bytes { buf, len: 0 }).map_err(|e| match e {
         postcard::Error::SerializeBufferFull => ProtocolError::BufferTooSmall,
         _ => ProtocolError::Malformed,
     })?;
-    if out.len() > MAX_MESSAGE_BYTES {
+    if len > MAX_MESSAGE_BYTES {
         return Err(ProtocolError::TooLarge);
     }
-    Ok(out)
+    Ok(&mut buf[..len])
+}
+
+/// postcard's output into a byte slice, one byte at a time. postcard's own `Slice` flavor
+/// copies each field's bytes with a `memcpy` call; messages are tens of bytes made of
+/// one-to-ten-byte varints, for which a call costs more than the bytes.
+struct Bytes<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Bytes<'_> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        let slot = self.buf.get_mut(self.len).ok_or(postcard::Error::SerializeBufferFull)?;
+        *slot = byte;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.len)
+    }
 }
 
 fn decode<'a, T: Deserialize<'a>>(

@@ -151,6 +151,11 @@ pub fn start(objs: &mut Objects, scratch: &Scratch, parts: &ServerParts) -> sel4
         ipc,
     )?;
     tcb.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), SERVER_PRIORITY, SERVER_PRIORITY)?;
+    // The server is built without floating-point or vector registers (the `-nofpu` target):
+    // with this flag the kernel never saves or restores FPU state when it switches to or from
+    // the server (otherwise every IPC with a client would), and the client stays the owner.
+    let no_fpu = sel4::TcbFlagsBuilder::new().fpu_disabled(true).build();
+    tcb.tcb_set_flags(0, no_fpu)?;
     let mut ctx = sel4::UserContext::default();
     *ctx.pc_mut() = entry as sel4::Word;
     tcb.tcb_write_all_registers(true, &mut ctx)?;

@@ -11,10 +11,15 @@
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use mem_protocol::{Errno, PageSize};
 
 use crate::kernel::{Geometry, Kernel, Slot};
 use crate::res::Res;
+
+/// log2 of the bytes one leaf table (of 4 KiB entries) covers, and of a small page.
+const LEAF_SPAN: u32 = 21;
+const PAGE_BYTES: u64 = 4096;
 
 const LEAF: u64 = 1 << 63;
 const COW: u64 = 1 << 62;
@@ -111,12 +116,29 @@ pub struct PageTree {
     free: Vec<u32>,
     /// Mapped pages (4 KiB units).
     pub pages: u64,
+    /// The last leaf table (4 KiB entries) a walk reached: `(vaddr >> 21) + 1` of the
+    /// 2 MiB range it covers (0: none) and its index in `tables`. Faults and range
+    /// operations touch neighbouring pages, so most walks end in the same table; a leaf
+    /// table, once made, stays until `take_tables`, which clears this.
+    hint: Cell<(u64, u32)>,
 }
 
 impl PageTree {
     pub fn new(geo: Geometry, vspace: Slot) -> Self {
         let root = Table { cap: 0, used: 0, entries: vec![0; geo.entries(0)].into_boxed_slice() };
-        PageTree { geo, vspace, tables: vec![root], free: Vec::new(), pages: 0 }
+        PageTree { geo, vspace, tables: vec![root], free: Vec::new(), pages: 0, hint: Cell::new((0, 0)) }
+    }
+
+    /// Index of the leaf table covering `vaddr`, if it is the hinted one.
+    #[inline]
+    fn hinted(&self, vaddr: u64) -> Option<usize> {
+        let (tag, t) = self.hint.get();
+        (tag == (vaddr >> LEAF_SPAN) + 1).then_some(t as usize)
+    }
+
+    #[inline]
+    fn remember(&self, vaddr: u64, t: usize) {
+        self.hint.set(((vaddr >> LEAF_SPAN) + 1, t as u32));
     }
 
     pub fn vspace(&self) -> Slot {
@@ -129,8 +151,16 @@ impl PageTree {
 
     /// The leaf covering `vaddr`: its entry, size, and the page's base address.
     pub fn lookup(&self, vaddr: u64) -> Option<(Pte, PageSize, u64)> {
+        let small = self.geo.leaf_level(PageSize::Small);
+        if let Some(t) = self.hinted(vaddr) {
+            let e = self.tables[t].entries[self.geo.index(small, vaddr)];
+            return (e & LEAF != 0).then_some((Pte(e), PageSize::Small, vaddr & !(PAGE_BYTES - 1)));
+        }
         let mut t = 0usize;
         for level in 0..self.geo.levels {
+            if level == small {
+                self.remember(vaddr, t);
+            }
             let e = self.tables[t].entries[self.geo.index(level, vaddr)];
             if e == 0 {
                 return None;
@@ -159,6 +189,9 @@ impl PageTree {
         size: PageSize,
     ) -> (u32, Result<(), Errno>) {
         let leaf = self.geo.leaf_level(size);
+        if size == PageSize::Small && self.hinted(vaddr).is_some() {
+            return (0, Ok(()));
+        }
         let mut t = 0usize;
         let mut created = 0;
         for level in 0..leaf {
@@ -201,6 +234,11 @@ impl PageTree {
 
     fn leaf_slot(&mut self, vaddr: u64, size: PageSize) -> Option<(usize, usize)> {
         let leaf = self.geo.leaf_level(size);
+        if size == PageSize::Small {
+            if let Some(t) = self.hinted(vaddr) {
+                return Some((t, self.geo.index(leaf, vaddr)));
+            }
+        }
         let mut t = 0usize;
         for level in 0..leaf {
             let e = self.tables[t].entries[self.geo.index(level, vaddr)];
@@ -208,6 +246,9 @@ impl PageTree {
                 return None;
             }
             t = (e - 1) as usize;
+        }
+        if size == PageSize::Small {
+            self.remember(vaddr, t);
         }
         Some((t, self.geo.index(leaf, vaddr)))
     }
@@ -296,12 +337,16 @@ impl PageTree {
         let root = Table { cap: 0, used: 0, entries: vec![0; self.geo.entries(0)].into_boxed_slice() };
         self.tables = vec![root];
         self.free.clear();
+        self.hint.set((0, 0));
         caps
     }
 
     /// Tables missing on the path to the leaf entry for a page of `size` at `vaddr`.
     pub fn missing_on_path(&self, vaddr: u64, size: PageSize) -> u32 {
         let leaf = self.geo.leaf_level(size);
+        if size == PageSize::Small && self.hinted(vaddr).is_some() {
+            return 0;
+        }
         let mut t = 0usize;
         for level in 0..leaf {
             let e = self.tables[t].entries[self.geo.index(level, vaddr)];

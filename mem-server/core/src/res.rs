@@ -87,6 +87,10 @@ pub struct Res {
     link: Vec<Slot>,
     pub devices: Vec<Device>,
     refs: Vec<u32>,
+    /// Per slot: index in `uts` of the untyped the object in it was retyped from
+    /// ([`NO_UT`]: none, or not from a pooled batch). The same as looking the slot up in
+    /// `batches`, in O(1): the fault path asks it for every frame it takes or frees.
+    ut_of: Vec<u16>,
     batch: u32,
     /// Where small frames are mapped in the server for good (`frame slot * 4 KiB` from this
     /// base: the direct map), if they are.
@@ -100,6 +104,10 @@ pub struct Res {
 /// Up to this many objects per `Untyped_Retype` (seL4's fan-out limit is 256).
 pub const MAX_BATCH: u32 = 256;
 
+/// `Res::ut_of` of a slot that holds no pooled object; also one more than the most RAM
+/// untypeds the server uses (seL4 hands out a few hundred at most).
+const NO_UT: u16 = u16::MAX;
+
 impl Res {
     pub fn new(untypeds: &[UntypedDesc], slot_lo: Slot, slot_hi: Slot, batch: u32, direct: Option<u64>) -> Self {
         let mut uts: Vec<Untyped> = untypeds
@@ -110,6 +118,7 @@ impl Res {
         // Small objects come from the smallest untypeds, large ones from the largest, so
         // 2 MiB alignment rarely wastes memory.
         uts.sort_by_key(|u| (u.desc.size_bits, u.desc.paddr));
+        uts.truncate(usize::from(NO_UT));
         let devices = untypeds
             .iter()
             .filter(|u| u.device)
@@ -123,6 +132,7 @@ impl Res {
             link: alloc::vec![0; slot_hi as usize],
             devices,
             refs: alloc::vec![0; slot_hi as usize],
+            ut_of: alloc::vec![NO_UT; slot_hi as usize],
             batch: batch.clamp(1, MAX_BATCH),
             direct,
             direct_copies: 0,
@@ -192,6 +202,7 @@ impl Res {
             u.watermark = start + size * u64::from(n);
             let copies = if ty == ObjectType::SmallPage { self.direct_map(k, first, n) } else { 0 };
             self.batches.insert(first, Batch { ut: i as u32, count: n, copies });
+            self.set_origin(first, n, i as u16);
             return Ok((first, n));
         }
         Err(Errno::NoMem)
@@ -239,8 +250,18 @@ impl Res {
     }
 
     fn origin(&self, slot: Slot) -> Option<usize> {
-        let (&first, b) = self.batches.range(..=slot).next_back()?;
-        (slot < first + b.count).then_some(b.ut as usize)
+        match self.ut_of.get(slot as usize) {
+            Some(&NO_UT) | None => None,
+            Some(&i) => Some(usize::from(i)),
+        }
+    }
+
+    /// Record that slots `first .. first + n` hold objects of untyped `ut` (or none).
+    fn set_origin(&mut self, first: Slot, n: u32, ut: u16) {
+        let (a, b) = (first as usize, (first + n) as usize);
+        if let Some(s) = self.ut_of.get_mut(a..b) {
+            s.fill(ut);
+        }
     }
 
     fn take_live(&mut self, slot: Slot) {
@@ -405,6 +426,7 @@ impl Res {
     fn forget_batch(&mut self, s: Slot) {
         if let Some(b) = self.batches.remove(&s) {
             debug_assert_eq!(b.count, 1);
+            self.set_origin(s, b.count, NO_UT);
         }
     }
 
@@ -512,6 +534,7 @@ impl Res {
                 n += 1;
             }
             self.batches.remove(&first);
+            self.set_origin(first, b.count, NO_UT);
         }
         for (i, u) in self.uts.iter_mut().enumerate() {
             if idle[i] && !refused[i] {

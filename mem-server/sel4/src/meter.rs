@@ -63,6 +63,46 @@ pub fn now() -> u64 {
     v
 }
 
+/// Meters per request tag (`Request::tag`): `request` the server's whole user-level part
+/// of a request (from the message's arrival to the reply, decode and encode included),
+/// `dispatch` the part in `MemCore::dispatch`. Printed (and reset) when the administrator
+/// sends `Nop`, as `BENCH-INSTR <name>-<tag> <tenths per request>`.
+pub struct TagMeters {
+    name: &'static str,
+    instructions: [AtomicU64; TAGS],
+    events: [AtomicU64; TAGS],
+}
+
+const TAGS: usize = 32;
+
+pub static REQUEST: TagMeters = TagMeters::new("request");
+pub static DISPATCH: TagMeters = TagMeters::new("dispatch");
+
+impl TagMeters {
+    const fn new(name: &'static str) -> TagMeters {
+        #[allow(clippy::declare_interior_mutable_const)]
+        const Z: AtomicU64 = AtomicU64::new(0);
+        TagMeters { name, instructions: [Z; TAGS], events: [Z; TAGS] }
+    }
+
+    /// Count one request of `tag` that started at `start`.
+    pub fn add(&self, tag: u32, start: u64) {
+        let t = (tag as usize).min(TAGS - 1);
+        self.instructions[t].fetch_add(now().wrapping_sub(start), Ordering::Relaxed);
+        self.events[t].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn report(&self) {
+        for t in 0..TAGS {
+            let n = self.events[t].swap(0, Ordering::Relaxed);
+            let i = self.instructions[t].swap(0, Ordering::Relaxed);
+            if n > 0 {
+                crate::say!("BENCH-INSTR {}-{t} {}", self.name, i * 10 / n);
+            }
+        }
+    }
+}
+
 /// Print every meter and start over, if any counted something (so that a run of `Nop`s,
 /// the null-request benchmark, prints nothing after the first).
 pub fn report() {

@@ -84,10 +84,15 @@ impl Server {
     fn handle(&mut self, info: &MessageInfo, badge: u64) -> Answer {
         #[cfg(feature = "bench")]
         let start = crate::meter::now();
+        // The request's tag is its first byte (read before the reply overwrites it).
+        #[cfg(feature = "bench")]
+        let tag = sel4::with_ipc_buffer(|ipc| ipc.msg_regs()[1] & 0x7f) as u32;
         let answer = self.handle_inner(info, badge);
         #[cfg(feature = "bench")]
         if info.label() == seL4_Fault_tag::seL4_Fault_VMFault {
             crate::meter::FAULT.add(start);
+        } else if info.label() == REQUEST_LABEL {
+            crate::meter::REQUEST.add(tag, start);
         }
         answer
     }
@@ -168,8 +173,16 @@ impl Server {
         #[cfg(feature = "bench")]
         if req == Request::Nop {
             crate::meter::report();
+            if sender == ADMIN_BADGE {
+                crate::meter::REQUEST.report();
+                crate::meter::DISPATCH.report();
+            }
         }
+        #[cfg(feature = "bench")]
+        let start = crate::meter::now();
         let answer = self.serve(sender, &req);
+        #[cfg(feature = "bench")]
+        crate::meter::DISPATCH.add(req.tag(), start);
         let cap = match answer.cap.map(|slot| self.export(slot)) {
             None => None,
             Some(Ok(c)) => Some(c),
@@ -223,22 +236,27 @@ fn reply(r: &Reply, cap: Option<Slot>) -> MessageInfo {
     MessageInfo::new(0, 0, usize::from(cap.is_some()), n)
 }
 
-/// Address and access kind of a VM-fault message, or `None` if it is not one.
+/// Address and access kind of a VM-fault message, or `None` if it is not one. Read straight
+/// from the message registers (`sel4::Fault::new` builds the whole fault record first).
 fn decode_vm_fault(info: &MessageInfo) -> Option<(u64, Access)> {
-    // `sel4::Fault::new` asserts the length; only ask it once the length is right.
+    use seL4_VMFault_Msg::{seL4_VMFault_Addr, seL4_VMFault_FSR, seL4_VMFault_PrefetchFault};
     if info.length() != seL4_VMFault_Msg::seL4_VMFault_Length as usize {
         return None;
     }
-    let sel4::Fault::VmFault(f) = sel4::with_ipc_buffer(|ipc| sel4::Fault::new(ipc, info)) else {
-        return None;
-    };
-    let f = f.inner();
-    let access = if f.get_PrefetchFault() != 0 {
+    let (addr, prefetch, fsr) = sel4::with_ipc_buffer(|ipc| {
+        let mr = ipc.msg_regs();
+        (
+            mr[seL4_VMFault_Addr as usize],
+            mr[seL4_VMFault_PrefetchFault as usize],
+            mr[seL4_VMFault_FSR as usize],
+        )
+    });
+    let access = if prefetch != 0 {
         Access::Exec
     } else {
-        data_access(f.get_FSR())
+        data_access(fsr)
     };
-    Some((f.get_Addr(), access))
+    Some((addr, access))
 }
 
 /// Read or write, from a data fault's status: riscv64 reports `scause` (15 store/AMO page
