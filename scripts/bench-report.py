@@ -8,8 +8,10 @@ one frame costs it). This prints `BENCH <op> <instructions> <entries>` per opera
 op | ours | Linux | ours/Linux, with the Linux reference values measured in the same QEMU
 machine (Linux 6.1 arm64 / 6.12 riscv64, -smp 1 -icount shift=0), and the aarch64 targets.
 
-`fault` is `fault-clean` plus `zero`: Linux zeroes the page inside its fault; the server
-zeroes frames when a client is destroyed (or on demand), so that cost is added.
+Each `<op>` that touches or populates one page per operation (`fault`, `fault-around`,
+`populate`, `mmap-touch-munmap`, `shm-cycle-touch`) is `<op>-clean` (measured on clean
+frames) plus `zero`: Linux zeroes the page inside its fault; the server zeroes frames when
+a client is destroyed (or on demand), so that cost is added per page.
 
 usage: bench-report.py --arch ARCH --instr LOG --entries LOG
 Exit status 1 if a log holds no BENCH lines or BENCH-FAIL.
@@ -39,9 +41,10 @@ TARGETS = {
 }
 
 ORDER = [
-    "fault", "fault-clean", "zero", "fault-cold", "fault-around", "touch", "populate",
-    "munmap-populated", "mmap-munmap", "mmap-touch-munmap", "mprotect", "mprotect-split",
-    "shm-cycle", "shm-cycle-touch", "cow-fault", "null-request",
+    "fault", "fault-clean", "zero", "fault-cold", "fault-around", "fault-around-clean", "touch",
+    "populate", "populate-clean", "munmap-populated", "mmap-munmap", "mmap-touch-munmap",
+    "mmap-touch-munmap-clean", "mprotect", "mprotect-split", "shm-cycle", "shm-cycle-touch",
+    "shm-cycle-touch-clean", "cow-fault", "null-request",
 ]
 
 
@@ -80,10 +83,11 @@ def main():
             print(line)
         print(f"bench-report: no complete benchmark output for {a.arch}", file=sys.stderr)
         return 1
-    if "fault-clean" in instr and "zero" in instr:
-        instr["fault"] = instr["fault-clean"] + instr["zero"]
-    if "fault-clean" in entries:
-        entries["fault"] = entries["fault-clean"]
+    for op in ("fault", "fault-around", "populate", "mmap-touch-munmap", "shm-cycle-touch"):
+        if f"{op}-clean" in instr and "zero" in instr:
+            instr[op] = instr[f"{op}-clean"] + instr["zero"]
+        if f"{op}-clean" in entries:
+            entries[op] = entries[f"{op}-clean"]
     print(f"==> bench-sel4 {a.arch}")
     for op in ORDER + sorted(set(instr) - set(ORDER)):
         if op in instr:

@@ -14,11 +14,18 @@
 //! own cost (`touch`, a store to a mapped page) subtracted.
 //!
 //! The warm-up client (21) touches `WARM_PAGES` pages and stops; the root task destroys it,
-//! so the server's pool holds clean (zeroed) frames: steady state for `fault-clean`.
-//! `fault-cold` is measured first, before that, on frames retyped on demand. What zeroing a
-//! frame costs the server (it zeroes the frames of a destroyed client at once, and others
-//! on demand) is measured by the server itself (`zero`, bench builds); the report adds it to
-//! `fault-clean` as `fault`.
+//! so the server's pool holds clean (zeroed) frames: the steady state, in which every
+//! operation that touches or populates pages finds clean frames (`fault-clean`,
+//! `fault-around-clean`, `populate-clean`, `mmap-touch-munmap-clean`,
+//! `shm-cycle-touch-clean`). `fault-cold` is measured first, before that, on frames retyped
+//! on demand. What zeroing a frame costs the server (it zeroes the frames of a destroyed
+//! client at once, and others on demand) is measured by the server itself (`zero`, bench
+//! builds); the report adds it once per page to each `-clean` operation (`fault` =
+//! `fault-clean` + `zero`, ...).
+//!
+//! `fault-around`: the same first touches in address order, where the server maps up to 15
+//! pages ahead of the faulting one (fault-around, on by default for in-order touches); the
+//! other fault operations touch pages last-first, so each of their faults maps one page.
 //!
 //! `cow-fault`: 256 touched pages, STEP(1) — the root task clones this space (the clone
 //! holds every page) — then one store per page.
@@ -40,8 +47,10 @@ const AREA_PAGES: u64 = 256;
 /// Fault areas start here, each one page past a 2 MiB boundary.
 const FAULT_BASE: u64 = 0x20_0000_1000;
 const AREA_STRIDE: u64 = 2 << 20;
-/// Pages the warm-up client touches.
-pub const WARM_PAGES: u64 = 2 * N;
+/// Pages the warm-up client touches: enough clean frames for every page the operations
+/// below touch or populate (about 5 N + 768), so each of them finds a clean frame and the
+/// report adds what zeroing it cost (`-clean` operations).
+pub const WARM_PAGES: u64 = 6 * N;
 
 /// What is counted: instructions, or kernel entries.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,10 +165,20 @@ fn fault_addr(first: u64, i: u64) -> u64 {
     FAULT_BASE + (first + i / AREA_PAGES) * AREA_STRIDE + (i % AREA_PAGES) * PAGE_SIZE
 }
 
-/// One store into each of `n` pages of the fault areas from area `first`.
+/// One store into each of `n` pages of the fault areas from area `first`, last page first:
+/// the page below a faulting page is never mapped yet, so the server's fault-around (which
+/// maps ahead only for in-order touches) stays out: every fault maps one page.
 fn touch_pages(first: u64, n: u64) {
-    for i in 0..n {
+    for i in (0..n).rev() {
         // SAFETY: the pages lie in RW areas this client mapped (fault_areas).
+        unsafe { poke(fault_addr(first, i), i) };
+    }
+}
+
+/// The same stores in address order (fault-around applies).
+fn touch_pages_in_order(first: u64, n: u64) {
+    for i in 0..n {
+        // SAFETY: as above.
         unsafe { poke(fault_addr(first, i), i) };
     }
 }
@@ -220,8 +239,14 @@ pub fn run(c: &mut Client) -> Outcome {
     let _ = c.nop();
     let clean = k.measure(|| touch_pages(a1, N)).saturating_sub(base);
     let _ = c.nop();
-    unmap_areas(c, a1, N)?;
     k.report("fault-clean", clean, N);
+    // Sequential first touch (fault-around), on the other half of the warm-up's frames.
+    let a2 = 10;
+    fault_areas(c, a2, N)?;
+    let around = k.measure(|| touch_pages_in_order(a2, N)).saturating_sub(base);
+    k.report("fault-around-clean", around, N);
+    unmap_areas(c, a2, N)?;
+    unmap_areas(c, a1, N)?;
 
     // MAP_POPULATE per page, and munmap per populated page.
     let len = AREA_PAGES * PAGE_SIZE;
@@ -231,7 +256,7 @@ pub fn run(c: &mut Client) -> Outcome {
             let _ = c.mmap(FAULT_BASE + a * AREA_STRIDE, len, PROT_RW, flags);
         }
     });
-    k.report("populate", t, N);
+    k.report("populate-clean", t, N);
     let t = k.measure(|| {
         for a in 0..N / AREA_PAGES {
             let _ = c.munmap(FAULT_BASE + a * AREA_STRIDE, len);
@@ -257,7 +282,7 @@ pub fn run(c: &mut Client) -> Outcome {
             }
         }
     });
-    k.report("mmap-touch-munmap", t, N);
+    k.report("mmap-touch-munmap-clean", t, N);
 
     let a = c.mmap(0, 3 * PAGE_SIZE, PROT_RW, anon).or_fail(2003)?;
     for p in 0..3 {
@@ -293,7 +318,7 @@ pub fn run(c: &mut Client) -> Outcome {
             let _ = shm_cycle(c, true);
         }
     });
-    k.report("shm-cycle-touch", t, N);
+    k.report("shm-cycle-touch-clean", t, N);
 
     // The first Nop lets a bench server print its meters; the measured ones find nothing
     // to print.

@@ -2,7 +2,7 @@
 //!
 //! - no page, anonymous area: a zeroed frame (a 2 MiB one when the aligned 2 MiB chunk lies
 //!   in the area and nothing is mapped under it), mapped with its original cap, plus up to
-//!   `fault_around` neighbouring lazy pages;
+//!   `fault_around` following lazy pages when the access looks sequential;
 //! - no page, shared object area: the object's frame (allocated on first touch, filled from
 //!   the backend store for backend caches), mapped through a cap copy;
 //! - no page, private backend area: a private copy of the backend page;
@@ -103,7 +103,7 @@ impl<K: Kernel> MemCore<K> {
                 }
                 self.fill_anon(client, area, page)?;
                 let mut n = 1;
-                let around = u64::from(self.cfg.fault_around);
+                let around = self.around(client, start, page);
                 let mut next = page + PAGE_SIZE;
                 while n <= around && next < area.end {
                     let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
@@ -133,6 +133,23 @@ impl<K: Kernel> MemCore<K> {
                 Ok(1)
             }
             AreaKind::Dead => Err(Errno::Fault),
+        }
+    }
+
+    /// How many pages after `page` (just mapped, in the area starting at `start`) to map
+    /// as well: `Config::fault_around`, and with `fault_around_sequential` only when the
+    /// access looks sequential (the page before is mapped) and the quota has room to spare.
+    fn around(&self, client: u32, start: u64, page: u64) -> u64 {
+        let around = u64::from(self.cfg.fault_around);
+        if around == 0 || !self.cfg.fault_around_sequential {
+            return around;
+        }
+        if page == start {
+            return 0;
+        }
+        match self.spaces.get(&client) {
+            Some(sp) if !sp.over_quota(2 * around) && sp.pt.lookup(page - PAGE_SIZE).is_some() => around,
+            _ => 0,
         }
     }
 

@@ -97,8 +97,15 @@ pub struct Config {
     pub user_lo: u64,
     /// One past the highest user address (seL4_UserTop).
     pub user_hi: u64,
-    /// Extra lazy anonymous pages mapped after the faulting one (0 = off).
+    /// Fault-around for anonymous memory: up to this many lazy pages after the faulting
+    /// one are mapped with it (stopping at the area end, a present page or the quota).
+    /// 0 = off.
     pub fault_around: u32,
+    /// Fault-around only where it pays: when the access looks sequential (the page before
+    /// the faulting one is mapped, same area) and the client keeps at least twice
+    /// `fault_around` pages of quota free (so near its quota every page is allocated on
+    /// its own touch, as without fault-around).
+    pub fault_around_sequential: bool,
     /// Back aligned 2 MiB chunks of anonymous areas with large pages.
     pub large_pages: bool,
     /// Frames retyped per `Untyped_Retype` when the pool is empty (max 256).
@@ -134,6 +141,7 @@ impl Config {
             user_lo: 0x1_0000,
             user_hi: 1u64 << (geometry.va_bits() - 1),
             fault_around: 0,
+            fault_around_sequential: false,
             large_pages: true,
             retype_batch: 64,
             max_spaces: 512,

@@ -177,6 +177,49 @@ fn fault_around_maps_neighbours() {
     h.check();
 }
 
+/// Sequential fault-around: a first touch maps one page; a touch right after a mapped page
+/// maps `fault_around` more; a touch elsewhere (not after a mapped page) one page; near the
+/// quota (less than twice the window free) every page is mapped on its own touch, and the
+/// quota is reached exactly as without fault-around.
+#[test]
+fn sequential_fault_around_maps_ahead_only_in_order_and_never_near_the_quota() {
+    let mut h = H::with(mem_model::ModelConfig::riscv64(64 * MB), |c| {
+        c.large_pages = false;
+        c.fault_around = 7;
+        c.fault_around_sequential = true;
+    });
+    h.client(1, 0, 0, 1 << 20);
+    let a = h.core.mmap(1, &MmapArgs::anon(64 * 4096, Prot::RW)).unwrap();
+    assert_eq!(h.core.handle_fault(1, a, mem_core::Access::Write), Ok(1), "first page alone");
+    assert_eq!(h.core.handle_fault(1, a + 4096, mem_core::Access::Write), Ok(8), "in order: page + 7");
+    assert!(h.accessible(1, a + 8 * 4096, mem_core::Access::Write));
+    assert!(!h.accessible(1, a + 9 * 4096, mem_core::Access::Read));
+    assert_eq!(h.core.handle_fault(1, a + 20 * 4096, mem_core::Access::Read), Ok(1), "a jump: one page");
+    assert_eq!(h.core.handle_fault(1, a + 21 * 4096, mem_core::Access::Read), Ok(8));
+    // At the area end it stops there.
+    assert_eq!(h.core.handle_fault(1, a + 62 * 4096, mem_core::Access::Read), Ok(1));
+    assert_eq!(h.core.handle_fault(1, a + 63 * 4096, mem_core::Access::Read), Ok(1));
+    assert_eq!(h.core.mapped_pages(1), 1 + 8 + 1 + 8 + 2);
+    h.check();
+    // Quota 2 (VSpace) + 2 (tables) + 20 pages: in-order touches get windows while at
+    // least 14 pages stay free, then one page per touch, and all 20 pages can be touched.
+    h.client(2, 0, 0, 24);
+    let b = h.core.mmap(2, &MmapArgs::anon(64 * 4096, Prot::RW)).unwrap();
+    let mut mapped = Vec::new();
+    for i in 0..20 {
+        if !h.accessible(2, b + i * 4096, mem_core::Access::Write) {
+            mapped.push(h.core.handle_fault(2, b + i * 4096, mem_core::Access::Write).unwrap());
+        }
+    }
+    // 5 charged after the first touch (VSpace, two tables, the page): one window fits.
+    assert_eq!(mapped, [vec![1, 8], vec![1; 11]].concat());
+    let s = h.core.stats(Some(2)).unwrap();
+    assert_eq!(s.charged_pages, 24, "every page of the quota used, no more");
+    assert_eq!(h.core.mapped_pages(2), 20);
+    assert_eq!(h.read(2, b + 20 * 4096, 1), Err(mem_core::Unresolved::NoMemory));
+    h.check();
+}
+
 #[test]
 fn common_fault_costs_one_kernel_invocation() {
     let mut h = h();

@@ -255,6 +255,12 @@ impl Kernel for Sel4Kernel {
             .map_err(kerr);
         #[cfg(feature = "bench")]
         crate::meter::MAP.add(start);
+        if r.is_ok() && prot.executable() {
+            // What the server copied into a frame becomes visible to instruction fetch when
+            // the frame is mapped executable (as Linux syncs at `set_pte_at`): copies are
+            // not synced when they are made (`window.rs`).
+            self.sync_mapped_code(frame);
+        }
         r
     }
 

@@ -20,12 +20,17 @@
 //! so the frame sits in the level above). Which size a frame is comes from
 //! [`Sel4Kernel::frame_bytes`].
 //!
-//! Instruction caches: bytes written through the window may become code a client runs
-//! (program images, copy-on-write copies of code, backend pages). On aarch64 they are made
-//! visible to instruction fetch with `Page_Unify_Instruction` on the window copy before it
-//! goes away, or on the direct-map copy (the kernel cleans the data cache to the point of unification and invalidates
-//! the instruction cache by address, which the architecture broadcasts to every core: this
-//! is what real hardware needs too). On riscv64 the server executes `fence.i` after every
+//! Instruction caches: bytes the server writes may become code a client runs (program
+//! images, copy-on-write copies of code, backend pages). On aarch64 they are made visible
+//! to instruction fetch with `Page_Unify_Instruction`: for `frame_write`, on the window or
+//! direct-map copy right after the write (the frame may already be mapped executable
+//! somewhere); for `frame_copy`, whose destination is always a fresh frame mapped
+//! afterwards, on the client's cap when `page_map` maps it executable, as Linux does at
+//! `set_pte_at` (data pages never pay for it). The kernel cleans the data cache to the
+//! point of unification and invalidates the instruction cache by address, which the
+//! architecture broadcasts to every core: this is what real hardware needs too. A frame
+//! the server only zeroed is never synced: code a client writes into it itself needs the
+//! client's own maintenance anyway, as on Linux. On riscv64 the server executes `fence.i` after every
 //! write (its own hart). seL4 16 offers user level no remote instruction fence (its
 //! `ifence()` with the SBI remote fence is never called), so on multi-hart hardware a
 //! client thread must itself execute `fence.i` before running code the server wrote while
@@ -125,6 +130,22 @@ impl Sel4Kernel {
         });
     }
 
+    /// Make the whole frame whose cap in `frame` was just mapped coherent with instruction
+    /// fetch (`Page_Unify_Instruction` on that mapped cap).
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) fn sync_mapped_code(&mut self, frame: Slot) {
+        let bytes = self.frame_bytes(frame);
+        compiler_fence(Ordering::SeqCst);
+        let _ = sel4::with_ipc_buffer_mut(|ipc| {
+            ipc.inner_mut()
+                .seL4_ARM_Page_Unify_Instruction(u64::from(frame), 0, bytes)
+        });
+    }
+
+    /// riscv64: the copies were fenced when made (`fence.i` acts on this hart only).
+    #[cfg(target_arch = "riscv64")]
+    pub(crate) fn sync_mapped_code(&mut self, _frame: Slot) {}
+
     #[cfg(target_arch = "riscv64")]
     fn sync_icache(&mut self, _m: &Mapped, _offset: u64, len: u64) {
         if len == 0 {
@@ -186,6 +207,9 @@ impl Sel4Kernel {
                 len as usize,
             )
         };
+        // aarch64: synced when the copy is mapped executable (`Sel4Kernel::page_map`): every
+        // copy goes into a frame that is mapped afterwards. riscv64: `fence.i` here.
+        #[cfg(target_arch = "riscv64")]
         self.sync_icache(&d, dst_off, len);
         self.release(&d);
         self.release(&s);
