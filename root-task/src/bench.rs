@@ -76,12 +76,20 @@ fn start_counters(ctx: &mut Ctx) -> Result<(), String> {
     log_buffer(ctx)
 }
 
+/// The 2 MiB frame type of this architecture.
+#[cfg(target_arch = "aarch64")]
+#[sel4::sel4_cfg(BENCHMARK_TRACK_KERNEL_ENTRIES)]
+type LogFrame = sel4::cap_type::LargePage;
+#[cfg(target_arch = "riscv64")]
+#[sel4::sel4_cfg(BENCHMARK_TRACK_KERNEL_ENTRIES)]
+type LogFrame = sel4::cap_type::MegaPage;
+
 /// On the kernel that logs every entry: give it a 2 MiB frame for the log.
 #[sel4::sel4_cfg(BENCHMARK_TRACK_KERNEL_ENTRIES)]
 fn log_buffer(ctx: &mut Ctx) -> Result<(), String> {
     let frame = ctx
         .objs
-        .alloc_fixed::<sel4::cap_type::LargePage>()
+        .alloc_fixed::<LogFrame>()
         .map_err(|e| format!("log buffer frame: {e:?}"))?;
     sel4::benchmark_set_log_buffer(frame.cast()).map_err(|e| format!("log buffer: {e:?}"))
 }

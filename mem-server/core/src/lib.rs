@@ -59,8 +59,8 @@ pub mod reset;
 pub mod shm;
 pub mod slots;
 pub mod space;
+pub mod spacemap;
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 pub use admin::{Answer, BufferConfig};
@@ -185,7 +185,7 @@ pub struct MemCore<K: Kernel> {
     pub(crate) k: K,
     pub(crate) res: Res,
     pub(crate) objs: Objects,
-    pub(crate) spaces: BTreeMap<u32, Space>,
+    pub(crate) spaces: spacemap::SpaceMap,
     pub(crate) shm: shm::Registry,
     pub(crate) backends: backend::Backends,
     pub(crate) deferred: Deferred,
@@ -213,7 +213,7 @@ impl<K: Kernel> MemCore<K> {
             k,
             res: Res::new(untypeds, slot_lo, hi, cfg.retype_batch, cfg.direct_map),
             objs: Objects::default(),
-            spaces: BTreeMap::new(),
+            spaces: spacemap::SpaceMap::default(),
             shm: shm::Registry::default(),
             backends: backend::Backends::default(),
             deferred: Deferred::default(),

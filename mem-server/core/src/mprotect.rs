@@ -43,7 +43,8 @@ impl<K: Kernel> MemCore<K> {
             }
             let piece_end = area.end.min(r.end);
             if area.prot != prot {
-                self.protect_piece(client, at, piece_end, area.prot, prot)?;
+                let whole = s == at && area.end == piece_end;
+                self.protect_piece(client, at, piece_end, area.prot, prot, whole)?;
             }
             debug_assert!(s <= at);
             at = piece_end;
@@ -54,13 +55,14 @@ impl<K: Kernel> MemCore<K> {
         Ok(())
     }
 
-    /// Change `[start, end)`, inside one area whose protection is `old`, to `new`.
-    fn protect_piece(&mut self, client: u32, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
-        let splits = self.splits_needed(client, start, end);
+    /// Change `[start, end)`, inside one area whose protection is `old`, to `new`; `whole`:
+    /// the piece is the whole area, which keeps its bounds (no area to split).
+    fn protect_piece(&mut self, client: u32, start: u64, end: u64, old: Prot, new: Prot, whole: bool) -> Result<(), Errno> {
+        let splits = if whole { 0 } else { self.splits_needed(client, start, end) };
         let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
         // A piece of an shm attachment may move a boundary instead of splitting (`shm.rs`).
         let shift = shm::boundary_shift(sp, start, end, new);
-        sp.area_room(splits - u64::from(shift.is_some()), self.cfg.limits.max_map_count)?;
+        sp.area_room(splits.saturating_sub(u64::from(shift.is_some())), self.cfg.limits.max_map_count)?;
         // Splitting a large page at either end needs a leaf table.
         sp.meta_room(2 * cost::TABLE)?;
         {
@@ -75,7 +77,9 @@ impl<K: Kernel> MemCore<K> {
             }
             remap_range(k, sp, start, end, old, new)?;
         }
-        self.split_boundaries(client, start, end)?;
+        if !whole {
+            self.split_boundaries(client, start, end)?;
+        }
         let MemCore { spaces, objs, .. } = self;
         let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
         if let Some(a) = sp.areas.get_mut(start) {

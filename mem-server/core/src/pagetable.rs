@@ -291,6 +291,20 @@ impl PageTree {
         if from >= end {
             return None;
         }
+        // Inside the hinted leaf table's 2 MiB: scan its entries only.
+        if let Some(t) = self.hinted(from) {
+            let span_end = ((from >> LEAF_SPAN) + 1) << LEAF_SPAN;
+            if end <= span_end {
+                let leaf = self.geo.leaf_level(PageSize::Small);
+                let (i0, i1) = (self.geo.index(leaf, from), self.geo.index(leaf, end - 1));
+                let base = from & !((1u64 << LEAF_SPAN) - 1);
+                let tab = &self.tables[t];
+                return (i0..=i1).find_map(|i| {
+                    let e = tab.entries[i];
+                    (e & LEAF != 0).then(|| (base + i as u64 * PAGE_BYTES, Pte(e), PageSize::Small))
+                });
+            }
+        }
         self.walk(0, 0, 0, from, end)
     }
 

@@ -120,12 +120,22 @@ impl<K: Kernel> MemCore<K> {
 
     fn populate_walk(&mut self, client: u32, start: u64, end: u64, mark: bool) -> Result<(), Errno> {
         let mut at = start;
+        // The area of the page before, while `at` is still inside it (one area lookup
+        // per area, not per page).
+        let mut cur: Option<(u64, crate::area::Area)> = None;
         while at < end {
             let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
-            let Some((s, area)) = sp.areas.find(at).map(|(s, a)| (s, *a)) else {
-                at += PAGE_SIZE;
-                continue;
+            let (s, area) = match cur {
+                Some((s, a)) if at < a.end => (s, a),
+                _ => match sp.areas.find(at).map(|(s, a)| (s, *a)) {
+                    Some(found) => found,
+                    None => {
+                        at += PAGE_SIZE;
+                        continue;
+                    }
+                },
             };
+            cur = Some((s, area));
             if area.prot.is_empty() {
                 at = area.end;
                 continue;

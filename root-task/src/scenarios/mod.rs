@@ -62,6 +62,7 @@ const SCENARIOS: [(&str, Run); 17] = [
 pub const COUNT: usize = SCENARIOS.len() + 1;
 
 /// Run every scenario; returns (passed, total).
+#[cfg_attr(feature = "bench", allow(dead_code))]
 pub fn run_all(ctx: &mut Ctx) -> (usize, usize) {
     let before: Result<Stats, String> = ctx.admin.stats(Target::Own);
     let mut passed = 0;

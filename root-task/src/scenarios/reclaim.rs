@@ -8,6 +8,7 @@ use mem_protocol::{Stats, Target};
 
 use crate::ctx::Ctx;
 
+#[cfg_attr(feature = "bench", allow(dead_code))]
 pub fn run(ctx: &mut Ctx, before: Result<Stats, String>) -> Result<(), String> {
     let before = before.map_err(|e| format!("Stats before the first client: {e}"))?;
     let after = ctx.admin.stats(Target::Own)?;
