@@ -42,6 +42,10 @@ pub struct Sel4Kernel {
     /// is not direct-mapped and its data operations use the window). The copy is mapped
     /// at [`direct_vaddr`]. 2 MiB for the whole CNode, never grown.
     direct: Vec<u32>,
+    /// `Page_Map` rights, built once (building a seL4 rights bitfield costs tens of
+    /// instructions; every fault maps a page).
+    rights_rw: sel4::sys::seL4_CapRights,
+    rights_ro: sel4::sys::seL4_CapRights,
 }
 
 /// Where the direct map (`mem-core`'s `Config::direct_map`) puts the small frame in `slot`.
@@ -56,6 +60,8 @@ impl Sel4Kernel {
             scratch,
             large: vec![0; (1usize << SERVER_CNODE_BITS) / 64],
             direct: vec![0; 1usize << SERVER_CNODE_BITS],
+            rights_rw: CapRights::read_write().into_inner(),
+            rights_ro: CapRights::read_only().into_inner(),
         }
     }
 
@@ -171,6 +177,14 @@ mod arch {
         });
         super::sys_result(err)
     }
+
+    pub fn page_map(frame: Slot, vspace: Slot, vaddr: u64, rights: sel4::sys::seL4_CapRights, attrs: VmAttributes) -> KResult {
+        let err = sel4::with_ipc_buffer_mut(|ipc| {
+            ipc.inner_mut()
+                .seL4_RISCV_Page_Map(frame.into(), vspace.into(), vaddr, rights, attrs.into_inner())
+        });
+        super::sys_result(err)
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -198,6 +212,14 @@ mod arch {
     pub fn page_table_unmap(table: Slot) -> KResult {
         let err =
             sel4::with_ipc_buffer_mut(|ipc| ipc.inner_mut().seL4_ARM_PageTable_Unmap(table.into()));
+        super::sys_result(err)
+    }
+
+    pub fn page_map(frame: Slot, vspace: Slot, vaddr: u64, rights: sel4::sys::seL4_CapRights, attrs: VmAttributes) -> KResult {
+        let err = sel4::with_ipc_buffer_mut(|ipc| {
+            ipc.inner_mut()
+                .seL4_ARM_Page_Map(frame.into(), vspace.into(), vaddr, rights, attrs.into_inner())
+        });
         super::sys_result(err)
     }
 }
@@ -238,21 +260,18 @@ impl Kernel for Sel4Kernel {
             return Err(KernelError::InvalidArgument);
         }
         let rights = if prot.writable() {
-            CapRights::read_write()
+            self.rights_rw.clone()
         } else {
-            CapRights::read_only()
+            self.rights_ro.clone()
         };
         let attrs = if prot.executable() {
             VmAttributes::DEFAULT
         } else {
             VmAttributes::DEFAULT | VmAttributes::EXECUTE_NEVER
         };
-        let vspace = cap::VSpace::from_bits(vspace.into());
         #[cfg(feature = "bench")]
         let start = crate::meter::now();
-        let r = cap::UnspecifiedPage::from_bits(frame.into())
-            .frame_map(vspace, vaddr as usize, rights, attrs)
-            .map_err(kerr);
+        let r = arch::page_map(frame, vspace, vaddr, rights, attrs);
         #[cfg(feature = "bench")]
         crate::meter::MAP.add(start);
         if r.is_ok() && prot.executable() {
