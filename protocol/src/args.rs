@@ -85,6 +85,23 @@ pub enum Backing {
     Anonymous,
     /// The backend object `id` (made by `BackendCreate`), starting at byte `offset`.
     Backend { id: u32, offset: u64 },
+    /// Private memory whose pages the pager `id` (made by `PagerCreate`) supplies on first
+    /// touch: a fault on a page not present goes to the pager (`PagerWait`), which answers
+    /// with `PagerReply`. Private mappings only.
+    Pager { id: u32 },
+}
+
+/// A pager's answer to one fault (`Request::PagerReply`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
+pub enum PagerAnswer {
+    /// The page's contents: one page (4 KiB) in the pager's shared buffer (like
+    /// `UFFDIO_COPY`).
+    Copy(BufRef),
+    /// A page of zeroes (like `UFFDIO_ZEROPAGE`).
+    Zero,
+    /// No page: the faulting thread is reported as an unresolved fault (reason
+    /// `UNRESOLVED_PAGER`) and stays stopped.
+    Fail,
 }
 
 /// `msync` flags, with the Linux bit values (`MS_ASYNC`, `MS_INVALIDATE`, `MS_SYNC`).

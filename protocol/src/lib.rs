@@ -44,7 +44,7 @@ pub mod reply;
 pub mod request;
 pub mod system;
 
-pub use args::{Backing, BufRef, MsyncFlags, Placement, Share, ShmCmd, ShmKey, Target};
+pub use args::{Backing, BufRef, MsyncFlags, PagerAnswer, Placement, Share, ShmCmd, ShmKey, Target};
 pub use codec::{
     decode_reply, decode_reply_words, decode_request, decode_request_words, encode_reply,
     encode_reply_words, encode_request, encode_request_words, from_words, message_words, to_words,
@@ -55,5 +55,5 @@ pub use errno::{Errno, OpResult};
 pub use error::ProtocolError;
 pub use postcard::experimental::max_size::MaxSize;
 pub use prot::{Access, PageSize, Prot, LARGE_PAGE_SIZE, PAGE_SIZE};
-pub use reply::{FaultNote, QueryInfo, Reply, ReplyError, ShmStat, Stats, Value, ValueKind};
+pub use reply::{FaultNote, PagerFault, QueryInfo, Reply, ReplyError, ShmStat, Stats, Value, ValueKind};
 pub use request::Request;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errno::Errno;
 use crate::error::ProtocolError;
-use crate::prot::{PageSize, Prot};
+use crate::prot::{Access, PageSize, Prot};
 
 /// The server's answer to one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
@@ -109,6 +109,8 @@ pub enum Value {
     Stats(Stats),
     /// Answer to `TakeNote`: the oldest queued note, or `None` when there is none.
     Note(Option<FaultNote>),
+    /// Answer to `PagerWait`: a fault to serve.
+    PagerFault(PagerFault),
 }
 
 impl Value {
@@ -122,6 +124,7 @@ impl Value {
             Value::ShmStat(_) => ValueKind::ShmStat,
             Value::Stats(_) => ValueKind::Stats,
             Value::Note(_) => ValueKind::Note,
+            Value::PagerFault(_) => ValueKind::PagerFault,
         }
     }
 
@@ -152,6 +155,7 @@ pub enum ValueKind {
     ShmStat,
     Stats,
     Note,
+    PagerFault,
 }
 
 /// What is mapped at a queried address.
@@ -213,6 +217,21 @@ pub struct FaultNote {
     pub count: u32,
 }
 
+/// A fault on a page of a pager-backed area, for its pager (`PagerWait`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, MaxSize)]
+pub struct PagerFault {
+    /// What to answer with `PagerReply`.
+    pub token: u32,
+    /// The pager (`PagerCreate`'s id).
+    pub pager: u32,
+    /// The faulting client (its badge).
+    pub client: u32,
+    /// Byte offset of the page in the faulting area (the first page is 0), 4 KiB aligned.
+    pub offset: u64,
+    /// The access that faulted.
+    pub access: Access,
+}
+
 /// Server counters returned by `Stats`.
 ///
 /// System-wide fields (`frames_*`, `slots_*`, `spaces`, `shm_segments`, and with
@@ -252,4 +271,6 @@ pub struct Stats {
     pub slot_limit: u64,
     /// Pinned frames of the target (used by the kernel outside any mapping: IPC buffers).
     pub pinned: u64,
+    /// Faults waiting for an answer from the target's pagers (queued or handed out).
+    pub pager_pending: u64,
 }

@@ -11,7 +11,7 @@
 use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
-use crate::args::{Backing, BufRef, MsyncFlags, Placement, Share, ShmCmd, ShmKey, Target};
+use crate::args::{Backing, BufRef, MsyncFlags, PagerAnswer, Placement, Share, ShmCmd, ShmKey, Target};
 use crate::prot::Prot;
 use crate::reply::ValueKind;
 
@@ -139,11 +139,25 @@ pub enum Request {
     TakeNote,
     /// Nothing: the cheapest round trip (liveness checks, benchmarks). → `Unit`
     Nop,
+    /// Create a pager: the sender serves the faults of areas mapped with
+    /// `Backing::Pager { id }`. Who may map such areas: `mode`, like a file's write bits
+    /// (owner/group/other against the mapper's uid/gid). → `Id`
+    PagerCreate { mode: u16 },
+    /// The next fault for pager `id` (its creator only): answered at once if one is queued,
+    /// else when a client faults on a page of one of its areas. One waiter at a time
+    /// (`EBUSY`). → `PagerFault`
+    PagerWait { id: u32 },
+    /// Answer the fault `token` (from `PagerWait`; its pager's creator only): the page is
+    /// mapped in the faulting client (charged to it) and the client resumes, or the fault is
+    /// reported (`Fail`). `ENOENT` if the fault is no longer pending (answered, or the page
+    /// went away: the client then resumes and faults again); `ENOMEM` if the client's quota
+    /// cannot take the page (the fault is then reported). → `Unit`
+    PagerReply { token: u32, answer: PagerAnswer },
 }
 
 impl Request {
     /// Number of request variants; wire tags are `0..TAG_COUNT`.
-    pub const TAG_COUNT: u32 = 24;
+    pub const TAG_COUNT: u32 = 27;
 
     /// The wire tag of this variant (its index in the enum, which postcard sends first).
     pub const fn tag(&self) -> u32 {
@@ -172,6 +186,9 @@ impl Request {
             Request::ExportFrame { .. } => 21,
             Request::TakeNote => 22,
             Request::Nop => 23,
+            Request::PagerCreate { .. } => 24,
+            Request::PagerWait { .. } => 25,
+            Request::PagerReply { .. } => 26,
         }
     }
 
@@ -202,6 +219,9 @@ impl Request {
             Request::ExportFrame { .. } => "ExportFrame",
             Request::TakeNote => "TakeNote",
             Request::Nop => "Nop",
+            Request::PagerCreate { .. } => "PagerCreate",
+            Request::PagerWait { .. } => "PagerWait",
+            Request::PagerReply { .. } => "PagerReply",
         }
     }
 
@@ -233,7 +253,10 @@ impl Request {
             | Request::BackendRead { .. }
             | Request::BackendDestroy { .. }
             | Request::TakeNote
-            | Request::Nop => None,
+            | Request::Nop
+            | Request::PagerCreate { .. }
+            | Request::PagerWait { .. }
+            | Request::PagerReply { .. } => None,
         }
     }
 
@@ -244,7 +267,10 @@ impl Request {
             | Request::Mmap { .. }
             | Request::MapPhys { .. }
             | Request::ShmAt { .. } => ValueKind::Addr,
-            Request::ShmGet { .. } | Request::BackendCreate { .. } => ValueKind::Id,
+            Request::ShmGet { .. } | Request::BackendCreate { .. } | Request::PagerCreate { .. } => {
+                ValueKind::Id
+            }
+            Request::PagerWait { .. } => ValueKind::PagerFault,
             Request::Query { .. } => ValueKind::Query,
             Request::ShmCtl {
                 cmd: ShmCmd::Stat, ..
@@ -265,7 +291,8 @@ impl Request {
             | Request::BackendRead { .. }
             | Request::BackendDestroy { .. }
             | Request::ExportFrame { .. }
-            | Request::Nop => ValueKind::Unit,
+            | Request::Nop
+            | Request::PagerReply { .. } => ValueKind::Unit,
         }
     }
 }

@@ -211,3 +211,5 @@ pub const UNRESOLVED_NO_AREA: u64 = 1;
 pub const UNRESOLVED_DENIED: u64 = 2;
 pub const UNRESOLVED_NO_MEMORY: u64 = 3;
 pub const UNRESOLVED_OTHER: u64 = 4;
+/// The page's pager answered `Fail`, or is gone.
+pub const UNRESOLVED_PAGER: u64 = 5;

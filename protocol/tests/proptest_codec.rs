@@ -38,6 +38,7 @@ fn backing() -> impl Strategy<Value = Backing> {
     prop_oneof![
         Just(Backing::Anonymous),
         (num32(), num64()).prop_map(|(id, offset)| Backing::Backend { id, offset }),
+        num32().prop_map(|id| Backing::Pager { id }),
     ]
 }
 fn shm_cmd() -> impl Strategy<Value = ShmCmd> {
@@ -168,6 +169,14 @@ fn request() -> impl Strategy<Value = Request> {
         n().prop_map(|id| Request::BackendDestroy { id }),
         t().prop_map(|target| Request::Stats { target }),
         (t(), a()).prop_map(|(target, addr)| Request::ExportFrame { target, addr }),
+        any::<u16>().prop_map(|mode| Request::PagerCreate { mode }),
+        n().prop_map(|id| Request::PagerWait { id }),
+        (n(), prop_oneof![
+            buf().prop_map(mem_protocol::PagerAnswer::Copy),
+            Just(mem_protocol::PagerAnswer::Zero),
+            Just(mem_protocol::PagerAnswer::Fail),
+        ])
+            .prop_map(|(token, answer)| Request::PagerReply { token, answer }),
     ]
 }
 
@@ -228,7 +237,16 @@ fn value() -> impl Strategy<Value = Value> {
             Some(mem_protocol::FaultNote { client, addr, reason, count })
         )),
         Just(Value::Note(None)),
-        proptest::collection::vec(a(), 16).prop_map(|s| Value::Stats(Stats {
+        (n(), n(), n(), a(), 0u8..3).prop_map(|(token, pager, client, offset, k)| Value::PagerFault(
+            mem_protocol::PagerFault {
+                token,
+                pager,
+                client,
+                offset,
+                access: [mem_protocol::Access::Read, mem_protocol::Access::Write, mem_protocol::Access::Exec][k as usize],
+            }
+        )),
+        proptest::collection::vec(a(), 17).prop_map(|s| Value::Stats(Stats {
             frames_in_use: s[0],
             frames_free: s[1],
             slots_in_use: s[2],
@@ -245,6 +263,7 @@ fn value() -> impl Strategy<Value = Value> {
             slots_charged: s[13],
             slot_limit: s[14],
             pinned: s[15],
+            pager_pending: s[16],
         })),
     ]
 }

@@ -40,11 +40,13 @@ pub struct BufferConfig {
     pub view: Option<(u64, u64)>,
 }
 
-/// The answer to one request: the reply, and a cap to send with it.
+/// The answer to one request: the reply, and a cap to send with it; or, `held`, nothing
+/// now (the caller's reply cap was saved and it is answered later: `PagerWait`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Answer {
     pub reply: Reply,
     pub cap: Option<Slot>,
+    pub held: bool,
 }
 
 impl<K: Kernel> MemCore<K> {

@@ -25,6 +25,10 @@ pub enum AreaKind {
     PrivateBackend { obj: ObjId, offset: u64 },
     /// Physical (device) memory starting at `paddr`, mapped eagerly.
     Phys { paddr: u64 },
+    /// Private memory whose pages pager `pager` supplies on first touch (`pager.rs`); the
+    /// area starts at byte `offset` of the mapping as it was created. Pages supplied are
+    /// private pages of the space (copy-on-write after clone, like `Anon`).
+    Pager { pager: u32, offset: u64 },
     /// The object behind this area was destroyed (a backend whose owner went away, like a
     /// truncated file on Linux): pages already private stay, any other access is an
     /// unresolved fault.
@@ -41,6 +45,7 @@ impl AreaKind {
                 AreaKind::PrivateBackend { obj, offset: offset + delta }
             }
             AreaKind::Phys { paddr } => AreaKind::Phys { paddr: paddr + delta },
+            AreaKind::Pager { pager, offset } => AreaKind::Pager { pager, offset: offset + delta },
             AreaKind::Dead => AreaKind::Dead,
         }
     }

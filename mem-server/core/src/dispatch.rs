@@ -75,12 +75,15 @@ impl<K: Kernel> MemCore<K> {
     /// `buf` is the caller's shared buffer.
     pub fn dispatch(&mut self, caller: u32, req: &Request, buf: &mut [u8]) -> Answer {
         if !self.is_admin(caller) && !self.has_space(caller) {
-            return Answer { reply: Reply::Err(Errno::Srch), cap: None };
+            return Answer { reply: Reply::Err(Errno::Srch), cap: None, held: false };
         }
-        match self.dispatch_inner(caller, req, buf) {
-            Ok((v, cap)) => Answer { reply: Reply::Ok(v), cap },
-            Err(e) => Answer { reply: Reply::Err(e), cap: None },
-        }
+        let a = match self.dispatch_inner(caller, req, buf) {
+            Ok((v, cap)) => Answer { reply: Reply::Ok(v), cap, held: false },
+            Err(e) => Answer { reply: Reply::Err(e), cap: None, held: false },
+        };
+        // A request whose caller was saved (`PagerWait` with nothing queued) gets no reply
+        // now.
+        Answer { held: core::mem::take(&mut self.held), ..a }
     }
 
     fn dispatch_inner(&mut self, caller: u32, req: &Request, buf: &mut [u8]) -> Result<(Value, Option<Slot>), Errno> {
@@ -180,6 +183,21 @@ impl<K: Kernel> MemCore<K> {
                 Ok((Value::Note(self.take_note()), None))
             }
             Request::Nop => Ok((Value::Unit, None)),
+            Request::PagerCreate { mode } => val(self.pager_create(caller, mode).map(Value::Id)),
+            Request::PagerWait { id } => match self.pager_wait(caller, id)? {
+                Some(f) => Ok((Value::PagerFault(f), None)),
+                None => {
+                    self.held = true;
+                    Ok((Value::Unit, None))
+                }
+            },
+            Request::PagerReply { token, answer } => {
+                let r = match answer {
+                    mem_protocol::PagerAnswer::Copy(b) => buf_range(b, buf.len())?,
+                    _ => 0..0,
+                };
+                unit(self.pager_reply(caller, token, answer, &buf[r]))
+            }
         }
     }
 

@@ -12,6 +12,8 @@
 //!
 //! - an area whose object was destroyed (`AreaKind::Dead`), or a page past the end of a
 //!   revoked object: unresolved, like a truncated file mapping on Linux.
+//! - no page, pager-backed area: the fault goes to the pager (`pager.rs`) and is answered
+//!   later (`Unresolved::Deferred`).
 //!
 //! Every page, table and cap copy is checked against the budget of whoever pays for it
 //! before it is allocated (`space::map_page`; an object's page against its owner's).
@@ -50,6 +52,8 @@ impl<K: Kernel> MemCore<K> {
                     sp.faults += 1;
                 }
             }
+            // Counted when the pager answers (`pager.rs`).
+            Err(Unresolved::Deferred) => {}
             Err(_) => {
                 self.unresolved += 1;
                 if let Some(sp) = self.spaces.get_mut(&client) {
@@ -68,6 +72,10 @@ impl<K: Kernel> MemCore<K> {
         }
         let page = vaddr & !(PAGE_SIZE - 1);
         match sp.pt.lookup(vaddr) {
+            None if matches!(area.kind, AreaKind::Pager { .. }) => {
+                let AreaKind::Pager { pager, offset } = area.kind else { return Err(Unresolved::NoArea) };
+                self.pager_fault(client, pager, page, offset + (page - start), access)
+            }
             None => self.fill(client, start, &area, page).map_err(|e| match e {
                 Errno::Fault | Errno::Idrm => Unresolved::NoArea,
                 _ => Unresolved::NoMemory,
@@ -133,6 +141,9 @@ impl<K: Kernel> MemCore<K> {
                 Ok(1)
             }
             AreaKind::Dead => Err(Errno::Fault),
+            // Pages of pager-backed areas come from the pager, through the fault path only
+            // (populate skips these areas).
+            AreaKind::Pager { .. } => Err(Errno::Fault),
         }
     }
 

@@ -100,6 +100,8 @@ impl<K: Kernel> MemCore<K> {
             if pages != sp.pt.pages {
                 return Err(format!("client {id}: {pages} pages mapped, record says {}", sp.pt.pages));
             }
+            // Saved reply caps (pager faults of this client, its pagers' waiting thread).
+            copies += self.pagers.saved_slots_of(id);
             if copies != sp.budget.slots {
                 return Err(format!("client {id}: {copies} cap copies, charge says {}", sp.budget.slots));
             }
@@ -112,7 +114,13 @@ impl<K: Kernel> MemCore<K> {
             if sp.meta() > sp.budget.meta_limit {
                 return Err(format!("client {id}: metadata {} over its budget {}", sp.meta(), sp.budget.meta_limit));
             }
-            obj_meta.insert(id, u64::from(sp.budget.segments) * crate::ledger::cost::SEGMENT + u64::from(sp.budget.backends) * crate::ledger::cost::BACKEND);
+            obj_meta.insert(
+                id,
+                u64::from(sp.budget.segments) * crate::ledger::cost::SEGMENT
+                    + u64::from(sp.budget.backends) * crate::ledger::cost::BACKEND
+                    + u64::from(sp.budget.pagers) * crate::ledger::cost::PAGER
+                    + self.pagers.pending_of_client(id) as u64 * crate::ledger::cost::PENDING,
+            );
             charged.insert(id, c);
             for &f in sp.server_buffer.iter().flatten() {
                 refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;

@@ -10,7 +10,7 @@
 //! allocated by the core (`slots.rs`); the kernel only checks that they are empty or hold the
 //! right kind of capability. Slot 0 is the null slot and never holds an object.
 
-use mem_protocol::{PageSize, Prot};
+use mem_protocol::{PageSize, Prot, Reply};
 
 /// A slot in the server's CNode.
 pub type Slot = u32;
@@ -190,6 +190,17 @@ pub trait Kernel {
 
     /// Undo `direct_map` before `frame` is deleted: delete `copy` (which unmaps it).
     fn direct_unmap(&mut self, frame: Slot, copy: Slot) -> KResult;
+
+    /// Non-MCS `CNode_SaveCaller`: move the reply cap of the thread whose message (a fault
+    /// or a request) the server is handling now into the empty slot `slot`; the thread stays
+    /// blocked until [`Kernel::reply_saved`]. (seL4 succeeds with nothing saved when there is
+    /// no caller; `reply_saved` on that slot then fails.)
+    fn save_caller(&mut self, slot: Slot) -> KResult;
+
+    /// `Send` on the reply cap saved in `slot`: resume its thread with an empty message (a
+    /// fault: the access is retried) or with `reply` (a request's answer). The reply cap is
+    /// used up. `InvalidCapability` if the slot holds none.
+    fn reply_saved(&mut self, slot: Slot, reply: Option<&Reply>) -> KResult;
 
     /// Fill a frame with zeroes (the seL4 server does this through a window in its VSpace).
     fn frame_zero(&mut self, frame: Slot) -> KResult;

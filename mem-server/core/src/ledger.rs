@@ -47,6 +47,10 @@ pub mod cost {
     /// The space record itself, its entries in the server's maps and its shared-buffer
     /// bookkeeping, not counting the root shadow table.
     pub const SPACE: u64 = 4096;
+    /// A pager record (`pager.rs`), with room for its queue of pending faults.
+    pub const PAGER: u64 = 256;
+    /// A pending pager fault, charged to the faulting client.
+    pub const PENDING: u64 = 192;
 }
 
 /// Per-client limits, as formulas of the page quota (see the module docs).
@@ -115,6 +119,8 @@ pub struct Budget {
     /// Segments and backends created (counted against the per-client limits).
     pub segments: u32,
     pub backends: u32,
+    /// Pagers created (`pager.rs`, at most `pager::MAX_PAGERS`).
+    pub pagers: u32,
 }
 
 impl Budget {

@@ -48,6 +48,7 @@ pub mod msync;
 pub mod munmap;
 pub mod notes;
 pub mod objects;
+pub mod pager;
 pub mod pagetable;
 pub mod phys;
 pub mod pin;
@@ -178,6 +179,12 @@ pub enum Unresolved {
     Denied,
     /// Out of memory or quota.
     NoMemory,
+    /// The page's pager is gone (`pager.rs`).
+    Pager,
+    /// Not resolved yet: the fault went to the area's pager and the faulting thread's reply
+    /// cap was saved; it is answered when the pager answers (no reply now, nothing to
+    /// report).
+    Deferred,
 }
 
 /// The memory server's state.
@@ -188,6 +195,11 @@ pub struct MemCore<K: Kernel> {
     pub(crate) spaces: spacemap::SpaceMap,
     pub(crate) shm: shm::Registry,
     pub(crate) backends: backend::Backends,
+    pub(crate) pagers: pager::Pagers,
+    /// A note was queued outside the fault path (`MemCore::take_notes_raised`).
+    pub(crate) notes_raised: bool,
+    /// The request being dispatched saved its caller's reply cap: no reply now.
+    pub(crate) held: bool,
     pub(crate) deferred: Deferred,
     pub(crate) cfg: Config,
     pub(crate) faults: u64,
@@ -216,6 +228,9 @@ impl<K: Kernel> MemCore<K> {
             spaces: spacemap::SpaceMap::default(),
             shm: shm::Registry::default(),
             backends: backend::Backends::default(),
+            pagers: pager::Pagers::default(),
+            notes_raised: false,
+            held: false,
             deferred: Deferred::default(),
             cfg,
             faults: 0,
@@ -347,6 +362,7 @@ impl<K: Kernel> MemCore<K> {
                 s.slots_charged = self.spaces.values().map(|sp| sp.budget.slots).sum();
                 s.slot_limit = self.spaces.values().map(|sp| sp.budget.slot_limit).sum();
                 s.pinned = self.spaces.values().map(|sp| sp.pinned).sum();
+                s.pager_pending = self.pagers.pending_count() as u64;
             }
             Some(c) => {
                 let sp = self.spaces.get(&c).ok_or(Errno::Srch)?;
@@ -360,6 +376,7 @@ impl<K: Kernel> MemCore<K> {
                 s.slots_charged = sp.budget.slots;
                 s.slot_limit = sp.budget.slot_limit;
                 s.pinned = sp.pinned;
+                s.pager_pending = self.pagers.pending_for_owner(c);
             }
         }
         Ok(s)

@@ -78,6 +78,7 @@ impl<K: Kernel> MemCore<K> {
             return Err(Errno::Srch);
         }
         self.release_shared_buffer(client);
+        self.pagers_client_gone(client);
         crate::reset::clear_space(self, client)?;
         self.release_pins(client);
         let moved = self.owner_gone(client);

@@ -64,8 +64,17 @@ impl<K: Kernel> MemCore<K> {
         }
         // Validate the backing before anything changes.
         let mut max_prot = a.max_prot;
+        let mut pager = None;
         let kind_obj = match a.backing {
             Backing::Anonymous => None,
+            Backing::Pager { id } => {
+                if a.shared {
+                    return Err(Errno::Inval);
+                }
+                self.pager_may_map(client, id)?;
+                pager = Some(id);
+                None
+            }
             Backing::Backend { id, offset } => {
                 if !check::is_aligned(offset) {
                     return Err(Errno::Inval);
@@ -91,7 +100,10 @@ impl<K: Kernel> MemCore<K> {
             self.remove_range(client, range.start, range.end)?;
         }
         let kind = match (kind_obj, a.shared) {
-            (None, false) => AreaKind::Anon,
+            (None, false) => match pager {
+                Some(pager) => AreaKind::Pager { pager, offset: 0 },
+                None => AreaKind::Anon,
+            },
             (None, true) => {
                 let obj = self.objs.create(range.pages(), Some(client), 0, false)?;
                 self.space_mut(client)?.budget.obj_meta += obj_meta;

@@ -1,7 +1,8 @@
 //! populate: allocate and map every page of a lazy range now (axmem's `manual_alloc_*`).
 //!
 //! The range must be covered by areas (ENOMEM otherwise, as for a hole in mlock). Areas
-//! with no access rights are skipped, as Linux's MAP_POPULATE does. Used by the Populate
+//! with no access rights are skipped, as Linux's MAP_POPULATE does, and so are pager-backed
+//! areas (their pages come from the pager, on faults only). Used by the Populate
 //! request and mmap's `populate`.
 //!
 //! The Populate request is all or nothing: it first counts what the range needs (private
@@ -54,7 +55,7 @@ impl<K: Kernel> MemCore<K> {
         let (mut private, mut copies) = (0u64, 0u64);
         let mut owners: alloc::vec::Vec<(u32, u64)> = alloc::vec::Vec::new();
         for (s, a) in sp.areas.overlapping(start, end) {
-            if a.prot.is_empty() {
+            if a.prot.is_empty() || matches!(a.kind, AreaKind::Pager { .. }) {
                 continue;
             }
             let (lo, hi) = (s.max(start), a.end.min(end));
@@ -86,6 +87,7 @@ impl<K: Kernel> MemCore<K> {
                     }
                 }
                 AreaKind::Phys { .. } => copies += absent,
+                AreaKind::Pager { .. } => {}
                 AreaKind::Dead => return Err(Errno::NoMem),
             }
         }
@@ -136,7 +138,7 @@ impl<K: Kernel> MemCore<K> {
                 },
             };
             cur = Some((s, area));
-            if area.prot.is_empty() {
+            if area.prot.is_empty() || matches!(area.kind, AreaKind::Pager { .. }) {
                 at = area.end;
                 continue;
             }

@@ -118,6 +118,12 @@ impl Kernel for Quiet {
     fn direct_unmap(&mut self, f: Slot, c: Slot) -> KResult {
         quiet(|| self.0.direct_unmap(f, c))
     }
+    fn save_caller(&mut self, s: Slot) -> KResult {
+        quiet(|| self.0.save_caller(s))
+    }
+    fn reply_saved(&mut self, s: Slot, r: Option<&mem_protocol::Reply>) -> KResult {
+        quiet(|| self.0.reply_saved(s, r))
+    }
     fn frame_zero(&mut self, f: Slot) -> KResult {
         quiet(|| self.0.frame_zero(f))
     }

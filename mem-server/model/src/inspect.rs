@@ -174,7 +174,24 @@ impl ModelKernel {
 
     /// Non-empty CNode slots (untyped caps included).
     pub fn occupied_slots(&self) -> usize {
-        self.cs.occupied()
+        self.cs.occupied() + self.saved.len()
+    }
+
+    /// The thread whose message the server handles now (the tests play the kernel's part:
+    /// which thread called or faulted); `save_caller` saves its reply cap, once.
+    pub fn set_caller(&mut self, thread: Option<u64>) {
+        self.caller = thread;
+    }
+
+    /// Replies sent on saved reply caps so far, oldest first, and forget them: `(thread,
+    /// None)` resumed a faulting thread, `(thread, Some(reply))` answered a request.
+    pub fn take_delivered(&mut self) -> Vec<(u64, Option<mem_protocol::Reply>)> {
+        std::mem::take(&mut self.delivered)
+    }
+
+    /// Reply caps saved and not used yet.
+    pub fn saved_replies(&self) -> usize {
+        self.saved.len()
     }
 
     /// Bytes above the watermark of the untyped cap in `slot` (seL4's free index; an

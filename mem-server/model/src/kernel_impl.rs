@@ -155,7 +155,7 @@ impl Kernel for ModelKernel {
 
     fn cap_delete(&mut self, slot: Slot) -> KResult {
         self.enter(Op::CapDelete)?;
-        let r = self.cap_delete_impl(slot);
+        let r = if self.saved.remove(&slot).is_some() { Ok(()) } else { self.cap_delete_impl(slot) };
         if r.is_ok() {
             self.direct.remove(&slot);
         }
@@ -202,6 +202,34 @@ impl Kernel for ModelKernel {
         }
         let r = self.cap_delete_impl(copy);
         self.exit(Op::DirectUnmap, r)
+    }
+
+    fn save_caller(&mut self, slot: Slot) -> KResult {
+        self.enter(Op::SaveCaller)?;
+        let r = match self.cs.get(slot) {
+            None => Err(KernelError::RangeError),
+            Some(Cap::Null) if !self.saved.contains_key(&slot) => {
+                // As seL4: success with nothing saved when there is no caller.
+                if let Some(t) = self.caller.take() {
+                    self.saved.insert(slot, t);
+                }
+                Ok(())
+            }
+            Some(_) => Err(KernelError::DeleteFirst),
+        };
+        self.exit(Op::SaveCaller, r)
+    }
+
+    fn reply_saved(&mut self, slot: Slot, reply: Option<&mem_protocol::Reply>) -> KResult {
+        self.enter(Op::ReplySaved)?;
+        let r = match self.saved.remove(&slot) {
+            Some(t) => {
+                self.delivered.push((t, reply.copied()));
+                Ok(())
+            }
+            None => Err(KernelError::InvalidCapability),
+        };
+        self.exit(Op::ReplySaved, r)
     }
 
     fn frame_zero(&mut self, frame: Slot) -> KResult {

@@ -51,6 +51,11 @@ pub struct ModelKernel {
     /// `direct_unmap` and by deleting or revoking the frame's slot), and checked on every
     /// data operation: a record whose copy is gone is a server that would fault on seL4.
     pub(crate) direct: std::collections::BTreeMap<Slot, (Slot, u64)>,
+    /// The thread whose message the server is handling now (`set_caller`), for
+    /// `save_caller`; the reply caps saved (slot → thread) and the replies sent on them.
+    pub(crate) caller: Option<u64>,
+    pub(crate) saved: std::collections::BTreeMap<Slot, u64>,
+    pub(crate) delivered: Vec<(u64, Option<mem_protocol::Reply>)>,
 }
 
 impl ModelKernel {
@@ -99,6 +104,9 @@ impl ModelKernel {
             server_view: std::collections::BTreeMap::new(),
             server_tables: std::collections::BTreeSet::new(),
             direct: std::collections::BTreeMap::new(),
+            caller: None,
+            saved: std::collections::BTreeMap::new(),
+            delivered: Vec::new(),
             objs: ObjectStore::default(),
             cs,
             geo,

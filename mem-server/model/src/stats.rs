@@ -30,11 +30,13 @@ pub enum Op {
     ServerTableMap,
     DirectMap,
     DirectUnmap,
+    SaveCaller,
+    ReplySaved,
 }
 
 impl Op {
     /// Every kind, in trait order.
-    pub const ALL: [Op; 18] = [
+    pub const ALL: [Op; 20] = [
         Op::UntypedRetype,
         Op::AsidAssign,
         Op::PageTableMap,
@@ -53,6 +55,8 @@ impl Op {
         Op::ServerTableMap,
         Op::DirectMap,
         Op::DirectUnmap,
+        Op::SaveCaller,
+        Op::ReplySaved,
     ];
 
     /// Is this a seL4 invocation (as opposed to a frame data access, which the seL4 server
@@ -85,6 +89,8 @@ pub struct KernelStats {
     pub server_table_map: u64,
     pub direct_map: u64,
     pub direct_unmap: u64,
+    pub save_caller: u64,
+    pub reply_saved: u64,
     /// Calls that returned an error (injected ones included).
     pub errors: u64,
     /// Calls failed by injection.
@@ -113,6 +119,8 @@ impl KernelStats {
             Op::ServerTableMap => self.server_table_map,
             Op::DirectMap => self.direct_map,
             Op::DirectUnmap => self.direct_unmap,
+            Op::SaveCaller => self.save_caller,
+            Op::ReplySaved => self.reply_saved,
         }
     }
 
@@ -136,6 +144,8 @@ impl KernelStats {
             Op::ServerTableMap => &mut self.server_table_map,
             Op::DirectMap => &mut self.direct_map,
             Op::DirectUnmap => &mut self.direct_unmap,
+            Op::SaveCaller => &mut self.save_caller,
+            Op::ReplySaved => &mut self.reply_saved,
         }
     }
 

@@ -104,6 +104,8 @@ fn workload<K: Kernel>(k: &mut K, vs: u32, base: u32) -> Vec<KResult> {
         k.server_table_map(base + 7, 0x2_0000_0000),
         k.direct_map(f, base + 8, 0x2_0000_0000),
         k.direct_unmap(f, base + 8),
+        k.save_caller(base + 9),
+        k.reply_saved(base + 9, None),
         k.cap_delete(f),
     ]
 }
@@ -179,6 +181,12 @@ impl Kernel for Proxy<'_> {
     fn direct_unmap(&mut self, f: u32, c: u32) -> KResult {
         fwd!(self, Op::DirectUnmap, self.k.direct_unmap(f, c))
     }
+    fn save_caller(&mut self, s: u32) -> KResult {
+        fwd!(self, Op::SaveCaller, self.k.save_caller(s))
+    }
+    fn reply_saved(&mut self, s: u32, r: Option<&mem_protocol::Reply>) -> KResult {
+        fwd!(self, Op::ReplySaved, self.k.reply_saved(s, r))
+    }
     fn frame_zero(&mut self, f: u32) -> KResult {
         fwd!(self, Op::FrameZero, self.k.frame_zero(f))
     }
@@ -197,6 +205,8 @@ fn setup() -> (Env, u32, u32) {
     let mut e = Env::new();
     let vs = e.vspace();
     let base = e.next;
+    // The thread "calling" the server, for save_caller.
+    e.k.set_caller(Some(7));
     (e, vs, base)
 }
 
@@ -208,7 +218,7 @@ fn injected_failure_has_no_side_effect_at_any_index() {
     assert!(clean.iter().all(Result::is_ok), "{clean:?}");
     let ops = p.log;
     let n = ops.len() as u64;
-    assert_eq!(n, 27);
+    assert_eq!(n, 29);
     assert!(Op::ALL.iter().all(|op| ops.contains(op)), "the workload uses every kind");
     for i in 0..n {
         // Reference: the call is never made.

@@ -154,6 +154,11 @@ pub fn requests() -> Vec<Request> {
         Request::BackendCreate { size: 0, mode: 0o600 },
         Request::TakeNote,
         Request::Nop,
+        Request::PagerCreate { mode: 0o600 },
+        Request::PagerWait { id: 0 },
+        Request::PagerReply { token: 1, answer: mem_protocol::PagerAnswer::Copy(BufRef::new(16, 4096)) },
+        Request::PagerReply { token: 2, answer: mem_protocol::PagerAnswer::Zero },
+        Request::PagerReply { token: 3, answer: mem_protocol::PagerAnswer::Fail },
         Request::BackendWrite {
             id: 0,
             offset: 0,
@@ -276,6 +281,9 @@ pub fn extreme_requests() -> Vec<Request> {
         Request::ExportFrame { target: t, addr: a },
         Request::TakeNote,
         Request::Nop,
+        Request::PagerCreate { mode: u16::MAX },
+        Request::PagerWait { id: m },
+        Request::PagerReply { token: m, answer: mem_protocol::PagerAnswer::Copy(buf) },
     ]
 }
 
@@ -345,6 +353,7 @@ pub fn stats() -> Vec<Stats> {
         slots_charged: 14,
         slot_limit: 15,
         pinned: 16,
+        pager_pending: 17,
     };
     let a = u64::MAX;
     let extreme = Stats {
@@ -364,6 +373,7 @@ pub fn stats() -> Vec<Stats> {
         slots_charged: a,
         slot_limit: a,
         pinned: a,
+        pager_pending: a,
     };
     vec![Stats::default(), counting, extreme]
 }
@@ -391,6 +401,15 @@ pub fn replies() -> Vec<Reply> {
     v.push(Reply::Ok(Value::Note(None)));
     v.push(Reply::Ok(Value::Note(Some(mem_protocol::FaultNote { client: 3, addr: 0x1000, reason: 1, count: 1 }))));
     v.push(Reply::Ok(Value::Note(Some(mem_protocol::FaultNote { client: u32::MAX, addr: u64::MAX, reason: u8::MAX, count: u32::MAX }))));
+    for (token, offset) in [(0, 0), (u32::MAX, u64::MAX)] {
+        v.push(Reply::Ok(Value::PagerFault(mem_protocol::PagerFault {
+            token,
+            pager: token,
+            client: token,
+            offset,
+            access: mem_protocol::Access::Exec,
+        })));
+    }
     v.extend(Errno::ALL.into_iter().map(Reply::Err));
     v.extend(ProtocolError::ALL.into_iter().map(Reply::Protocol));
     v

@@ -73,6 +73,12 @@ impl Kernel for Attributed {
     fn direct_unmap(&mut self, frame: Slot, copy: Slot) -> KResult {
         as_model(|| self.0.direct_unmap(frame, copy))
     }
+    fn save_caller(&mut self, slot: Slot) -> KResult {
+        as_model(|| self.0.save_caller(slot))
+    }
+    fn reply_saved(&mut self, slot: Slot, reply: Option<&mem_protocol::Reply>) -> KResult {
+        as_model(|| self.0.reply_saved(slot, reply))
+    }
     fn frame_zero(&mut self, frame: Slot) -> KResult {
         as_model(|| self.0.frame_zero(frame))
     }

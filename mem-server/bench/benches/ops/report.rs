@@ -101,6 +101,8 @@ fn short(op: Op) -> &'static str {
         Op::ServerTableMap => "server_table_map",
         Op::DirectMap => "direct_map",
         Op::DirectUnmap => "direct_unmap",
+        Op::SaveCaller => "save_caller",
+        Op::ReplySaved => "reply_saved",
     }
 }
 
