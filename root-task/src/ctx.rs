@@ -45,6 +45,9 @@ pub enum Event {
     Other { badge: u64, label: u64, words: Vec<u64> },
 }
 
+/// The root task's priority (seL4's initial thread: the highest).
+pub const ROOT_PRIORITY: u64 = 255;
+
 /// The scenario driver's state.
 pub struct Ctx {
     pub objs: Objects,
@@ -189,6 +192,16 @@ impl Ctx {
     pub fn drop_reply(&mut self, reply: usize) {
         let _ = root_path(reply).delete();
         self.objs.slots.free(reply);
+    }
+
+    /// Let every client that can run do so until all of them are blocked (on the server, a
+    /// fault, or a report): the root task drops below the clients' priority and yields,
+    /// then takes its own priority back.
+    pub fn let_clients_run(&mut self) {
+        let tcb = sel4::init_thread::slot::TCB.cap();
+        let _ = tcb.tcb_set_priority(tcb, crate::client::CLIENT_PRIORITY - 1);
+        sel4::r#yield();
+        let _ = tcb.tcb_set_priority(tcb, ROOT_PRIORITY);
     }
 
     /// Wait for the next event and require it to come from `badge`'s PASS.

@@ -44,9 +44,9 @@ use sel4_shared_ring_buffer::{InitializationStrategy, RawRingBuffer, RingBuffer}
 
 pub use mem_protocol::system::{SharedLayout, REQUEST_LABEL};
 pub use mem_protocol::{
-    decode_reply_words, encode_request_words, Backing, BufRef, Errno, MsyncFlags, Placement,
-    ProtocolError, Prot, QueryInfo, Reply, Request, Share, ShmCmd, ShmKey, ShmStat, Stats,
-    Target, Value, IPC_BUFFER_WORDS, PAGE_SIZE,
+    decode_reply_words, encode_request_words, Backing, BufRef, Errno, MsyncFlags, PagerAnswer,
+    PagerFault, Placement, ProtocolError, Prot, QueryInfo, Reply, Request, Share, ShmCmd, ShmKey,
+    ShmStat, Stats, Target, Value, IPC_BUFFER_WORDS, PAGE_SIZE,
 };
 pub use sel4_shared_ring_buffer::Descriptor;
 
@@ -203,6 +203,12 @@ impl Client {
             offset,
         };
         self.mmap_with(addr, len, prot, PROT_RWX, flags, backing)
+    }
+
+    /// `mmap` of private memory whose pages pager `pager` supplies on first touch
+    /// ([`Client::pager_create`]); `addr` is used as `flags` say (`MAP_FIXED*` or a hint).
+    pub fn mmap_pager(&mut self, addr: u64, len: u64, prot: u32, flags: u32, pager: u32) -> Result<u64, Errno> {
+        self.mmap_with(addr, len, prot, PROT_RWX, flags | MAP_PRIVATE, Backing::Pager { id: pager })
     }
 
     fn mmap_with(

@@ -125,6 +125,40 @@ impl Client {
     pub fn backend_destroy(&mut self, id: u32) -> Result<(), Errno> {
         self.unit(&Request::BackendDestroy { id })
     }
+
+    // --- Pagers ----------------------------------------------------------------------------
+
+    /// Create a pager served by this client: faults on pages of areas mapped with
+    /// [`Client::mmap_pager`] naming it come to [`Client::pager_wait`]. `mode`: who may map
+    /// such areas (write bits, like a file's). Returns its id.
+    pub fn pager_create(&mut self, mode: u16) -> Result<u32, Errno> {
+        self.id(&Request::PagerCreate { mode })
+    }
+
+    /// Block until a fault for pager `id` needs an answer (at once if one is queued).
+    pub fn pager_wait(&mut self, id: u32) -> Result<PagerFault, Errno> {
+        match self.value(&Request::PagerWait { id })? {
+            Value::PagerFault(f) => Ok(f),
+            _ => Err(self.bad_reply()),
+        }
+    }
+
+    /// Answer fault `token` with the page's contents (`page`: 4 KiB, through the shared
+    /// buffer); the faulting thread resumes.
+    pub fn pager_supply(&mut self, token: u32, page: &[u8]) -> Result<(), Errno> {
+        let buf = self.put_data(0, page)?;
+        self.unit(&Request::PagerReply { token, answer: PagerAnswer::Copy(buf) })
+    }
+
+    /// Answer fault `token` with a page of zeroes.
+    pub fn pager_zero(&mut self, token: u32) -> Result<(), Errno> {
+        self.unit(&Request::PagerReply { token, answer: PagerAnswer::Zero })
+    }
+
+    /// Refuse fault `token`: the faulting thread is reported and stays stopped.
+    pub fn pager_fail(&mut self, token: u32) -> Result<(), Errno> {
+        self.unit(&Request::PagerReply { token, answer: PagerAnswer::Fail })
+    }
     // --- Statistics ----------------------------------------------------------------------
 
     /// Server statistics; the per-space counters are those of `target`.

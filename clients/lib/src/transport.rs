@@ -202,6 +202,7 @@ pub fn bufref_of(req: &Request) -> Option<BufRef> {
     match *req {
         Request::Region { data, .. } => data,
         Request::BackendWrite { buf, .. } | Request::BackendRead { buf, .. } => Some(buf),
+        Request::PagerReply { answer: PagerAnswer::Copy(buf), .. } => Some(buf),
         _ => None,
     }
 }

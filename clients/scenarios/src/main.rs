@@ -21,6 +21,7 @@ mod report;
 mod s10_hostile;
 mod s12_adversary;
 mod s1_lazy_mmap;
+mod s23_pager;
 mod s2_munmap_hole;
 mod s3_mprotect;
 mod s4_fixed_mmap;
@@ -106,6 +107,8 @@ fn run() -> Outcome {
         13 => s12_adversary::victim(&mut c, boot.arg),
         14 => s12_adversary::bystander(&mut c),
         15 => s12_adversary::cleaner(&mut c, boot.arg),
+        23 => s23_pager::pager(&mut c),
+        24 => s23_pager::consumer(&mut c, boot.arg),
         20 => bench::cold(&mut c),
         21 => bench::warm(&mut c),
         22 => bench::run(&mut c),

@@ -401,6 +401,7 @@ impl<K: Kernel> MemCore<K> {
             slots_charged: s.slots_charged,
             slot_limit: s.slot_limit,
             pinned: s.pinned,
+            pager_pending: s.pager_pending,
             ..Stats::default()
         })
     }

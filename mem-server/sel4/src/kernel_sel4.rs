@@ -350,6 +350,24 @@ impl Kernel for Sel4Kernel {
         abs(copy).delete().map_err(kerr)
     }
 
+    fn save_caller(&mut self, slot: Slot) -> KResult {
+        abs(slot).save_caller().map_err(kerr)
+    }
+
+    fn reply_saved(&mut self, slot: Slot, reply: Option<&mem_protocol::Reply>) -> KResult {
+        let n = match reply {
+            // Every reply fits (checked at compile time in mem-protocol).
+            Some(r) => sel4::with_ipc_buffer_mut(|ipc| {
+                mem_protocol::encode_reply_words(r, ipc.msg_regs_mut()).unwrap_or(0)
+            }),
+            None => 0,
+        };
+        // `Send` on a reply cap never blocks and never faults the sender (an empty or
+        // stale slot is ignored by the kernel); the cap is used up.
+        cap::Endpoint::from_bits(slot.into()).send(sel4::MessageInfo::new(0, 0, 0, n));
+        Ok(())
+    }
+
     fn frame_zero(&mut self, frame: Slot) -> KResult {
         #[cfg(feature = "bench")]
         let start = crate::meter::now();

@@ -18,6 +18,11 @@
 //!   the sender's rings (`buffers.rs`), served by `MemCore::dispatch` (the one place that
 //!   matches on requests), the reply encoded into the message registers, label 0.
 //!
+//! - A pager-backed page (`mem-core` `pager.rs`): the core saves the faulting thread's reply
+//!   cap and the fault goes to the pager; no reply now (`Unresolved::Deferred`). A
+//!   `PagerWait` with nothing queued is held the same way (`Answer::held`). The core answers
+//!   both later through `Kernel::reply_saved`.
+//!
 //! A cap the core hands out (`CreateSpace`, `Clone`: a VSpace; `ExportFrame`: a pinned
 //! frame) travels as the reply's one extra cap from [`server_slot::EXPORT`]; the server's
 //! copy there is deleted when the next request arrives, so it never outlives the object. A
@@ -26,7 +31,7 @@
 use mem_core::{Access, MemCore, Sender, Slot, Unresolved};
 use mem_protocol::system::{
     server_slot, ADMIN_BADGE, REQUEST_LABEL, UNRESOLVED_DENIED, UNRESOLVED_NO_AREA,
-    UNRESOLVED_NO_MEMORY, UNRESOLVED_OTHER,
+    UNRESOLVED_NO_MEMORY, UNRESOLVED_OTHER, UNRESOLVED_PAGER,
 };
 use mem_protocol::{
     decode_request_words, encode_reply_words, ProtocolError, Reply, Request, IPC_BUFFER_WORDS,
@@ -109,7 +114,7 @@ impl Server {
                 self.unresolved(client, ip, UNRESOLVED_OTHER, "not a VM fault");
                 None
             }
-            Ok(Sender::Request(sender)) if label == REQUEST_LABEL => Some(self.request(info, sender)),
+            Ok(Sender::Request(sender)) if label == REQUEST_LABEL => self.request(info, sender),
             Ok(Sender::Request(_)) => Some(reply(&Reply::Protocol(ProtocolError::UnknownRequest), None)),
             Err(e) => Some(reply(&Reply::Protocol(e), None)),
         }
@@ -130,12 +135,20 @@ impl Server {
         crate::meter::FAULT_CORE.add(start);
         match r {
             Ok(_) => Some(MessageInfo::new(0, 0, 0, 0)),
+            // Handed to the area's pager: the thread's reply cap was saved, it is answered
+            // when the pager answers.
+            Err(Unresolved::Deferred) => {
+                self.signal_notes();
+                None
+            }
             Err(why) => {
                 let (code, text) = match why {
                     Unresolved::NoArea => (UNRESOLVED_NO_AREA, "no area"),
                     Unresolved::Denied => (UNRESOLVED_DENIED, "access denied"),
                     Unresolved::NoMemory => (UNRESOLVED_NO_MEMORY, "no memory"),
                     Unresolved::NoSpace => (UNRESOLVED_OTHER, "unknown client"),
+                    Unresolved::Pager => (UNRESOLVED_PAGER, "pager gone"),
+                    Unresolved::Deferred => (UNRESOLVED_OTHER, "deferred"),
                 };
                 self.unresolved(client, addr, code, text);
                 None
@@ -152,8 +165,17 @@ impl Server {
         cap::Notification::from_bits(server_slot::NOTIFY).signal();
     }
 
-    /// A protocol request of `sender`: decode, serve, encode the reply.
-    fn request(&mut self, info: &MessageInfo, sender: u32) -> MessageInfo {
+    /// Signal the administrator if the core queued notes outside the fault path (a pager's
+    /// answer, a pager's death).
+    fn signal_notes(&mut self) {
+        if self.core.take_notes_raised() {
+            cap::Notification::from_bits(server_slot::NOTIFY).signal();
+        }
+    }
+
+    /// A protocol request of `sender`: decode, serve, encode the reply (none when the
+    /// request waits: `PagerWait` with nothing queued saved the caller's reply cap).
+    fn request(&mut self, info: &MessageInfo, sender: u32) -> Answer {
         // Decode first: the invocations below write their arguments into the message
         // registers, over the request.
         let len = info.length().min(IPC_BUFFER_WORDS);
@@ -168,7 +190,7 @@ impl Server {
         }
         let req = match decoded {
             Ok(req) => req,
-            Err(e) => return reply(&Reply::Protocol(e), None),
+            Err(e) => return Some(reply(&Reply::Protocol(e), None)),
         };
         #[cfg(feature = "bench")]
         if req == Request::Nop {
@@ -183,14 +205,18 @@ impl Server {
         let answer = self.serve(sender, &req);
         #[cfg(feature = "bench")]
         crate::meter::DISPATCH.add(req.tag(), start);
+        self.signal_notes();
+        if answer.held {
+            return None;
+        }
         let cap = match answer.cap.map(|slot| self.export(slot)) {
             None => None,
             Some(Ok(c)) => Some(c),
             // The object exists but its cap cannot go out: say so (the administrator
             // destroys what it asked for on any error).
-            Some(Err(e)) => return reply(&Reply::Err(e), None),
+            Some(Err(e)) => return Some(reply(&Reply::Err(e), None)),
         };
-        reply(&answer.reply, cap)
+        Some(reply(&answer.reply, cap))
     }
 
     /// Serve one decoded request, bulk data through the caller's rings.
@@ -201,11 +227,11 @@ impl Server {
         let view = self.bufs.view(sender, self.core.has_view(sender));
         let d = match self.bufs.take(view, b) {
             Ok(d) => d,
-            Err(e) => return mem_core::Answer { reply: Reply::Err(e), cap: None },
+            Err(e) => return mem_core::Answer { reply: Reply::Err(e), cap: None, held: false },
         };
         let a = match self.bufs.bytes(view) {
             Some(buf) => self.core.dispatch(sender, req, buf),
-            None => mem_core::Answer { reply: Reply::Err(mem_core::Errno::Fault), cap: None },
+            None => mem_core::Answer { reply: Reply::Err(mem_core::Errno::Fault), cap: None, held: false },
         };
         self.bufs.give_back(view, d);
         a
@@ -286,6 +312,7 @@ fn bufref_of(req: &Request) -> Option<mem_protocol::BufRef> {
     match *req {
         Request::Region { data, .. } => data,
         Request::BackendWrite { buf, .. } | Request::BackendRead { buf, .. } => Some(buf),
+        Request::PagerReply { answer: mem_protocol::PagerAnswer::Copy(buf), .. } => Some(buf),
         _ => None,
     }
 }

@@ -24,6 +24,7 @@ mod lazy_mmap;
 mod mprotect;
 mod msync;
 mod munmap_hole;
+mod pager;
 mod query;
 mod quota;
 mod reclaim;
@@ -36,9 +37,9 @@ pub const OTHER_USER: (u32, u32) = (2000, 2000);
 
 type Run = fn(&mut Ctx) -> Result<(), String>;
 
-/// Scenarios 1..=10 and the adversaries (one per attack class of the isolation issue), in
-/// order; `reclaim` runs last, around all of them.
-const SCENARIOS: [(&str, Run); 17] = [
+/// Scenarios 1..=10, the adversaries (one per attack class of the isolation issue) and the
+/// pager, in order; `reclaim` runs last, around all of them.
+const SCENARIOS: [(&str, Run); 18] = [
     ("lazy-mmap", lazy_mmap::run),
     ("munmap-hole", munmap_hole::run),
     ("mprotect", mprotect::run),
@@ -56,6 +57,7 @@ const SCENARIOS: [(&str, Run); 17] = [
     ("adv-backend", adversary::backend),
     ("adv-fault", adversary::fault),
     ("adv-info", adversary::info),
+    ("pager", pager::run),
 ];
 
 /// Number of scenarios (reclaim included).
