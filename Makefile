@@ -273,8 +273,10 @@ setup-sel4: setup-cross
 	done; \
 	if [ -n "$$need" ] || [ $$qemu_ok = 0 ]; then \
 	  if [ $$qemu_ok = 0 ] && ! grep -rqs '$(BACKPORTS_SUITE)' /etc/apt/sources.list /etc/apt/sources.list.d/; then \
-	    echo "==> adding the apt suite $(BACKPORTS_SUITE) ($(BACKPORTS_SOURCES))"; \
-	    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: $(BACKPORTS_SUITE)' \
+	    mirror=$$(scripts/apt-mirror.sh $(BACKPORTS_SUITE:-backports=)) || { \
+	      echo "setup-sel4: no apt source for $(BACKPORTS_SUITE:-backports=) to take the mirror from; add $(BACKPORTS_SUITE) yourself" >&2; exit 1; }; \
+	    echo "==> adding the apt suite $(BACKPORTS_SUITE) from $$mirror ($(BACKPORTS_SOURCES))"; \
+	    printf '%s\n' 'Types: deb' "URIs: $$mirror" 'Suites: $(BACKPORTS_SUITE)' \
 	      'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
 	      | $(SUDO) tee $(BACKPORTS_SOURCES) >/dev/null; \
 	  fi; \
