@@ -72,80 +72,42 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Reply, ProtocolError> {
 /// Encode `request` straight into message words (framing word first); returns the number
 /// of words used. `words` of [`MAX_REQUEST_WORDS`] always suffice.
 pub fn encode_request_words(request: &Request, words: &mut [u64]) -> Result<usize, ProtocolError> {
-    encode_words(request, MAX_REQUEST_WORDS, words)
+    let mut buf = [0u8; MAX_REQUEST_BYTES];
+    to_words(encode_request(request, &mut buf)?, words)
 }
 
 /// Decode a request from message words as produced by [`encode_request_words`].
 pub fn decode_request_words(words: &[u64]) -> Result<Request, ProtocolError> {
-    with_payload(words, decode_request)
+    let mut buf = [0u8; MAX_REQUEST_BYTES];
+    match from_words(words, &mut buf) {
+        Err(ProtocolError::BufferTooSmall) => {
+            let mut all = [0u8; MAX_MESSAGE_BYTES];
+            decode_request(from_words(words, &mut all)?)
+        }
+        r => decode_request(r?),
+    }
 }
 
 /// Encode `reply` straight into message words (framing word first); returns the number of
 /// words used. `words` of [`MAX_REPLY_WORDS`] always suffice.
 pub fn encode_reply_words(reply: &Reply, words: &mut [u64]) -> Result<usize, ProtocolError> {
-    encode_words(reply, MAX_REPLY_WORDS, words)
+    let mut buf = [0u8; MAX_REPLY_BYTES];
+    to_words(encode_reply(reply, &mut buf)?, words)
 }
 
 /// Decode a reply from message words as produced by [`encode_reply_words`].
+///
+/// (Both decoders unpack into a buffer the size of the largest valid message of their
+/// kind; a longer message, which cannot decode, is unpacked in full so that it fails
+/// exactly as its bytes would.)
 pub fn decode_reply_words(words: &[u64]) -> Result<Reply, ProtocolError> {
-    with_payload(words, decode_reply)
-}
-
-/// Encode `value` into `words` as [`to_words`] would pack its bytes. On a little-endian
-/// machine the payload words *are* those bytes, so postcard writes straight into them (at
-/// most `max_words` of them, a bound the caller knows at compile time) and only the
-/// padding of the last word is cleared: no buffer, no copy.
-fn encode_words<T: Serialize>(value: &T, max_words: usize, words: &mut [u64]) -> Result<usize, ProtocolError> {
-    #[cfg(target_endian = "little")]
-    {
-        let avail = words.len().min(max_words);
-        if avail <= FRAMING_WORDS {
-            return Err(ProtocolError::BufferTooSmall);
+    let mut buf = [0u8; MAX_REPLY_BYTES];
+    match from_words(words, &mut buf) {
+        Err(ProtocolError::BufferTooSmall) => {
+            let mut all = [0u8; MAX_MESSAGE_BYTES];
+            decode_reply(from_words(words, &mut all)?)
         }
-        let (len_word, payload) = words[..avail].split_at_mut(FRAMING_WORDS);
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(payload);
-        let len = encode(value, bytes)?.len();
-        let n = len.div_ceil(WORD_BYTES);
-        bytes[len..n * WORD_BYTES].fill(0);
-        len_word[0] = len as u64;
-        Ok(FRAMING_WORDS + n)
-    }
-    #[cfg(target_endian = "big")]
-    {
-        let _ = max_words;
-        let mut buf = [0u8; MAX_MESSAGE_BYTES];
-        to_words(encode(value, &mut buf)?, words)
-    }
-}
-
-/// Call `f` with the message bytes packed in `words` (as [`from_words`] would unpack
-/// them). On a little-endian machine they are read in place: the payload words viewed as
-/// bytes, after the same checks as [`from_words`] (framed length, truncation, zero
-/// padding).
-fn with_payload<T>(words: &[u64], f: impl FnOnce(&[u8]) -> Result<T, ProtocolError>) -> Result<T, ProtocolError> {
-    #[cfg(target_endian = "little")]
-    {
-        let Some((&len_word, payload)) = words.split_first() else {
-            return Err(ProtocolError::Truncated);
-        };
-        let len = match usize::try_from(len_word) {
-            Ok(len) if len <= MAX_MESSAGE_BYTES => len,
-            _ => return Err(ProtocolError::TooLarge),
-        };
-        let Some(payload) = payload.get(..len.div_ceil(WORD_BYTES)) else {
-            return Err(ProtocolError::Truncated);
-        };
-        let bytes: &[u8] = bytemuck::cast_slice(payload);
-        let (data, padding) = bytes.split_at(len);
-        if padding.iter().any(|&b| b != 0) {
-            return Err(ProtocolError::Malformed);
-        }
-        f(data)
-    }
-    #[cfg(target_endian = "big")]
-    {
-        let mut buf = [0u8; MAX_MESSAGE_BYTES];
-        f(from_words(words, &mut buf)?)
+        r => decode_reply(r?),
     }
 }
 
@@ -170,9 +132,17 @@ pub fn to_words(bytes: &[u8], words: &mut [u64]) -> Result<usize, ProtocolError>
     };
     let (len_word, payload) = out.split_at_mut(FRAMING_WORDS);
     len_word[0] = bytes.len() as u64;
-    for (word, chunk) in payload.iter_mut().zip(bytes.chunks(WORD_BYTES)) {
+    // Whole words first (fixed-size copies), then the zero-padded rest.
+    let whole = bytes.chunks_exact(WORD_BYTES);
+    let rest = whole.remainder();
+    let mut words = payload.iter_mut();
+    // (`whole` first: `zip` asks it first and stops there, taking no word it drops.)
+    for (chunk, word) in whole.zip(words.by_ref()) {
+        *word = u64::from_le_bytes(<[u8; WORD_BYTES]>::try_from(chunk).unwrap_or_default());
+    }
+    if let Some(word) = words.next() {
         let mut le = [0u8; WORD_BYTES];
-        le[..chunk.len()].copy_from_slice(chunk);
+        le[..rest.len()].copy_from_slice(rest);
         *word = u64::from_le_bytes(le);
     }
     Ok(n)
@@ -200,13 +170,20 @@ pub fn from_words<'a>(words: &[u64], out: &'a mut [u8]) -> Result<&'a [u8], Prot
     let Some(out) = out.get_mut(..len) else {
         return Err(ProtocolError::BufferTooSmall);
     };
-    for (chunk, word) in out.chunks_mut(WORD_BYTES).zip(payload) {
+    // Whole words first (fixed-size copies), then the rest, whose padding must be zero.
+    let mut words = payload.iter();
+    let mut whole = out.chunks_exact_mut(WORD_BYTES);
+    for (chunk, word) in whole.by_ref().zip(words.by_ref()) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    let rest = whole.into_remainder();
+    if let Some(word) = words.next() {
         let le = word.to_le_bytes();
-        let (data, padding) = le.split_at(chunk.len());
+        let (data, padding) = le.split_at(rest.len());
         if padding.iter().any(|&b| b != 0) {
             return Err(ProtocolError::Malformed);
         }
-        chunk.copy_from_slice(data);
+        rest.copy_from_slice(data);
     }
     Ok(out)
 }
