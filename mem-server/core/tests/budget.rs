@@ -14,9 +14,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use mem_core::mmap::MmapArgs;
-use mem_core::{Access, Config, Cred, KResult, Kernel, MemCore, ObjectType, Prot, Slot};
+use mem_core::{Access, Config, Cred, KResult, MemCore, Prot};
 use mem_model::{ModelConfig, ModelKernel};
-use mem_protocol::{Backing, Placement, ShmKey};
+use mem_protocol::{PagerAnswer, Backing, Placement, ShmKey};
 
 thread_local! {
     static LIVE: Cell<i64> = const { Cell::new(0) };
@@ -75,68 +75,13 @@ fn quiet<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
-impl Kernel for Quiet {
-    fn untyped_retype(&mut self, u: Slot, t: ObjectType, d: Slot, n: u32) -> KResult {
-        quiet(|| self.0.untyped_retype(u, t, d, n))
-    }
-    fn asid_assign(&mut self, v: Slot) -> KResult {
-        quiet(|| self.0.asid_assign(v))
-    }
-    fn page_table_map(&mut self, t: Slot, v: Slot, a: u64) -> KResult {
-        quiet(|| self.0.page_table_map(t, v, a))
-    }
-    fn page_table_unmap(&mut self, t: Slot) -> KResult {
-        quiet(|| self.0.page_table_unmap(t))
-    }
-    fn page_map(&mut self, f: Slot, v: Slot, a: u64, p: Prot) -> KResult {
-        quiet(|| self.0.page_map(f, v, a, p))
-    }
-    fn page_unmap(&mut self, f: Slot) -> KResult {
-        quiet(|| self.0.page_unmap(f))
-    }
-    fn page_paddr(&mut self, f: Slot) -> KResult<u64> {
-        quiet(|| self.0.page_paddr(f))
-    }
-    fn cap_copy(&mut self, s: Slot, d: Slot) -> KResult {
-        quiet(|| self.0.cap_copy(s, d))
-    }
-    fn cap_delete(&mut self, s: Slot) -> KResult {
-        quiet(|| self.0.cap_delete(s))
-    }
-    fn cap_revoke(&mut self, s: Slot) -> KResult {
-        quiet(|| self.0.cap_revoke(s))
-    }
-    fn server_map(&mut self, f: Slot, a: u64) -> KResult {
-        quiet(|| self.0.server_map(f, a))
-    }
-    fn server_table_map(&mut self, t: Slot, a: u64) -> KResult {
-        quiet(|| self.0.server_table_map(t, a))
-    }
-    fn direct_map(&mut self, f: Slot, c: Slot, a: u64) -> KResult {
-        quiet(|| self.0.direct_map(f, c, a))
-    }
-    fn direct_unmap(&mut self, f: Slot, c: Slot) -> KResult {
-        quiet(|| self.0.direct_unmap(f, c))
-    }
-    fn save_caller(&mut self, s: Slot) -> KResult {
-        quiet(|| self.0.save_caller(s))
-    }
-    fn reply_saved(&mut self, s: Slot, r: Option<&mem_protocol::Reply>) -> KResult {
-        quiet(|| self.0.reply_saved(s, r))
-    }
-    fn frame_zero(&mut self, f: Slot) -> KResult {
-        quiet(|| self.0.frame_zero(f))
-    }
-    fn frame_copy(&mut self, s: Slot, so: u64, d: Slot, doff: u64, l: u64) -> KResult {
-        quiet(|| self.0.frame_copy(s, so, d, doff, l))
-    }
-    fn frame_write(&mut self, f: Slot, o: u64, data: &[u8]) -> KResult {
-        quiet(|| self.0.frame_write(f, o, data))
-    }
-    fn frame_read(&mut self, f: Slot, o: u64, b: &mut [u8]) -> KResult {
-        quiet(|| self.0.frame_read(f, o, b))
+impl mem_model::Around for Quiet {
+    fn around<T>(&mut self, _: mem_model::Op, f: impl FnOnce(&mut ModelKernel) -> KResult<T>) -> KResult<T> {
+        quiet(|| f(&mut self.0))
     }
 }
+
+mem_model::kernel_via_around!(Quiet);
 
 
 const PAGE: u64 = 4096;
@@ -176,7 +121,7 @@ fn run(seed: u64, steps: usize) {
         let at = 0x1000_0000 + rng.below(1 << 14) * PAGE;
         let span = if rng.below(8) == 0 { 1024 } else { 16 };
         let len = (1 + rng.below(span)) * PAGE;
-        match rng.below(16) {
+        match rng.below(17) {
             0..=2 => {
                 let place = [Placement::Fixed, Placement::FixedNoReplace, Placement::Anywhere][rng.below(3) as usize];
                 let mut m = MmapArgs::anon(len, [Prot::RW, Prot::READ, Prot::NONE][rng.below(3) as usize]).at(at, place);
@@ -228,6 +173,27 @@ fn run(seed: u64, steps: usize) {
             }
             14 => {
                 let _ = core.region(c, at, len, Prot::RW, &[1u8; 9000]);
+            }
+            15 => {
+                // Pagers: faults on a pager-backed area wait (each a saved reply cap and a
+                // record, charged to the faulting client) until the pager answers.
+                if let Ok(p) = core.pager_create(c, 0o600) {
+                    let mut m = MmapArgs::anon(len, Prot::RW).at(at, Placement::Fixed);
+                    m.backing = Backing::Pager { id: p };
+                    if core.mmap(c, &m).is_ok() {
+                        for i in 0..1 + rng.below(8) {
+                            core.kernel_mut().0.set_caller(Some(((step as u64) << 8) + i));
+                            let _ = core.handle_fault(c, at + (i % (len / PAGE)) * PAGE, Access::Read);
+                        }
+                        core.kernel_mut().0.set_caller(Some(1));
+                        if let Ok(Some(f)) = core.pager_wait(c, p) {
+                            if rng.below(2) == 0 {
+                                let _ = core.pager_reply(c, f.token, PagerAnswer::Zero, &[]);
+                            }
+                        }
+                        core.kernel_mut().0.set_caller(None);
+                    }
+                }
             }
             _ => {
                 if rng.below(6) == 0 {

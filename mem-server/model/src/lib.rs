@@ -60,6 +60,7 @@ mod objects;
 mod retype;
 mod stats;
 mod vspace;
+mod wrap;
 
 pub use config::{split_aligned, ModelConfig, UntypedSpec};
 pub use cspace::CapKind;
@@ -67,3 +68,10 @@ pub use inspect::{allows, Translation, UserFault};
 pub use model::{ModelKernel, ASID_BASE};
 pub use objects::ObjectId;
 pub use stats::{KernelStats, Op};
+pub use wrap::Around;
+
+// For `kernel_via_around!`.
+#[doc(hidden)]
+pub use mem_core as __core;
+#[doc(hidden)]
+pub use mem_protocol as __protocol;

@@ -128,78 +128,17 @@ impl Proxy<'_> {
     }
 }
 
-macro_rules! fwd {
-    ($self:ident, $op:expr, $call:expr) => {
-        if $self.pass($op) {
-            $call
+impl mem_model::Around for Proxy<'_> {
+    fn around<T>(&mut self, op: Op, f: impl FnOnce(&mut ModelKernel) -> KResult<T>) -> KResult<T> {
+        if self.pass(op) {
+            f(self.k)
         } else {
             Err(KernelError::NotEnoughMemory)
         }
-    };
+    }
 }
 
-impl Kernel for Proxy<'_> {
-    fn untyped_retype(&mut self, u: u32, t: ObjectType, d: u32, n: u32) -> KResult {
-        fwd!(self, Op::UntypedRetype, self.k.untyped_retype(u, t, d, n))
-    }
-    fn asid_assign(&mut self, v: u32) -> KResult {
-        fwd!(self, Op::AsidAssign, self.k.asid_assign(v))
-    }
-    fn page_table_map(&mut self, t: u32, v: u32, a: u64) -> KResult {
-        fwd!(self, Op::PageTableMap, self.k.page_table_map(t, v, a))
-    }
-    fn page_table_unmap(&mut self, t: u32) -> KResult {
-        fwd!(self, Op::PageTableUnmap, self.k.page_table_unmap(t))
-    }
-    fn page_map(&mut self, f: u32, v: u32, a: u64, p: Prot) -> KResult {
-        fwd!(self, Op::PageMap, self.k.page_map(f, v, a, p))
-    }
-    fn page_unmap(&mut self, f: u32) -> KResult {
-        fwd!(self, Op::PageUnmap, self.k.page_unmap(f))
-    }
-    fn page_paddr(&mut self, f: u32) -> KResult<u64> {
-        fwd!(self, Op::PagePaddr, self.k.page_paddr(f))
-    }
-    fn cap_copy(&mut self, s: u32, d: u32) -> KResult {
-        fwd!(self, Op::CapCopy, self.k.cap_copy(s, d))
-    }
-    fn cap_delete(&mut self, s: u32) -> KResult {
-        fwd!(self, Op::CapDelete, self.k.cap_delete(s))
-    }
-    fn cap_revoke(&mut self, s: u32) -> KResult {
-        fwd!(self, Op::CapRevoke, self.k.cap_revoke(s))
-    }
-    fn server_map(&mut self, f: u32, a: u64) -> KResult {
-        fwd!(self, Op::ServerMap, self.k.server_map(f, a))
-    }
-    fn server_table_map(&mut self, t: u32, a: u64) -> KResult {
-        fwd!(self, Op::ServerTableMap, self.k.server_table_map(t, a))
-    }
-    fn direct_map(&mut self, f: u32, c: u32, a: u64) -> KResult {
-        fwd!(self, Op::DirectMap, self.k.direct_map(f, c, a))
-    }
-    fn direct_unmap(&mut self, f: u32, c: u32) -> KResult {
-        fwd!(self, Op::DirectUnmap, self.k.direct_unmap(f, c))
-    }
-    fn save_caller(&mut self, s: u32) -> KResult {
-        fwd!(self, Op::SaveCaller, self.k.save_caller(s))
-    }
-    fn reply_saved(&mut self, s: u32, r: Option<&mem_protocol::Reply>) -> KResult {
-        fwd!(self, Op::ReplySaved, self.k.reply_saved(s, r))
-    }
-    fn frame_zero(&mut self, f: u32) -> KResult {
-        fwd!(self, Op::FrameZero, self.k.frame_zero(f))
-    }
-    fn frame_copy(&mut self, s: u32, so: u64, d: u32, doff: u64, l: u64) -> KResult {
-        fwd!(self, Op::FrameCopy, self.k.frame_copy(s, so, d, doff, l))
-    }
-    fn frame_write(&mut self, f: u32, o: u64, data: &[u8]) -> KResult {
-        fwd!(self, Op::FrameWrite, self.k.frame_write(f, o, data))
-    }
-    fn frame_read(&mut self, f: u32, o: u64, b: &mut [u8]) -> KResult {
-        fwd!(self, Op::FrameRead, self.k.frame_read(f, o, b))
-    }
-}
+mem_model::kernel_via_around!(Proxy<'_>);
 
 fn setup() -> (Env, u32, u32) {
     let mut e = Env::new();
