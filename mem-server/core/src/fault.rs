@@ -72,14 +72,13 @@ impl<K: Kernel> MemCore<K> {
         }
         let page = vaddr & !(PAGE_SIZE - 1);
         match sp.pt.lookup(vaddr) {
-            None if matches!(area.kind, AreaKind::Pager { .. }) => {
-                let AreaKind::Pager { pager, offset } = area.kind else { return Err(Unresolved::NoArea) };
-                self.pager_fault(client, pager, page, offset + (page - start), access)
-            }
-            None => self.fill(client, start, &area, page).map_err(|e| match e {
-                Errno::Fault | Errno::Idrm => Unresolved::NoArea,
-                _ => Unresolved::NoMemory,
-            }),
+            None => match area.kind {
+                AreaKind::Pager { pager, offset } => self.pager_fault(client, pager, page, offset + (page - start), access),
+                _ => self.fill(client, start, &area, page).map_err(|e| match e {
+                    Errno::Fault | Errno::Idrm => Unresolved::NoArea,
+                    _ => Unresolved::NoMemory,
+                }),
+            },
             Some((pte, size, base)) => {
                 if access == Access::Write && pte.cow() {
                     self.break_cow(client, &area, base, size, pte).map_err(|_| Unresolved::NoMemory)?;

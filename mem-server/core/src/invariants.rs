@@ -61,7 +61,7 @@ impl<K: Kernel> MemCore<K> {
         let mut charged: BTreeMap<u32, u64> = BTreeMap::new();
         let mut obj_meta: BTreeMap<u32, u64> = BTreeMap::new();
         let mut reserved = 0u64;
-        for (&id, sp) in self.spaces.iter() {
+        for (id, sp) in self.spaces.iter() {
             let mut c = sp.pt.table_count() as u64 + crate::lifecycle::VSPACE_PAGES;
             in_use += sp.pt.table_count() as u64 + 2;
             reserved += sp.budget.meta_limit;
@@ -196,7 +196,7 @@ impl<K: Kernel> MemCore<K> {
         if in_use != self.res.frames_in_use {
             return Err(format!("frames in use: recount {in_use}, counter {}", self.res.frames_in_use));
         }
-        for (&id, sp) in self.spaces.iter() {
+        for (id, sp) in self.spaces.iter() {
             let c = charged.get(&id).copied().unwrap_or(0);
             if c != sp.charged {
                 return Err(format!("client {id}: charge recount {c}, counter {}", sp.charged));

@@ -138,8 +138,8 @@ impl<K: Kernel> MemCore<K> {
         let heir = self
             .spaces
             .iter()
-            .find(|(&c, sp)| c != from && sp.areas.iter().any(|(_, a)| a.kind.object() == Some(obj)))
-            .map(|(&c, _)| c);
+            .find(|(c, sp)| *c != from && sp.areas.iter().any(|(_, a)| a.kind.object() == Some(obj)))
+            .map(|(c, _)| c);
         if let Some(o) = self.objs.get_mut(obj) {
             o.owner = heir;
         }

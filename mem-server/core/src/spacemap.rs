@@ -82,12 +82,12 @@ impl SpaceMap {
     }
 
     /// Every `(id, space)`, in id order.
-    pub fn iter(&self) -> impl Iterator<Item = (&u32, &Space)> {
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Space)> {
         self.direct
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.as_deref().map(|s| (&IDS[i], s)))
-            .chain(self.other.iter())
+            .filter_map(|(i, s)| s.as_deref().map(|s| (i as u32, s)))
+            .chain(self.other.iter().map(|(&id, s)| (id, s)))
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Space> {
@@ -106,14 +106,3 @@ impl core::ops::Index<&u32> for SpaceMap {
         self.get(id).expect("space exists")
     }
 }
-
-/// The ids below [`DIRECT_IDS`], to lend references to.
-static IDS: [u32; DIRECT_IDS as usize] = {
-    let mut ids = [0u32; DIRECT_IDS as usize];
-    let mut i = 0;
-    while i < ids.len() {
-        ids[i] = i as u32;
-        i += 1;
-    }
-    ids
-};
