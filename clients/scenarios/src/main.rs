@@ -109,6 +109,7 @@ fn run() -> Outcome {
         15 => s12_adversary::cleaner(&mut c, boot.arg),
         23 => s23_pager::pager(&mut c),
         24 => s23_pager::consumer(&mut c, boot.arg),
+        25 => s23_pager::intruder(&mut c, boot.arg),
         20 => bench::cold(&mut c),
         21 => bench::warm(&mut c),
         22 => bench::run(&mut c),

@@ -10,15 +10,22 @@
 //! says exactly `SERVE` faults were served; STEP(1); then reads one more page (its fault stays
 //! pending at the pager, which no longer answers) and is never resumed.
 //!
+//! **Intruder** (25, another uid, `arg` = the pager's id), while the pager serves: may not map
+//! areas of that pager (EACCES), wait for its faults (EPERM) or answer any of them (every
+//! token 0..256 refused: EPERM, or ENOENT if there is no such fault); its own pagers stop at
+//! 16 (ENFILE); PASS.
+//!
 //! Failure codes: 2301 PagerCreate, 2302 PagerWait, 2303 PagerReply, 2401 mmap, 2402 a word
-//! (detail: the value, addr), 2403 Stats, 2404 fault count (detail).
+//! (detail: the value, addr), 2403 Stats, 2404 fault count (detail); intruder: 2501 mapped
+//! (detail errno), 2502 waited, 2503 an answer taken (detail token), 2504 pager limit
+//! (detail: pagers made), 2505 wrong errno (detail).
 
 use mem_client::linux::PROT_RW;
 use mem_client::Client;
-use mem_protocol::{Target, PAGE_SIZE};
+use mem_protocol::{Errno, Target, PAGE_SIZE};
 
 use crate::mem::peek;
-use crate::report::{ensure_eq, step, Check, Outcome};
+use crate::report::{ensure, ensure_eq, errno_detail, step, Check, Fail, Outcome};
 
 /// Pages of the consumer's area, and how many of them the pager serves before it stops.
 pub const AREA_PAGES: u64 = 260;
@@ -63,5 +70,33 @@ pub fn consumer(c: &mut Client, pager: u64) -> Outcome {
     // The pager no longer answers: this read waits until the root task acts.
     // SAFETY: inside the mapping.
     let _ = unsafe { peek(base + SERVE * PAGE_SIZE) };
+    Ok(())
+}
+
+pub fn intruder(c: &mut Client, pager: u64) -> Outcome {
+    let id = pager as u32;
+    let errno = |r: Result<u64, Errno>| match r {
+        Ok(_) => 0,
+        Err(e) => errno_detail(e),
+    };
+    let e = errno(c.mmap_pager(0, 4 * PAGE_SIZE, PROT_RW, 0, id));
+    ensure_eq(e, errno_detail(Errno::Acces), 2501, 0)?;
+    let e = errno(c.pager_wait(id).map(|_| 0));
+    ensure_eq(e, errno_detail(Errno::Perm), 2502, 0)?;
+    for token in 0..256u32 {
+        match c.pager_zero(token) {
+            Ok(()) => return Err(Fail::new(2503).detail(u64::from(token))),
+            Err(Errno::Perm) | Err(Errno::NoEnt) => {}
+            Err(e) => return Err(Fail::new(2505).detail(errno_detail(e))),
+        }
+    }
+    let mut made = 0u64;
+    let last = loop {
+        match c.pager_create(0o600) {
+            Ok(_) if made < 64 => made += 1,
+            r => break r,
+        }
+    };
+    ensure(made == 16 && last == Err(Errno::NFile), 2504).map_err(|f| f.detail(made))?;
     Ok(())
 }

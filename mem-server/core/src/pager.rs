@@ -277,10 +277,11 @@ impl<K: Kernel> MemCore<K> {
             return Err(Errno::Inval);
         }
         let p = self.take_pending(token).ok_or(Errno::NoEnt)?;
-        // Is the page still absent in an area of this pager? Else the threads retry.
+        // Is the page still absent, at the same offset of an area of this pager? Else the
+        // threads retry (and fault on whatever is there now).
         let still = self.spaces.get(&p.client).and_then(|sp| {
-            let (_, a) = sp.areas.find(p.page)?;
-            let here = matches!(a.kind, AreaKind::Pager { pager, .. } if pager == p.pager);
+            let (start, a) = sp.areas.find(p.page)?;
+            let here = matches!(a.kind, AreaKind::Pager { pager, offset } if pager == p.pager && offset + (p.page - start) == p.offset);
             (here && sp.pt.lookup(p.page).is_none()).then_some(a.prot)
         });
         let Some(prot) = still else {

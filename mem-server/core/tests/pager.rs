@@ -197,6 +197,18 @@ fn an_answer_for_a_page_that_went_away_resumes_the_thread_and_costs_nothing() {
     assert_eq!(delivered(&mut h), vec![(3, None)]);
     assert_eq!(h.read_u64(C, a2).unwrap(), 0, "zero-filled anonymous page, not the pager's");
     h.core.munmap(C, a2, PAGE).unwrap();
+    // Re-mapped from the same pager at another offset: the answer was for the old one.
+    let big = area(&mut h, C, pg, 4);
+    assert_eq!(fault(&mut h, C, big + 2 * PAGE, 5), Err(Unresolved::Deferred));
+    let f = wait(&mut h, pg, 6).unwrap().unwrap();
+    assert_eq!(f.offset, 2 * PAGE);
+    h.core.munmap(C, big, 4 * PAGE).unwrap();
+    let mut m = MmapArgs::anon(2 * PAGE, Prot::RW).at(big + PAGE, Placement::Fixed);
+    m.backing = Backing::Pager { id: pg };
+    h.core.mmap(C, &m).unwrap();
+    assert_eq!(h.core.pager_reply(P, f.token, copy(), &page_of(2)), Err(Errno::NoEnt), "page at offset PAGE now");
+    assert_eq!(delivered(&mut h), vec![(5, None)]);
+    h.core.munmap(C, big + PAGE, 2 * PAGE).unwrap();
     let after = h.core.stats(Some(C)).unwrap();
     // Only the page tables the anonymous page needed stay (as after any munmap).
     assert_eq!((after.charged_pages, after.slots_charged), (before.charged_pages + 2, before.slots_charged));
@@ -319,4 +331,54 @@ fn the_pager_protocol_through_dispatch() {
     let bad = Request::PagerReply { token: 0, answer: PagerAnswer::Copy(BufRef::new(8192, 8192)) };
     assert_eq!(h.core.dispatch(P, &bad, &mut buf).reply, Reply::Err(Errno::Fault));
     settled(&mut h);
+}
+
+/// Attack: a client whose threads fault on ever more pages of a pager area (the pager never
+/// answers) makes the server hold a saved reply cap and a record per fault. Both are charged
+/// to that client: at its slot limit the next fault is unresolved (NoMemory) with nothing
+/// held for it; the pager and other clients are unaffected, and everything is given back
+/// when the client goes.
+#[test]
+fn faults_waiting_on_a_pager_are_bounded_by_the_faulting_clients_budget() {
+    let mut h = harness();
+    let boot = h.core.stats(None).unwrap();
+    let pg = h.core.pager_create(P, 0o606).unwrap();
+    h.client(8, 2000, 2000, 16);
+    let limit = h.core.stats(Some(8)).unwrap().slot_limit;
+    let a = area(&mut h, 8, pg, limit + 8);
+    let mut held = 0;
+    for i in 0..limit + 8 {
+        match fault(&mut h, 8, a + i * PAGE, 1000 + i) {
+            Err(Unresolved::Deferred) => held += 1,
+            Err(Unresolved::NoMemory) => break,
+            r => panic!("fault {i}: {r:?}"),
+        }
+    }
+    assert_eq!(held, limit, "faults wait up to the slot limit, not beyond");
+    let s = h.core.stats(Some(8)).unwrap();
+    assert_eq!(held, s.slots_charged, "one saved reply cap per waiting fault");
+    assert!(s.slots_charged <= s.slot_limit && s.meta_bytes <= s.meta_limit, "{s:?}");
+    assert_eq!(h.core.kernel().saved_replies() as u64, held);
+    h.check();
+    // The pager's owner and another consumer still work.
+    let b = area(&mut h, C, pg, 1);
+    assert_eq!(fault(&mut h, C, b, 1), Err(Unresolved::Deferred));
+    let mut served = 0;
+    while let Ok(Some(f)) = wait(&mut h, pg, 2) {
+        if f.client == C {
+            h.core.pager_reply(P, f.token, PagerAnswer::Zero, &[]).unwrap();
+            served += 1;
+            break;
+        }
+    }
+    assert_eq!(served, 1);
+    assert_eq!(h.read_u64(C, b).unwrap(), 0);
+    // The attacker goes: every saved cap and record with it.
+    h.core.destroy_space(8).unwrap();
+    settled(&mut h);
+    h.core.destroy_space(C).unwrap();
+    h.core.destroy_space(P).unwrap();
+    settled(&mut h);
+    let s = h.core.stats(None).unwrap();
+    assert!(s.slots_in_use <= boot.slots_in_use, "{s:?} vs {boot:?}");
 }

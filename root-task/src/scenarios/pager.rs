@@ -4,6 +4,9 @@
 //! 1. The pager creates its pager and says its id (STEP 1); the consumer is started with it
 //!    and the pager let go: the consumer reads 256 pages in a random order and checks every
 //!    word while the pager answers each fault (pager STEP 2, consumer STEP 1, in any order).
+//!    Meanwhile an intruder of another user (25) tries to map the pager's areas, wait for its
+//!    faults, answer any of them and create pagers without end; it must be refused each
+//!    time (PASS).
 //! 2. The consumer is let go (the root task lets the clients run until they block): it reads
 //!    one more page, whose fault stays pending at the pager (which no longer waits). A
 //!    bystander (a lazy-mmap client) PASSes; the pager's Stats show exactly one pending
@@ -18,7 +21,7 @@ use alloc::vec;
 
 use mem_protocol::system::UNRESOLVED_PAGER;
 
-use super::USER;
+use super::{OTHER_USER, USER};
 use crate::client::Proc;
 use crate::ctx::{Ctx, Event};
 use crate::vspace::PAGE;
@@ -41,10 +44,15 @@ fn steps(ctx: &mut Ctx, pb: u32, procs: &mut alloc::vec::Vec<Proc>) -> Result<()
     let consumer = ctx.spawn(24, id, 0, USER, DEFAULT_QUOTA)?;
     let cb = consumer.badge;
     procs.push(consumer);
+    // An intruder of another user tries the pager while it serves.
+    let intruder = ctx.spawn(25, id, 0, OTHER_USER, DEFAULT_QUOTA)?;
+    let ib = intruder.badge;
+    procs.push(intruder);
     ctx.answer(reply);
-    let (mut pager_wait, mut consumer_step) = (None, None);
-    while pager_wait.is_none() || consumer_step.is_none() {
+    let (mut pager_wait, mut consumer_step, mut intruder_done) = (None, None, false);
+    while pager_wait.is_none() || consumer_step.is_none() || !intruder_done {
         match ctx.next_event() {
+            Event::Pass { badge, .. } if badge == ib => intruder_done = true,
             Event::Step { badge, step: 2, reply, .. } if badge == pb => pager_wait = Some(reply),
             Event::Step { badge, step: 1, values, reply } if badge == cb => {
                 consumer_step = Some((values.first().copied().unwrap_or(0), reply))
