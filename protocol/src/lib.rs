@@ -29,7 +29,7 @@
 //!
 //! Modules: [`request`] (the operations), [`args`] (their argument types), [`reply`]
 //! (answers and their payloads), [`errno`] / [`error`] (operation vs. protocol errors),
-//! [`prot`] (protection bits and page sizes, also used by the memory-server core),
+//! [`layout`] (the `Layout` answer and its entries), [`prot`] (protection bits and page sizes, also used by the memory-server core),
 //! [`codec`] (bytes and words). Users: the client library and root task (sending side),
 //! the seL4 server loop (receiving side), and `mem-core` / `mem-model` for the value types.
 #![no_std]
@@ -39,6 +39,7 @@ pub mod args;
 pub mod codec;
 pub mod errno;
 pub mod error;
+pub mod layout;
 pub mod prot;
 pub mod reply;
 pub mod request;
@@ -52,6 +53,7 @@ pub use codec::{
     MAX_REPLY_WORDS, MAX_REQUEST_BYTES, MAX_REQUEST_WORDS, WORD_BYTES,
 };
 pub use errno::{Errno, OpResult};
+pub use layout::{AreaKindCode, LayoutEntry, LayoutInfo};
 pub use error::ProtocolError;
 pub use postcard::experimental::max_size::MaxSize;
 pub use prot::{Access, PageSize, Prot, LARGE_PAGE_SIZE, PAGE_SIZE};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errno::Errno;
 use crate::error::ProtocolError;
+use crate::layout::LayoutInfo;
 use crate::prot::{Access, PageSize, Prot};
 
 /// The server's answer to one request.
@@ -111,6 +112,8 @@ pub enum Value {
     Note(Option<FaultNote>),
     /// Answer to `PagerWait`: a fault to serve.
     PagerFault(PagerFault),
+    /// Answer to `Layout`.
+    Layout(LayoutInfo),
 }
 
 impl Value {
@@ -125,6 +128,7 @@ impl Value {
             Value::Stats(_) => ValueKind::Stats,
             Value::Note(_) => ValueKind::Note,
             Value::PagerFault(_) => ValueKind::PagerFault,
+            Value::Layout(_) => ValueKind::Layout,
         }
     }
 
@@ -156,6 +160,7 @@ pub enum ValueKind {
     Stats,
     Note,
     PagerFault,
+    Layout,
 }
 
 /// What is mapped at a queried address.

@@ -153,11 +153,15 @@ pub enum Request {
     /// went away: the client then resumes and faults again); `ENOMEM` if the client's quota
     /// cannot take the page (the fault is then reported). → `Unit`
     PagerReply { token: u32, answer: PagerAnswer },
+    /// The areas of an address space from address `from` on, in address order, like
+    /// `/proc/self/maps`: as many [`crate::LayoutEntry`]s as fit are written into `buf` of
+    /// the sender's shared buffer (`LayoutEntry::BYTES` each). → `Layout`
+    Layout { target: Target, from: u64, buf: BufRef },
 }
 
 impl Request {
     /// Number of request variants; wire tags are `0..TAG_COUNT`.
-    pub const TAG_COUNT: u32 = 27;
+    pub const TAG_COUNT: u32 = 28;
 
     /// The wire tag of this variant (its index in the enum, which postcard sends first).
     pub const fn tag(&self) -> u32 {
@@ -189,6 +193,7 @@ impl Request {
             Request::PagerCreate { .. } => 24,
             Request::PagerWait { .. } => 25,
             Request::PagerReply { .. } => 26,
+            Request::Layout { .. } => 27,
         }
     }
 
@@ -222,6 +227,7 @@ impl Request {
             Request::PagerCreate { .. } => "PagerCreate",
             Request::PagerWait { .. } => "PagerWait",
             Request::PagerReply { .. } => "PagerReply",
+            Request::Layout { .. } => "Layout",
         }
     }
 
@@ -240,7 +246,8 @@ impl Request {
             | Request::Populate { target, .. }
             | Request::Reset { target }
             | Request::Stats { target }
-            | Request::ExportFrame { target, .. } => Some(target),
+            | Request::ExportFrame { target, .. }
+            | Request::Layout { target, .. } => Some(target),
             Request::Clone { source, .. } => Some(source),
             Request::CreateSpace { .. }
             | Request::DestroySpace { .. }
@@ -260,6 +267,18 @@ impl Request {
         }
     }
 
+    /// The bytes of the sender's shared buffer this request hands to the server (bulk data
+    /// to read or room to write), if any: the client puts a descriptor of exactly these
+    /// bytes on its to-server ring (see the client library and the server's `buffers.rs`).
+    pub const fn bulk(&self) -> Option<BufRef> {
+        match *self {
+            Request::Region { data, .. } => data,
+            Request::BackendWrite { buf, .. } | Request::BackendRead { buf, .. } | Request::Layout { buf, .. } => Some(buf),
+            Request::PagerReply { answer: PagerAnswer::Copy(buf), .. } => Some(buf),
+            _ => None,
+        }
+    }
+
     /// The kind of [`crate::Value`] a successful reply to this request carries.
     pub const fn reply_kind(&self) -> ValueKind {
         match self {
@@ -271,6 +290,7 @@ impl Request {
                 ValueKind::Id
             }
             Request::PagerWait { .. } => ValueKind::PagerFault,
+            Request::Layout { .. } => ValueKind::Layout,
             Request::Query { .. } => ValueKind::Query,
             Request::ShmCtl {
                 cmd: ShmCmd::Stat, ..

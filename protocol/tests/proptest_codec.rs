@@ -177,6 +177,7 @@ fn request() -> impl Strategy<Value = Request> {
             Just(mem_protocol::PagerAnswer::Fail),
         ])
             .prop_map(|(token, answer)| Request::PagerReply { token, answer }),
+        (t(), a(), buf()).prop_map(|(target, from, buf)| Request::Layout { target, from, buf }),
     ]
 }
 
@@ -245,6 +246,9 @@ fn value() -> impl Strategy<Value = Value> {
                 offset,
                 access: [mem_protocol::Access::Read, mem_protocol::Access::Write, mem_protocol::Access::Exec][k as usize],
             }
+        )),
+        (a(), a(), n(), a()).prop_map(|(max_va, areas, written, next)| Value::Layout(
+            mem_protocol::LayoutInfo { max_va, areas, written, next }
         )),
         proptest::collection::vec(a(), 17).prop_map(|s| Value::Stats(Stats {
             frames_in_use: s[0],

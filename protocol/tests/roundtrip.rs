@@ -86,7 +86,7 @@ fn samples_cover_every_reply_tag_and_value_kind() {
         }
     }
     assert_eq!(tags, (0..Reply::TAG_COUNT).collect::<BTreeSet<_>>());
-    assert_eq!(kinds.len(), 8);
+    assert_eq!(kinds.len(), 9);
 }
 
 #[test]

@@ -197,14 +197,9 @@ pub(crate) unsafe fn ring<R: sel4_shared_ring_buffer::roles::RingBufferRole>(
     RingBuffer::new(shared, InitializationStrategy::ReadState)
 }
 
-/// The bulk-data reference a request carries, if any.
+/// The bulk-data reference a request carries, if any ([`Request::bulk`]).
 pub fn bufref_of(req: &Request) -> Option<BufRef> {
-    match *req {
-        Request::Region { data, .. } => data,
-        Request::BackendWrite { buf, .. } | Request::BackendRead { buf, .. } => Some(buf),
-        Request::PagerReply { answer: PagerAnswer::Copy(buf), .. } => Some(buf),
-        _ => None,
-    }
+    req.bulk()
 }
 
 /// Whether descriptor `d` names bytes inside `b`.

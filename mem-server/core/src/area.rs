@@ -233,6 +233,11 @@ impl AreaMap {
         self.areas.iter().map(|(&s, a)| (s, a))
     }
 
+    /// One past the last address of the highest area, or 0 when there is none.
+    pub fn last_end(&self) -> u64 {
+        self.areas.last_key_value().map_or(0, |(_, a)| a.end)
+    }
+
     /// The areas starting at or above `from`, in order.
     pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, &Area)> + '_ {
         self.areas.range(from..).map(|(&s, a)| (s, a))

@@ -198,6 +198,11 @@ impl<K: Kernel> MemCore<K> {
                 };
                 unit(self.pager_reply(caller, token, answer, &buf[r]))
             }
+            Request::Layout { target, from, buf: b } => {
+                let c = self.resolve_target(caller, target)?;
+                let r = buf_range(b, buf.len())?;
+                val(self.layout_page(c, from, &mut buf[r]).map(Value::Layout))
+            }
         }
     }
 

@@ -40,6 +40,7 @@ pub mod fault;
 pub mod gaps;
 pub mod invariants;
 pub mod kernel;
+pub mod layout;
 pub mod ledger;
 pub mod lifecycle;
 pub mod mmap;

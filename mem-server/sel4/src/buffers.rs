@@ -23,7 +23,8 @@
 //!   reads. Both rings start as zeroed memory (indices 0) and nobody writes initial state:
 //!   each side builds its views with `InitializationStrategy::ReadState`. The server keeps
 //!   no ring state of its own; it re-reads the indices from the buffer at every request.
-//! - Request with bulk data (`Region` with `data`, `BackendWrite`, `BackendRead`): before the
+//! - Request with bulk data (`Request::bulk`: `Region` with `data`, `BackendWrite`,
+//!   `BackendRead`, `Layout`, `PagerReply` with a page): before the
 //!   `Call`, the client enqueues (and commits) `Descriptor::new(offset, len, cookie)` with
 //!   `offset`/`len` equal to the request's `BufRef` (the cookie is the client's, returned
 //!   unchanged).

@@ -221,7 +221,7 @@ impl Server {
 
     /// Serve one decoded request, bulk data through the caller's rings.
     fn serve(&mut self, sender: u32, req: &Request) -> mem_core::Answer {
-        let Some(b) = bufref_of(req) else {
+        let Some(b) = req.bulk() else {
             return self.core.dispatch(sender, req, &mut []);
         };
         let view = self.bufs.view(sender, self.core.has_view(sender));
@@ -304,16 +304,6 @@ fn data_access(fsr: u64) -> Access {
         Access::Write
     } else {
         Access::Read
-    }
-}
-
-/// The bulk-data reference a request carries, if any.
-fn bufref_of(req: &Request) -> Option<mem_protocol::BufRef> {
-    match *req {
-        Request::Region { data, .. } => data,
-        Request::BackendWrite { buf, .. } | Request::BackendRead { buf, .. } => Some(buf),
-        Request::PagerReply { answer: mem_protocol::PagerAnswer::Copy(buf), .. } => Some(buf),
-        _ => None,
     }
 }
 

@@ -159,6 +159,7 @@ pub fn requests() -> Vec<Request> {
         Request::PagerReply { token: 1, answer: mem_protocol::PagerAnswer::Copy(BufRef::new(16, 4096)) },
         Request::PagerReply { token: 2, answer: mem_protocol::PagerAnswer::Zero },
         Request::PagerReply { token: 3, answer: mem_protocol::PagerAnswer::Fail },
+        Request::Layout { target: Target::Own, from: 0, buf: BufRef::new(16, 4096) },
         Request::BackendWrite {
             id: 0,
             offset: 0,
@@ -284,6 +285,7 @@ pub fn extreme_requests() -> Vec<Request> {
         Request::PagerCreate { mode: u16::MAX },
         Request::PagerWait { id: m },
         Request::PagerReply { token: m, answer: mem_protocol::PagerAnswer::Copy(buf) },
+        Request::Layout { target: t, from: a, buf },
     ]
 }
 
@@ -410,6 +412,8 @@ pub fn replies() -> Vec<Reply> {
             access: mem_protocol::Access::Exec,
         })));
     }
+    v.push(Reply::Ok(Value::Layout(mem_protocol::LayoutInfo::default())));
+    v.push(Reply::Ok(Value::Layout(mem_protocol::LayoutInfo { max_va: u64::MAX, areas: u64::MAX, written: u32::MAX, next: u64::MAX })));
     v.extend(Errno::ALL.into_iter().map(Reply::Err));
     v.extend(ProtocolError::ALL.into_iter().map(Reply::Protocol));
     v
