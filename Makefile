@@ -38,7 +38,7 @@ DEB_CARGO     := /usr/bin/cargo
 DEB_RUSTC     := /usr/bin/rustc
 DEB_RUSTDOC   := /usr/bin/rustdoc
 CROSS_TARGETS ?= riscv64imac-unknown-none-elf aarch64-unknown-none
-CROSS_CRATES  := mem-protocol mem-core
+CROSS_CRATES  := mem-protocol mem-core mem-heap
 CROSS_PROFILE ?= release
 CROSS_DIR     := target/cross
 
