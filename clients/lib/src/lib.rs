@@ -24,7 +24,11 @@
 //! of requests that failed before reaching the ring, and answers `EFAULT` when the last
 //! descriptor does not equal the request's `BufRef` or lies outside the data area).
 //!
-//! No heap and no mutable statics: everything lives in the [`Client`] value.
+//! No heap and no mutable statics: everything lives in the [`Client`] value. The
+//! [`heap`] module offers a heap for the whole process ([`heap::ServerHeap`], a
+//! `#[global_allocator]`), whose page provider calls the server from any thread through
+//! [`call_plain`] (requests without bulk data need only the endpoint and the thread's IPC
+//! buffer).
 //!
 //! ```ignore
 //! let mut c = Client::new(server, buffer);
@@ -44,7 +48,7 @@ use sel4_shared_ring_buffer::{InitializationStrategy, RawRingBuffer, RingBuffer}
 
 pub use mem_protocol::system::{SharedLayout, REQUEST_LABEL};
 pub use mem_protocol::{
-    decode_reply_words, encode_request_words, Backing, BufRef, Errno, MsyncFlags, PagerAnswer,
+    decode_reply_words, encode_request_words, AreaKindCode, Backing, LayoutEntry, LayoutInfo, BufRef, Errno, MsyncFlags, PagerAnswer,
     PagerFault, Placement, ProtocolError, Prot, QueryInfo, Reply, Request, Share, ShmCmd, ShmKey,
     ShmStat, Stats, Target, Value, IPC_BUFFER_WORDS, PAGE_SIZE,
 };
@@ -52,12 +56,14 @@ pub use sel4_shared_ring_buffer::Descriptor;
 
 mod admin;
 mod error;
+pub mod heap;
+mod layout;
 pub mod linux;
 mod objects;
 mod transport;
 
 pub use error::{errno, linux_ret, CallError, RawReply};
-pub use transport::bufref_of;
+pub use transport::{bufref_of, call_plain};
 use transport::{ring, within};
 
 use linux::*;
@@ -220,31 +226,7 @@ impl Client {
         flags: u32,
         backing: Backing,
     ) -> Result<u64, Errno> {
-        let share = match flags & MAP_TYPE {
-            MAP_SHARED | MAP_SHARED_VALIDATE => Share::Shared,
-            MAP_PRIVATE => Share::Private,
-            _ => return Err(Errno::Inval),
-        };
-        let placement = if flags & MAP_FIXED_NOREPLACE != 0 {
-            Placement::FixedNoReplace
-        } else if flags & MAP_FIXED != 0 {
-            Placement::Fixed
-        } else if addr != 0 {
-            Placement::Hint
-        } else {
-            Placement::Anywhere
-        };
-        let req = Request::Mmap {
-            target: Target::Own,
-            addr,
-            len,
-            prot: prot_of(prot)?,
-            max_prot: prot_of(max_prot)?,
-            placement,
-            share,
-            backing,
-            populate: flags & MAP_POPULATE != 0,
-        };
+        let req = mmap_request(addr, len, prot, max_prot, flags, backing)?;
         self.addr(&req)
     }
 
@@ -347,6 +329,54 @@ impl Client {
             Value::Query(q) => Ok(q),
             _ => Err(self.bad_reply()),
         }
+    }
+}
+
+/// The `Mmap` request of Linux `mmap(addr, len, prot, flags)` with `max_prot` over
+/// `backing`: `flags` must hold exactly one of `MAP_SHARED` / `MAP_PRIVATE` (`EINVAL`);
+/// `MAP_FIXED`, `MAP_FIXED_NOREPLACE` and `MAP_POPULATE` count, other bits are ignored as
+/// Linux does; without a fixed flag a non-zero `addr` is a hint.
+pub fn mmap_request(addr: u64, len: u64, prot: u32, max_prot: u32, flags: u32, backing: Backing) -> Result<Request, Errno> {
+    let share = match flags & MAP_TYPE {
+        MAP_SHARED | MAP_SHARED_VALIDATE => Share::Shared,
+        MAP_PRIVATE => Share::Private,
+        _ => return Err(Errno::Inval),
+    };
+    let placement = if flags & MAP_FIXED_NOREPLACE != 0 {
+        Placement::FixedNoReplace
+    } else if flags & MAP_FIXED != 0 {
+        Placement::Fixed
+    } else if addr != 0 {
+        Placement::Hint
+    } else {
+        Placement::Anywhere
+    };
+    Ok(Request::Mmap {
+        target: Target::Own,
+        addr,
+        len,
+        prot: prot_of(prot)?,
+        max_prot: prot_of(max_prot)?,
+        placement,
+        share,
+        backing,
+        populate: flags & MAP_POPULATE != 0,
+    })
+}
+
+/// The `ShmGet` request of Linux `shmget(key, size, shmflg)` (`None` is `IPC_PRIVATE`;
+/// `shmflg` holds `IPC_CREAT`, `IPC_EXCL` and the permission bits).
+pub fn shmget_request(key: Option<u32>, size: u64, flags: i32) -> Request {
+    let key = match key {
+        Some(k) => ShmKey::Key(k),
+        None => ShmKey::Private,
+    };
+    Request::ShmGet {
+        key,
+        size,
+        create: flags & IPC_CREAT != 0,
+        exclusive: flags & IPC_EXCL != 0,
+        mode: (flags & IPC_MODE_MASK) as u16,
     }
 }
 

@@ -10,17 +10,7 @@ impl Client {
     /// `shmget(key, size, shmflg)`: `None` is `IPC_PRIVATE`; `flags` holds `IPC_CREAT`,
     /// `IPC_EXCL` and the permission bits (`0o777`). Returns the shmid.
     pub fn shmget(&mut self, key: Option<u32>, size: u64, flags: i32) -> Result<u32, Errno> {
-        let key = match key {
-            Some(k) => ShmKey::Key(k),
-            None => ShmKey::Private,
-        };
-        self.id(&Request::ShmGet {
-            key,
-            size,
-            create: flags & IPC_CREAT != 0,
-            exclusive: flags & IPC_EXCL != 0,
-            mode: (flags & IPC_MODE_MASK) as u16,
-        })
+        self.id(&shmget_request(key, size, flags))
     }
 
     /// `shmat(shmid, addr, readonly ? SHM_RDONLY : 0)`; `None` lets the server choose.

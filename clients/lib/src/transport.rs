@@ -123,26 +123,17 @@ impl Client {
                 Ok(Err(_)) | Err(_) => return Err(CallError::Ring),
             }
         }
-        let n = sel4::with_ipc_buffer_mut(|ipc| encode_request_words(req, ipc.msg_regs_mut()))
-            .map_err(CallError::Protocol)?;
-        compiler_fence(Ordering::SeqCst);
-        let info = self.server.call(sel4::MessageInfo::new(REQUEST_LABEL, 0, 0, n));
-        compiler_fence(Ordering::SeqCst);
+        let info = send(self.server, req)?;
         self.last_reply_caps = info.extra_caps();
         if info.label() == mem_protocol::system::SERVER_DIED_LABEL {
             self.keep_died_reason();
             return Err(CallError::ServerDied);
         }
-        let len = info.length().min(IPC_BUFFER_WORDS);
-        let reply = sel4::with_ipc_buffer(|ipc| decode_reply_words(&ipc.msg_regs()[..len]));
+        let reply = reply_of(info);
         // Drain first, so that a bad reply does not leave descriptors behind. The server
         // touches the rings only for requests with bulk data.
         let back = if buf.is_some() { self.drain_from_server()? } else { None };
-        match reply.map_err(|_| CallError::BadReply)? {
-            Reply::Ok(v) => Ok((v, back)),
-            Reply::Err(e) => Err(CallError::Op(e)),
-            Reply::Protocol(p) => Err(CallError::Protocol(p)),
-        }
+        reply.map(|v| (v, back))
     }
 
     /// Keep the reason of a `SERVER_DIED_LABEL` reply now in the message registers.
@@ -179,6 +170,40 @@ impl Client {
             }
         }
     }
+}
+
+/// Encode `req` into this thread's IPC buffer and `Call` `server`: the reply's message
+/// info (its words are in the IPC buffer). Needs no shared buffer: any thread with an IPC
+/// buffer and the endpoint may call (the heap's page provider does, `heap.rs`).
+pub(crate) fn send(server: sel4::cap::Endpoint, req: &Request) -> Result<sel4::MessageInfo, CallError> {
+    let n = sel4::with_ipc_buffer_mut(|ipc| encode_request_words(req, ipc.msg_regs_mut()))
+        .map_err(CallError::Protocol)?;
+    compiler_fence(Ordering::SeqCst);
+    let info = server.call(sel4::MessageInfo::new(REQUEST_LABEL, 0, 0, n));
+    compiler_fence(Ordering::SeqCst);
+    Ok(info)
+}
+
+/// The value of the reply whose message info is `info` (words in the IPC buffer).
+pub(crate) fn reply_of(info: sel4::MessageInfo) -> Result<Value, CallError> {
+    if info.label() == mem_protocol::system::SERVER_DIED_LABEL {
+        return Err(CallError::ServerDied);
+    }
+    let len = info.length().min(IPC_BUFFER_WORDS);
+    let reply = sel4::with_ipc_buffer(|ipc| decode_reply_words(&ipc.msg_regs()[..len]));
+    match reply.map_err(|_| CallError::BadReply)? {
+        Reply::Ok(v) => Ok(v),
+        Reply::Err(e) => Err(CallError::Op(e)),
+        Reply::Protocol(p) => Err(CallError::Protocol(p)),
+    }
+}
+
+/// One request without bulk data over `server`, from any thread.
+pub fn call_plain(server: sel4::cap::Endpoint, req: &Request) -> Result<Value, CallError> {
+    if req.bulk().is_some() {
+        return Err(CallError::Ring);
+    }
+    reply_of(send(server, req)?)
 }
 
 /// The ring at byte `offset` of the shared buffer at `base`, with the indices found there.

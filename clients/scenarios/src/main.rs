@@ -2,8 +2,9 @@
 //!
 //! The root task creates the process through the memory server, writes a [`ClientBoot`]
 //! record (postcard) at [`CLIENT_BOOT_VADDR`] and starts it at the ELF entry. This program
-//! sets up its runtime (a 64 KiB static stack, TLS, the IPC buffer at
-//! [`CLIENT_IPC_BUFFER_VADDR`]; no heap), builds a [`Client`] over [`client_slot::SERVER`]
+//! sets up its runtime (a 256 KiB static stack, TLS, the IPC buffer at
+//! [`CLIENT_IPC_BUFFER_VADDR`]; a heap from the server through mem-capi, used by the heap
+//! and c-client scenarios only), builds a [`Client`] over [`client_slot::SERVER`]
 //! and the shared buffer at [`CLIENT_BUFFER_VADDR`], runs scenario `boot.scenario` with
 //! `boot.arg` / `boot.peer`, and reports to the root task ([`report`]): `PASS`, or `FAIL`
 //! with a code that names the failed check (`scenario * 100 + check`, see each scenario's
@@ -22,6 +23,8 @@ mod s10_hostile;
 mod s12_adversary;
 mod s1_lazy_mmap;
 mod s23_pager;
+mod s26_c_client;
+mod s27_heap;
 mod s2_munmap_hole;
 mod s3_mprotect;
 mod s4_fixed_mmap;
@@ -40,7 +43,9 @@ use mem_protocol::PAGE_SIZE;
 
 use report::{Fail, Outcome};
 
-const STACK_SIZE: usize = 64 * 1024;
+/// The heap scenario's workload (miniz_oxide's compressor) keeps ~70 KiB on the stack;
+/// untouched stack pages cost nothing (lazy).
+const STACK_SIZE: usize = 256 * 1024;
 
 sel4_runtime_common::declare_stack!(STACK_SIZE);
 sel4_runtime_common::declare_entrypoint_with_stack_init!();
@@ -73,6 +78,9 @@ fn entrypoint() -> ! {
     unsafe {
         sel4::set_ipc_buffer(&mut *(CLIENT_IPC_BUFFER_VADDR as *mut sel4::IpcBuffer));
     }
+    // The process's heap (mem-capi's, its `#[global_allocator]`) and C calls use the same
+    // endpoint cap as the client library.
+    mem_capi::mem_connect(client_slot::SERVER);
     let outcome = run();
     match outcome {
         Ok(()) => report::pass(),
@@ -110,6 +118,8 @@ fn run() -> Outcome {
         23 => s23_pager::pager(&mut c),
         24 => s23_pager::consumer(&mut c, boot.arg),
         25 => s23_pager::intruder(&mut c, boot.arg),
+        26 => s26_c_client::run(),
+        27 => s27_heap::run(&mut c),
         20 => bench::cold(&mut c),
         21 => bench::warm(&mut c),
         22 => bench::run(&mut c),

@@ -17,8 +17,10 @@ use crate::client::Proc;
 use crate::ctx::Ctx;
 
 mod adversary;
+mod c_client;
 mod clone;
 mod fixed_mmap;
+mod heap;
 mod hostile;
 mod lazy_mmap;
 mod mprotect;
@@ -37,9 +39,9 @@ pub const OTHER_USER: (u32, u32) = (2000, 2000);
 
 type Run = fn(&mut Ctx) -> Result<(), String>;
 
-/// Scenarios 1..=10, the adversaries (one per attack class of the isolation issue) and the
-/// pager, in order; `reclaim` runs last, around all of them.
-const SCENARIOS: [(&str, Run); 18] = [
+/// Scenarios 1..=10, the adversaries (one per attack class of the isolation issue), the
+/// pager, the heap and the C client, in order; `reclaim` runs last, around all of them.
+const SCENARIOS: [(&str, Run); 20] = [
     ("lazy-mmap", lazy_mmap::run),
     ("munmap-hole", munmap_hole::run),
     ("mprotect", mprotect::run),
@@ -58,6 +60,8 @@ const SCENARIOS: [(&str, Run); 18] = [
     ("adv-fault", adversary::fault),
     ("adv-info", adversary::info),
     ("pager", pager::run),
+    ("heap", heap::run),
+    ("c-client", c_client::run),
 ];
 
 /// Number of scenarios (reclaim included).

@@ -1,0 +1,91 @@
+//! A heap for the whole process: [`ServerHeap`] is `mem_heap::Heap` over [`ServerPages`],
+//! which maps (private anonymous read-write memory, faulted in lazily) and unmaps through
+//! the server's `Mmap`/`Munmap`, from whichever thread allocates.
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static HEAP: ServerHeap = ServerHeap::new(ServerPages::new(client_slot::SERVER));
+//! ```
+//!
+//! Large mappings (blocks of [`HEAP_LARGE`] bytes or more) that the client's remaining
+//! quota could never back are refused up front (`ENOMEM`), like Linux's heuristic
+//! overcommit, at the price of one `Stats` round trip per large block.
+//!
+//! What a heap of this kind costs the client is charged to it like any mapping: pages
+//! when first touched, areas in its metadata budget. When the server refuses (quota,
+//! memory), the allocation fails, [`ServerPages::out_of_memory`] prints one line saying
+//! why, and Rust's alloc-error path (or the C caller's null check) takes over.
+//! Neighbours: `mem-heap` (the policy), `transport.rs` ([`crate::call_plain`]).
+
+use mem_protocol::{Backing, Placement, Prot, Request, Share, Target, Value};
+
+use crate::transport::call_plain;
+
+/// The heap of a process whose memory the server provides.
+pub type ServerHeap = mem_heap::Heap<ServerPages>;
+pub use mem_heap::{Heap, HeapStats, Pages, LARGE as HEAP_LARGE, PAGE as HEAP_PAGE};
+
+/// Pages from the memory server through the endpoint cap at `server` in this CSpace.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerPages {
+    server: sel4::cap::Endpoint,
+}
+
+impl ServerPages {
+    /// A provider calling the server through the endpoint cap at slot `server` (the
+    /// client's badged cap, `client_slot::SERVER` in processes the root task starts).
+    pub const fn new(server: u64) -> ServerPages {
+        ServerPages { server: sel4::cap::Endpoint::from_bits(server) }
+    }
+}
+
+impl Pages for ServerPages {
+    fn map(&self, len: usize) -> Result<usize, i32> {
+        // Like Linux's default (heuristic) overcommit: a large mapping that the client's
+        // quota could never back is refused at once, rather than handed out to fail at
+        // the first touch beyond the quota. Small ones (dlmalloc's segments) are not
+        // checked: the quota stops them at their first touch anyway.
+        if len >= mem_heap::LARGE {
+            let stats = call_plain(self.server, &Request::Stats { target: Target::Own });
+            if let Ok(Value::Stats(s)) = stats {
+                let room = s.quota_pages.saturating_sub(s.charged_pages);
+                if (len as u64).div_ceil(mem_heap::PAGE as u64) > room {
+                    return Err(mem_protocol::Errno::NoMem.linux());
+                }
+            }
+        }
+        let req = Request::Mmap {
+            target: Target::Own,
+            addr: 0,
+            len: len as u64,
+            prot: Prot::RW,
+            max_prot: Prot::RW,
+            placement: Placement::Anywhere,
+            share: Share::Private,
+            backing: Backing::Anonymous,
+            populate: false,
+        };
+        match call_plain(self.server, &req) {
+            Ok(Value::Addr(a)) => usize::try_from(a).map_err(|_| mem_protocol::Errno::Fault.linux()),
+            Ok(_) => Err(mem_protocol::Errno::Inval.linux()),
+            Err(e) => Err(e.errno().linux()),
+        }
+    }
+
+    fn unmap(&self, addr: usize, len: usize) -> Result<(), i32> {
+        let req = Request::Munmap { target: Target::Own, addr: addr as u64, len: len as u64 };
+        match call_plain(self.server, &req) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.errno().linux()),
+        }
+    }
+
+    fn out_of_memory(&self, bytes: usize, errno: i32) {
+        let why = match errno {
+            12 => "ENOMEM: the client's page quota or metadata budget, or the server's memory",
+            38 => "ENOSYS: the memory server is dead",
+            _ => "the server refused the mapping",
+        };
+        sel4::debug_println!("mem-heap: out of memory: {bytes} bytes: errno {errno} ({why})");
+    }
+}
