@@ -142,6 +142,11 @@ pub const CLIENT_IPC_BUFFER_VADDR: u64 = 0x7000_0000;
 pub const CLIENT_BUFFER_VADDR: u64 = 0x7010_0000;
 /// The [`ClientBoot`] record (one page, read-only).
 pub const CLIENT_BOOT_VADDR: u64 = 0x7020_0000;
+/// IPC buffers of a client's further threads: thread `i` (1..=[`CLIENT_MAX_THREADS`]) at
+/// `CLIENT_THREAD_IPC_VADDR + (i - 1) * 4 KiB` (pinned, like the first thread's).
+pub const CLIENT_THREAD_IPC_VADDR: u64 = 0x7030_0000;
+/// Most further threads a client can be given.
+pub const CLIENT_MAX_THREADS: u64 = 16;
 
 /// The pages shared between a client and the server: two descriptor rings, then data.
 pub struct SharedLayout;

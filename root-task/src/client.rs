@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 use mem_client::Client;
 use mem_protocol::system::{
     client_slot, ClientBoot, CLIENT_BOOT_VADDR, CLIENT_CNODE_BITS, CLIENT_IPC_BUFFER_VADDR,
+    CLIENT_MAX_THREADS, CLIENT_THREAD_IPC_VADDR,
 };
 use mem_protocol::{Prot, Request, Target, Value};
 use object::elf::{PF_R, PF_W, PF_X};
@@ -37,6 +38,30 @@ pub struct Proc {
     cnode: usize,
     vspace: usize,
     ipc: usize,
+    /// Further threads: (TCB slot, IPC-buffer frame cap slot).
+    threads: Vec<(usize, usize)>,
+}
+
+/// Where and how a further thread of a client starts.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadStart {
+    /// Its number, 1..=`CLIENT_MAX_THREADS` (its IPC buffer's place).
+    pub id: u64,
+    pub pc: u64,
+    /// Initial stack pointer (16-byte aligned, in a mapped area of the client).
+    pub sp: u64,
+    /// First two argument registers.
+    pub args: [u64; 2],
+    /// The core to run on (ignored on a one-core kernel; taken modulo the core count).
+    pub core: u64,
+}
+
+/// Cores of the kernel this root task runs on.
+pub const CORES: u64 = sel4::sel4_cfg_usize!(MAX_NUM_NODES) as u64;
+
+/// The IPC buffer address of further thread `id`.
+pub const fn thread_ipc_vaddr(id: u64) -> u64 {
+    CLIENT_THREAD_IPC_VADDR + (id - 1) * PAGE
 }
 
 /// A page-aligned piece of the client image: `addr..addr+len` with `prot`, and the file
@@ -141,7 +166,7 @@ impl Ctx {
         let mut made = alloc::vec![ipc];
         let r = self.make_thread(badge, vspace, ipc, entry, &mut made);
         match r {
-            Ok((tcb, cnode)) => Ok(Proc { badge, tcb, cnode, vspace, ipc }),
+            Ok((tcb, cnode)) => Ok(Proc { badge, tcb, cnode, vspace, ipc, threads: Vec::new() }),
             Err(e) => {
                 for slot in made {
                     let _ = self.objs.delete(slot);
@@ -184,10 +209,78 @@ impl Ctx {
         Ok((tcb.bits() as usize, cnode.bits() as usize))
     }
 
-    /// Suspend and delete the client's thread and every cap copy, then `DestroySpace`.
+    /// Start a further thread of `p` in its address space and CSpace (same fault endpoint
+    /// and badge): a fresh IPC buffer page at [`thread_ipc_vaddr`] (pinned by
+    /// `ExportFrame`), a TCB with the client's priority on core `t.core`, registers as
+    /// `t` says. On failure what was made here is deleted again.
+    pub fn add_thread(&mut self, p: &mut Proc, t: ThreadStart) -> Result<(), String> {
+        let badge = p.badge;
+        if t.id == 0 || t.id > CLIENT_MAX_THREADS || p.threads.len() as u64 >= CLIENT_MAX_THREADS {
+            return Err(format!("client {badge}: thread id {} out of range", t.id));
+        }
+        let at = thread_ipc_vaddr(t.id);
+        let zero = self.stage(&[0u8; PAGE as usize])?;
+        self.region(badge, at, PAGE, Prot::RW, Some(zero))?;
+        let (_, ipc) = self.admin.request_cap(&mut self.objs, &Request::ExportFrame { target: Target::Client(badge), addr: at })?;
+        let r = self.make_extra_thread(p, ipc, at, t);
+        match r {
+            Ok(tcb) => {
+                p.threads.push((tcb, ipc));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.objs.delete(ipc);
+                let _ = self.admin.unit(&Request::Munmap { target: Target::Client(badge), addr: at, len: PAGE });
+                Err(e)
+            }
+        }
+    }
+
+    fn make_extra_thread(&mut self, p: &Proc, ipc: usize, at: u64, t: ThreadStart) -> Result<usize, String> {
+        let e = |what: &str, err: sel4::Error| format!("client {} thread {}: {what}: {err:?}", p.badge, t.id);
+        let tcb = self.objs.alloc_fixed::<sel4::cap_type::Tcb>().map_err(|x| e("TCB", x))?;
+        let slot_cap = |s: usize| sel4::init_thread::Slot::<sel4::cap_type::Unspecified>::from_index(s).cap();
+        let r = (|| {
+            tcb.tcb_configure(
+                sel4::CPtr::from_bits(client_slot::FAULT),
+                slot_cap(p.cnode).cast(),
+                sel4::CNodeCapData::skip_high_bits(CLIENT_CNODE_BITS as usize),
+                slot_cap(p.vspace).cast(),
+                at as sel4::Word,
+                slot_cap(ipc).cast(),
+            )
+            .map_err(|x| e("TCB configure", x))?;
+            tcb.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), CLIENT_PRIORITY, CLIENT_PRIORITY)
+                .map_err(|x| e("priority", x))?;
+            set_core(tcb, t.core % CORES).map_err(|x| e("affinity", x))?;
+            let mut ctx = sel4::UserContext::default();
+            *ctx.pc_mut() = t.pc as sel4::Word;
+            *ctx.sp_mut() = t.sp as sel4::Word;
+            *ctx.c_param_mut(0) = t.args[0] as sel4::Word;
+            *ctx.c_param_mut(1) = t.args[1] as sel4::Word;
+            tcb.tcb_write_all_registers(true, &mut ctx).map_err(|x| e("start", x))
+        })();
+        match r {
+            Ok(()) => Ok(tcb.bits() as usize),
+            Err(m) => {
+                let _ = self.objs.delete(tcb.bits() as usize);
+                Err(m)
+            }
+        }
+    }
+
+    /// Suspend and delete the client's threads and every cap copy, then `DestroySpace`.
     pub fn destroy_client(&mut self, p: Proc) -> Result<(), String> {
+        for &(tcb, _) in &p.threads {
+            let _ = sel4::init_thread::Slot::<sel4::cap_type::Tcb>::from_index(tcb).cap().tcb_suspend();
+        }
         let tcb = sel4::init_thread::Slot::<sel4::cap_type::Tcb>::from_index(p.tcb).cap();
         let _ = tcb.tcb_suspend();
+        for &(tcb, ipc) in &p.threads {
+            for slot in [tcb, ipc] {
+                self.objs.delete(slot).map_err(|e| format!("client {}: delete slot {slot}: {e:?}", p.badge))?;
+            }
+        }
         for slot in [p.tcb, p.cnode, p.vspace, p.ipc] {
             self.objs.delete(slot).map_err(|e| format!("client {}: delete slot {slot}: {e:?}", p.badge))?;
         }
@@ -238,4 +331,16 @@ impl Ctx {
             v => Err(format!("Region {addr:#x}+{len:#x}: unexpected value {v:?}")),
         }
     }
+}
+
+/// Put `tcb` on core `core` (a one-core kernel has nothing to choose).
+#[sel4::sel4_cfg(not(MAX_NUM_NODES = "1"))]
+fn set_core(tcb: sel4::cap::Tcb, core: u64) -> sel4::Result<()> {
+    tcb.tcb_set_affinity(core as sel4::Word)
+}
+
+/// Put `tcb` on core `core` (a one-core kernel has nothing to choose).
+#[sel4::sel4_cfg(MAX_NUM_NODES = "1")]
+fn set_core(_tcb: sel4::cap::Tcb, _core: u64) -> sel4::Result<()> {
+    Ok(())
 }

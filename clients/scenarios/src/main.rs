@@ -25,6 +25,7 @@ mod s1_lazy_mmap;
 mod s23_pager;
 mod s26_c_client;
 mod s27_heap;
+mod s28_threads;
 mod s2_munmap_hole;
 mod s3_mprotect;
 mod s4_fixed_mmap;
@@ -120,6 +121,7 @@ fn run() -> Outcome {
         25 => s23_pager::intruder(&mut c, boot.arg),
         26 => s26_c_client::run(),
         27 => s27_heap::run(&mut c),
+        28 => s28_threads::run(&mut c),
         20 => bench::cold(&mut c),
         21 => bench::warm(&mut c),
         22 => bench::run(&mut c),

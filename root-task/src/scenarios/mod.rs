@@ -31,6 +31,7 @@ mod query;
 mod quota;
 mod reclaim;
 mod shm;
+mod threads;
 
 /// Credentials of an ordinary client (uid, gid).
 pub const USER: (u32, u32) = (1000, 1000);
@@ -41,7 +42,7 @@ type Run = fn(&mut Ctx) -> Result<(), String>;
 
 /// Scenarios 1..=10, the adversaries (one per attack class of the isolation issue), the
 /// pager, the heap and the C client, in order; `reclaim` runs last, around all of them.
-const SCENARIOS: [(&str, Run); 20] = [
+const SCENARIOS: [(&str, Run); 21] = [
     ("lazy-mmap", lazy_mmap::run),
     ("munmap-hole", munmap_hole::run),
     ("mprotect", mprotect::run),
@@ -62,6 +63,7 @@ const SCENARIOS: [(&str, Run); 20] = [
     ("pager", pager::run),
     ("heap", heap::run),
     ("c-client", c_client::run),
+    ("threads", threads::run),
 ];
 
 /// Number of scenarios (reclaim included).
