@@ -48,7 +48,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         let (_, reply) = ctx.expect_step(b, 1)?;
         let child = ctx.new_badge()?;
         let req = Request::Clone { source: Target::Client(b), child, quota_pages: QUOTA };
-        let (_, vspace) = ctx.admin.request_cap(&mut ctx.objs, &req)?;
+        let (_, vspace) = ctx.request_cap(&req)?;
         ctx.answer(reply);
         let r = ctx.expect_pass(b);
         ctx.abandon_space(child, vspace);

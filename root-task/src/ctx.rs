@@ -28,8 +28,7 @@ use mem_protocol::system::{
 };
 use mem_protocol::{Request, Value};
 
-use crate::admin::Admin;
-use crate::objects::{root_path, Objects};
+use mem_launcher::{root_path, Launcher};
 
 /// One message on the report endpoint. (Some fields are only read through `Debug`, in
 /// failure messages.)
@@ -45,15 +44,34 @@ pub enum Event {
     Other { badge: u64, label: u64, words: Vec<u64> },
 }
 
+/// A `ClientBoot` record as the bytes of a boot page (postcard).
+pub fn encode_boot(boot: &mem_protocol::system::ClientBoot) -> Result<Vec<u8>, String> {
+    let mut bytes = [0u8; 64];
+    let used = postcard::to_slice(boot, &mut bytes).map_err(|e| format!("ClientBoot: {e:?}"))?.len();
+    Ok(bytes[..used].to_vec())
+}
+
+impl core::ops::Deref for Ctx {
+    type Target = Launcher;
+    fn deref(&self) -> &Launcher {
+        &self.launcher
+    }
+}
+
+impl core::ops::DerefMut for Ctx {
+    fn deref_mut(&mut self) -> &mut Launcher {
+        &mut self.launcher
+    }
+}
+
 /// The root task's priority (seL4's initial thread: the highest).
 pub const ROOT_PRIORITY: u64 = 255;
 
-/// The scenario driver's state.
+/// The scenario driver's state: the launcher (its objects and administrator connection
+/// are reached through `Deref`), the client program, and what has happened.
 pub struct Ctx {
-    pub objs: Objects,
-    pub admin: Admin,
-    /// Root CNode slots of the original endpoint caps.
-    pub server_ep: usize,
+    pub launcher: Launcher,
+    /// Root CNode slot of the report endpoint (the launcher's).
     pub report_ep: usize,
     pub client_elf: &'static [u8],
     next_badge: u32,
@@ -64,9 +82,18 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(objs: Objects, admin: Admin, server_ep: usize, report_ep: usize, client_elf: &'static [u8]) -> Self {
+    pub fn new(launcher: Launcher, client_elf: &'static [u8]) -> Self {
         let next_badge = mem_protocol::system::FIRST_CLIENT_BADGE;
-        Self { objs, admin, server_ep, report_ep, client_elf, next_badge, server_dead: None, pending: VecDeque::new() }
+        let report_ep = launcher.report_endpoint();
+        Self { launcher, report_ep, client_elf, next_badge, server_dead: None, pending: VecDeque::new() }
+    }
+
+    /// Create a client running the scenario program with `boot` (encoded into its boot
+    /// page), reporting on the report endpoint.
+    pub fn create_client(&mut self, badge: u32, uid: u32, gid: u32, quota: u64, boot: mem_protocol::system::ClientBoot) -> Result<mem_launcher::Proc, String> {
+        let bytes = encode_boot(&boot)?;
+        let spec = mem_launcher::ClientSpec { badge, uid, gid, quota, elf: self.client_elf, boot: Some(&bytes), report: Some(self.report_ep) };
+        self.launcher.create_client(&spec)
     }
 
     /// A badge no client has had yet.
@@ -199,7 +226,7 @@ impl Ctx {
     /// then takes its own priority back.
     pub fn let_clients_run(&mut self) {
         let tcb = sel4::init_thread::slot::TCB.cap();
-        let _ = tcb.tcb_set_priority(tcb, crate::client::CLIENT_PRIORITY - 1);
+        let _ = tcb.tcb_set_priority(tcb, mem_launcher::client::CLIENT_PRIORITY - 1);
         sel4::r#yield();
         let _ = tcb.tcb_set_priority(tcb, ROOT_PRIORITY);
     }

@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 use mem_protocol::{Stats, Target};
 
 use super::USER;
-use crate::client::Proc;
+use mem_launcher::Proc;
 use crate::ctx::{Ctx, Event};
 use crate::DEFAULT_QUOTA;
 

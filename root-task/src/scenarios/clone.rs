@@ -12,7 +12,7 @@ use mem_protocol::{QueryInfo, Request, Target, Value};
 
 use super::{with_client, USER};
 use crate::ctx::Ctx;
-use crate::vspace::PAGE;
+use crate::PAGE;
 use crate::DEFAULT_QUOTA;
 
 fn query(ctx: &mut Ctx, client: u32, addr: u64) -> Result<QueryInfo, String> {
@@ -36,8 +36,7 @@ fn both(ctx: &mut Ctx, parent: u32, child: u32, base: u64, i: u64) -> Result<(Qu
 fn child_part(ctx: &mut Ctx, parent: u32, base: u64) -> Result<(), String> {
     let child = ctx.new_badge()?;
     let frames_before = ctx.admin.stats(Target::Own)?.frames_in_use;
-    let req = Request::Clone { source: Target::Client(parent), child, quota_pages: DEFAULT_QUOTA };
-    let (_, vspace) = ctx.admin.request_cap(&mut ctx.objs, &req)?;
+    let vspace = ctx.clone_space(parent, child, DEFAULT_QUOTA)?;
     let started = (|| {
         let (p, c) = both(ctx, parent, child, base, 0)?;
         if p.paddr != c.paddr || !p.cow || !c.cow {
@@ -51,9 +50,10 @@ fn child_part(ctx: &mut Ctx, parent: u32, base: u64) -> Result<(), String> {
             return Err(format!("Clone added {cloned} frames: want {overhead} + at most {MAX_CHILD_TABLES} page tables (data shared)"));
         }
         ctx.admin.unit(&Request::Munmap { target: Target::Client(child), addr: CLIENT_BOOT_VADDR, len: PAGE })?;
-        ctx.put_boot(child, &ClientBoot { badge: child, scenario: 6, arg: 1 | base, peer: 0 })?;
-        let entry = ctx.client_entry()?;
-        ctx.start_client(child, vspace, entry)
+        ctx.put_boot(child, &crate::ctx::encode_boot(&ClientBoot { badge: child, scenario: 6, arg: 1 | base, peer: 0 })?)?;
+        let entry = mem_launcher::Launcher::elf_entry(ctx.client_elf)?;
+        let report = Some(ctx.report_ep);
+        ctx.start_client(child, vspace, entry, report)
     })();
     let proc = match started {
         Ok(p) => p,

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use mem_protocol::system::ClientBoot;
 use mem_protocol::{Stats, Target};
 
-use crate::client::Proc;
+use mem_launcher::Proc;
 use crate::ctx::Ctx;
 
 mod adversary;

@@ -10,7 +10,7 @@ use mem_protocol::Target;
 
 use super::{with_client, USER};
 use crate::ctx::Ctx;
-use crate::vspace::PAGE;
+use crate::PAGE;
 use crate::DEFAULT_QUOTA;
 
 pub fn run(ctx: &mut Ctx) -> Result<(), String> {

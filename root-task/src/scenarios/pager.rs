@@ -22,9 +22,9 @@ use alloc::vec;
 use mem_protocol::system::UNRESOLVED_PAGER;
 
 use super::{OTHER_USER, USER};
-use crate::client::Proc;
+use mem_launcher::Proc;
 use crate::ctx::{Ctx, Event};
-use crate::vspace::PAGE;
+use crate::PAGE;
 use crate::DEFAULT_QUOTA;
 
 /// Pages the pager serves (`s23_pager::SERVE`).

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use mem_protocol::system::UNRESOLVED_NO_AREA;
 
 use super::USER;
-use crate::client::{ThreadStart, CORES};
+use mem_launcher::{ThreadStart, CORES};
 use crate::ctx::{Ctx, Event};
 use crate::DEFAULT_QUOTA;
 
@@ -27,7 +27,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
             _ => return Err(format!("bad STEP(1) values {v:x?}")),
         };
         for id in 1..=workers + 1 {
-            let t = ThreadStart { id, pc: entry, sp: stacks + id * stack, args: [id, crate::client::thread_ipc_vaddr(id)], core: id };
+            let t = ThreadStart { id, pc: entry, sp: stacks + id * stack, args: [id, mem_launcher::client::thread_ipc_vaddr(id)], core: id };
             ctx.add_thread(&mut p, t)?;
         }
         ctx.answer(reply);

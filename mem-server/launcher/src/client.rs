@@ -1,15 +1,17 @@
-//! Client processes: created through the memory server, started and destroyed by the root
-//! task.
+//! Client processes: created through the memory server, started and destroyed by the
+//! launcher.
 //!
 //! Creation: `CreateSpace` (the reply carries a copy of the new VSpace cap), the client ELF
 //! loaded with `Region` requests (its bytes go through the administrator's shared buffer,
 //! at most one data area per request), the `ClientBoot` page (read-only) and the IPC buffer
 //! page, `ExportFrame` of the IPC buffer (the reply carries its frame cap); then a CNode
-//! (`client_slot::SERVER`, `client_slot::REPORT`: endpoints badged with the client's
-//! badge; `client_slot::FAULT`: the server endpoint badged with the client's badge and
-//! `FAULT_BADGE_FLAG`) and a TCB whose fault endpoint is that fault cap. Destruction follows the cap
-//! lifetime rules of `mem_protocol::system`: suspend, delete the TCB, the CNode and the cap
-//! copies, then `DestroySpace`.
+//! (`client_slot::SERVER`, and `client_slot::REPORT` if the spec names a report endpoint:
+//! endpoints badged with the client's badge; `client_slot::FAULT`: the server endpoint
+//! badged with the client's badge and `FAULT_BADGE_FLAG`) and a TCB whose fault endpoint
+//! is that fault cap. Further threads ([`Launcher::add_thread`]) share the CNode and the
+//! fault cap and get IPC buffers of their own. Destruction follows the cap lifetime rules
+//! of `mem_protocol::system`: suspend, delete the TCBs, the CNode and the cap copies, then
+//! `DestroySpace`.
 
 use alloc::format;
 use alloc::string::String;
@@ -17,19 +19,40 @@ use alloc::vec::Vec;
 
 use mem_client::Client;
 use mem_protocol::system::{
-    client_slot, ClientBoot, CLIENT_BOOT_VADDR, CLIENT_CNODE_BITS, CLIENT_IPC_BUFFER_VADDR,
+    client_slot, CLIENT_BOOT_VADDR, CLIENT_CNODE_BITS, CLIENT_IPC_BUFFER_VADDR,
     CLIENT_MAX_THREADS, CLIENT_THREAD_IPC_VADDR,
 };
-use mem_protocol::{Prot, Request, Target, Value};
+use mem_protocol::{Prot, Request, Target};
 use object::elf::{PF_R, PF_W, PF_X};
 use object::{Object, ObjectSegment, SegmentFlags};
 
-use crate::ctx::Ctx;
 use crate::objects::root_path;
 use crate::vspace::PAGE;
+use crate::Launcher;
 
 /// Scheduling priority of clients: below the server.
 pub const CLIENT_PRIORITY: u64 = 253;
+
+/// What a new client is: its identity, its limits, its program.
+#[derive(Clone, Copy)]
+pub struct ClientSpec<'a> {
+    /// Its badge: its id at the server (`FIRST_CLIENT_BADGE`..`MAX_BADGES`, unused).
+    pub badge: u32,
+    /// Owner user and group (shm and backend permissions).
+    pub uid: u32,
+    pub gid: u32,
+    /// Most pages it may hold.
+    pub quota: u64,
+    /// Its ELF image (static, linked for user addresses away from the `CLIENT_*_VADDR`
+    /// pages of `mem_protocol::system`); started at its entry point.
+    pub elf: &'a [u8],
+    /// Bytes for the read-only page at `CLIENT_BOOT_VADDR` (at most a page), if any: how
+    /// the program learns its parameters.
+    pub boot: Option<&'a [u8]>,
+    /// An endpoint (root CNode slot) to mint into `client_slot::REPORT` with the client's
+    /// badge, if any: how the program reports to whoever started it.
+    pub report: Option<usize>,
+}
 
 /// A running (or finished, still blocked) client.
 pub struct Proc {
@@ -127,17 +150,17 @@ fn pieces(image: &[u8], max: u64) -> Result<(Vec<Piece>, u64), String> {
     Ok((out, file.entry()))
 }
 
-impl Ctx {
-    /// Create `badge`'s space, load the client image, write its boot record; start it.
-    pub fn create_client(&mut self, badge: u32, uid: u32, gid: u32, quota: u64, boot: ClientBoot) -> Result<Proc, String> {
-        let req = Request::CreateSpace { client: badge, uid, gid, quota_pages: quota };
-        let (_, vspace) = self.admin.request_cap(&mut self.objs, &req)?;
-        let r = self.load_image(badge).and_then(|entry| {
-            self.put_boot(badge, &boot)?;
-            // Eagerly filled (zero), so that the frame exists for ExportFrame.
-            let ipc_data = self.stage(&[0u8; PAGE as usize])?;
-            self.region(badge, CLIENT_IPC_BUFFER_VADDR, PAGE, Prot::RW, Some(ipc_data))?;
-            self.start_client(badge, vspace, entry)
+impl Launcher {
+    /// Create the client's space, load its image and boot page, start its first thread.
+    pub fn create_client(&mut self, spec: &ClientSpec) -> Result<Proc, String> {
+        let badge = spec.badge;
+        let req = Request::CreateSpace { client: badge, uid: spec.uid, gid: spec.gid, quota_pages: spec.quota };
+        let (_, vspace) = self.request_cap(&req)?;
+        let r = self.load_image(badge, spec.elf).and_then(|entry| {
+            if let Some(boot) = spec.boot {
+                self.put_boot(badge, boot)?;
+            }
+            self.start_client(badge, vspace, entry, spec.report)
         });
         if r.is_err() {
             self.abandon_space(badge, vspace);
@@ -152,19 +175,27 @@ impl Ctx {
         let _ = self.admin.unit(&Request::DestroySpace { client: badge });
     }
 
-    /// The entry point of the client ELF.
-    pub fn client_entry(&self) -> Result<u64, String> {
-        object::File::parse(self.client_elf).map(|f| f.entry()).map_err(|e| format!("client ELF: {e}"))
+    /// The entry point of an ELF image.
+    pub fn elf_entry(elf: &[u8]) -> Result<u64, String> {
+        object::File::parse(elf).map(|f| f.entry()).map_err(|e| format!("client ELF: {e}"))
     }
 
-    /// Start a thread in the existing space `badge` (VSpace cap copy in root slot `vspace`)
-    /// at `entry`: export its IPC buffer, build its CNode and TCB. On failure everything
-    /// made here is deleted again (the VSpace copy and the space are the caller's).
-    pub fn start_client(&mut self, badge: u32, vspace: usize, entry: u64) -> Result<Proc, String> {
+    /// Start the first thread in the existing space `badge` (VSpace cap copy in root slot
+    /// `vspace`, e.g. from [`Launcher::clone_space`]) at `entry`: a fresh IPC buffer page
+    /// (exported, so pinned), its CNode and TCB. On failure everything made here is deleted
+    /// again (the VSpace copy and the space are the caller's).
+    pub fn start_client(&mut self, badge: u32, vspace: usize, entry: u64, report: Option<usize>) -> Result<Proc, String> {
+        // Eagerly filled (zero), so that the frame exists for ExportFrame. A clone already
+        // has one of its own (the server gives the child a fresh IPC-buffer frame).
+        let have = self.admin.request(&Request::Query { target: Target::Client(badge), addr: CLIENT_IPC_BUFFER_VADDR }).is_ok();
+        if !have {
+            let ipc_data = self.stage(&[0u8; PAGE as usize])?;
+            self.region(badge, CLIENT_IPC_BUFFER_VADDR, PAGE, Prot::RW, Some(ipc_data))?;
+        }
         let req = Request::ExportFrame { target: Target::Client(badge), addr: CLIENT_IPC_BUFFER_VADDR };
-        let (_, ipc) = self.admin.request_cap(&mut self.objs, &req)?;
+        let (_, ipc) = self.request_cap(&req)?;
         let mut made = alloc::vec![ipc];
-        let r = self.make_thread(badge, vspace, ipc, entry, &mut made);
+        let r = self.make_thread(badge, vspace, ipc, entry, report, &mut made);
         match r {
             Ok((tcb, cnode)) => Ok(Proc { badge, tcb, cnode, vspace, ipc, threads: Vec::new() }),
             Err(e) => {
@@ -178,7 +209,7 @@ impl Ctx {
 
     /// CNode and TCB of a client thread, started at `entry`; their slots (also pushed on
     /// `made` as they are created).
-    fn make_thread(&mut self, badge: u32, vspace: usize, ipc: usize, entry: u64, made: &mut Vec<usize>) -> Result<(usize, usize), String> {
+    fn make_thread(&mut self, badge: u32, vspace: usize, ipc: usize, entry: u64, report: Option<usize>, made: &mut Vec<usize>) -> Result<(usize, usize), String> {
         let e = |what: &str, err: sel4::Error| format!("client {badge}: {what}: {err:?}");
         let cnode = self.objs.alloc_var::<sel4::cap_type::CNode>(CLIENT_CNODE_BITS as usize).map_err(|x| e("CNode", x))?;
         made.push(cnode.bits() as usize);
@@ -188,7 +219,9 @@ impl Ctx {
         to(client_slot::SERVER).mint(&root_path(self.server_ep), rights.clone(), badge as u64).map_err(|x| e("mint server", x))?;
         let fault_badge = badge as u64 | mem_protocol::system::FAULT_BADGE_FLAG;
         to(client_slot::FAULT).mint(&root_path(self.server_ep), rights.clone(), fault_badge).map_err(|x| e("mint fault", x))?;
-        to(client_slot::REPORT).mint(&root_path(self.report_ep), rights, badge as u64).map_err(|x| e("mint report", x))?;
+        if let Some(report) = report {
+            to(client_slot::REPORT).mint(&root_path(report), rights, badge as u64).map_err(|x| e("mint report", x))?;
+        }
         let tcb = self.objs.alloc_fixed::<sel4::cap_type::Tcb>().map_err(|x| e("TCB", x))?;
         made.push(tcb.bits() as usize);
         let slot_cap = |s: usize| sel4::init_thread::Slot::<sel4::cap_type::Unspecified>::from_index(s).cap();
@@ -209,6 +242,14 @@ impl Ctx {
         Ok((tcb.bits() as usize, cnode.bits() as usize))
     }
 
+    /// Clone `parent`'s space copy-on-write into a new space `child` with `quota` pages
+    /// (`Clone`); the root CNode slot of the child's VSpace cap copy, for
+    /// [`Launcher::start_client`] (or [`Launcher::abandon_space`]).
+    pub fn clone_space(&mut self, parent: u32, child: u32, quota: u64) -> Result<usize, String> {
+        let req = Request::Clone { source: Target::Client(parent), child, quota_pages: quota };
+        self.request_cap(&req).map(|(_, vspace)| vspace)
+    }
+
     /// Start a further thread of `p` in its address space and CSpace (same fault endpoint
     /// and badge): a fresh IPC buffer page at [`thread_ipc_vaddr`] (pinned by
     /// `ExportFrame`), a TCB with the client's priority on core `t.core`, registers as
@@ -221,7 +262,7 @@ impl Ctx {
         let at = thread_ipc_vaddr(t.id);
         let zero = self.stage(&[0u8; PAGE as usize])?;
         self.region(badge, at, PAGE, Prot::RW, Some(zero))?;
-        let (_, ipc) = self.admin.request_cap(&mut self.objs, &Request::ExportFrame { target: Target::Client(badge), addr: at })?;
+        let (_, ipc) = self.request_cap(&Request::ExportFrame { target: Target::Client(badge), addr: at })?;
         let r = self.make_extra_thread(p, ipc, at, t);
         match r {
             Ok(tcb) => {
@@ -287,10 +328,10 @@ impl Ctx {
         self.admin.unit(&Request::DestroySpace { client: p.badge })
     }
 
-    /// Load the client ELF into `badge`'s space; returns its entry point.
-    fn load_image(&mut self, badge: u32) -> Result<u64, String> {
+    /// Load `elf` into `badge`'s space; returns its entry point.
+    fn load_image(&mut self, badge: u32, elf: &[u8]) -> Result<u64, String> {
         let max = mem_client::DATA_BYTES as u64;
-        let (pieces, entry) = pieces(self.client_elf, max)?;
+        let (pieces, entry) = pieces(elf, max)?;
         for p in pieces {
             let data = if p.bytes.is_empty() {
                 None
@@ -300,7 +341,7 @@ impl Ctx {
                 area[..used].fill(0);
                 for &(va, off, n) in &p.bytes {
                     let at = (va - p.addr) as usize;
-                    area[at..at + n].copy_from_slice(&self.client_elf[off..off + n]);
+                    area[at..at + n].copy_from_slice(&elf[off..off + n]);
                 }
                 Some(Client::data_bufref(0, used))
             };
@@ -309,27 +350,20 @@ impl Ctx {
         Ok(entry)
     }
 
-    /// Write `boot` (postcard) as the read-only page at `CLIENT_BOOT_VADDR`.
-    pub fn put_boot(&mut self, badge: u32, boot: &ClientBoot) -> Result<(), String> {
-        let mut bytes = [0u8; 64];
-        let used = postcard::to_slice(boot, &mut bytes).map_err(|e| format!("ClientBoot: {e:?}"))?.len();
-        let data = self.stage(&bytes[..used])?;
+    /// Put `bytes` (at most a page) on the read-only page at `CLIENT_BOOT_VADDR` of
+    /// `badge`'s space (which must not have one yet: `Munmap` the old one first).
+    pub fn put_boot(&mut self, badge: u32, bytes: &[u8]) -> Result<(), String> {
+        if bytes.len() > PAGE as usize {
+            return Err(format!("boot record of {} bytes: at most a page", bytes.len()));
+        }
+        let data = self.stage(bytes)?;
         self.region(badge, CLIENT_BOOT_VADDR, PAGE, Prot::READ, Some(data))
     }
 
     /// Copy `bytes` to the start of the data area; their `BufRef`.
-    fn stage(&mut self, bytes: &[u8]) -> Result<mem_protocol::BufRef, String> {
+    pub fn stage(&mut self, bytes: &[u8]) -> Result<mem_protocol::BufRef, String> {
         self.admin.data_mut()[..bytes.len()].copy_from_slice(bytes);
         Ok(Client::data_bufref(0, bytes.len()))
-    }
-
-    /// `Region` in `badge`'s space, which must land exactly at `addr`.
-    pub fn region(&mut self, badge: u32, addr: u64, len: u64, prot: Prot, data: Option<mem_protocol::BufRef>) -> Result<(), String> {
-        let req = Request::Region { target: Target::Client(badge), addr, len, prot, data };
-        match self.admin.request(&req)? {
-            Value::Addr(a) if a == addr => Ok(()),
-            v => Err(format!("Region {addr:#x}+{len:#x}: unexpected value {v:?}")),
-        }
     }
 }
 
