@@ -2,7 +2,9 @@
 //! system makes instead of Linux system calls, and its heap.
 //!
 //! - Set-up: [`mem_connect`] with the slot of the component's badged endpoint cap to the
-//!   server (its thread(s) must have an IPC buffer). Nothing else is needed: these calls
+//!   server; in components whose runtime is not rust-sel4's, [`mem_set_ipc_buffer`] once per
+//!   thread (the library needs thread-local storage: a TLS block per thread, as libsel4's
+//!   runtimes set up). Nothing else is needed: these calls
 //!   carry no bulk data, so they need no shared buffer, and any thread may call at any
 //!   time (each call is one seL4 `Call` on the caller's own IPC buffer).
 //! - `mmap` (anonymous memory: `MAP_ANONYMOUS` with `MAP_PRIVATE` or `MAP_SHARED`,
@@ -198,6 +200,24 @@ pub extern "C" fn mem_connect(server: u64) -> i32 {
         return fail(Errno::Inval, -1);
     }
     SERVER.store(server, Ordering::Relaxed);
+    0
+}
+
+/// Tell the library where this thread's IPC buffer is (`seL4_GetIPCBuffer()` in a libsel4
+/// component). Needed once per thread in components whose runtime is not rust-sel4's
+/// (which sets it itself); 0, or -1 with `EINVAL` for null.
+///
+/// # Safety
+/// `ipc_buffer` must be this thread's IPC buffer (the one its TCB names), mapped for as
+/// long as the thread calls this library, and used by nothing else of this thread while a
+/// call is under way.
+#[no_mangle]
+pub unsafe extern "C" fn mem_set_ipc_buffer(ipc_buffer: *mut c_void) -> i32 {
+    if ipc_buffer.is_null() {
+        return fail(Errno::Inval, -1);
+    }
+    // SAFETY: per the function's contract.
+    unsafe { sel4::set_ipc_buffer(&mut *(ipc_buffer as *mut sel4::IpcBuffer)) };
     0
 }
 
