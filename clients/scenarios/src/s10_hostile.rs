@@ -6,7 +6,9 @@
 //! non-zero padding: each answered with a Protocol error. Then: munmap of an unaligned
 //! address → EINVAL; MAP_FIXED at 0xffff_ffc0_0000_0000 → an error; munmap with a huge
 //! length → EINVAL; Region whose BufRef lies past the shared buffer → EFAULT;
-//! Stats(Client(1)) → EPERM; a normal mmap and touch works; Stats(Own) answers; PASS.
+//! Stats(Client(1)) → EPERM; Layout into bytes past the buffer, over the rings or at an
+//! overflowing offset → EFAULT, Layout of the administrator → EPERM; a normal mmap and
+//! touch works; Stats(Own) answers; PASS.
 //!
 //! Failure codes: 1001..=1006 a raw message was not answered with a Protocol error (detail
 //! the reply's first word, addr = the raw reply tag or u64::MAX if it did not decode), 1007
@@ -14,7 +16,7 @@
 //! 0 if it succeeded), 1012 the kernel-address MAP_FIXED succeeded (addr), 1013 huge munmap
 //! not EINVAL, 1014 Region past the buffer not EFAULT, 1015 Stats(Client(1)) not EPERM,
 //! 1016 mmap, 1017 touch reads back wrong (detail value, addr), 1018 Stats(Own), 1019
-//! munmap.
+//! munmap, 1020 a hostile Layout buffer not EFAULT, 1021 Layout of another space not EPERM.
 
 use mem_client::linux::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_RW};
 use mem_client::{CallError, Client, BUFFER_BYTES};
@@ -76,6 +78,14 @@ pub fn run(c: &mut Client) -> Outcome {
     expect_errno(r, Errno::Fault, 1014)?;
 
     expect_errno(c.stats(Target::Client(1)), Errno::Perm, 1015)?;
+
+    // Layout into bytes past the buffer, or over the rings: EFAULT; of the administrator's
+    // space: EPERM.
+    for buf in [past, BufRef::new(0, 4096), BufRef::new(u32::MAX, 24)] {
+        let r = c.request(&Request::Layout { target: Target::Own, from: 0, buf }).map_err(CallError::errno);
+        expect_errno(r, Errno::Fault, 1020)?;
+    }
+    expect_errno(c.layout(Target::Client(1), 0, |_| {}), Errno::Perm, 1021)?;
 
     let addr = c.mmap(0, PAGE_SIZE, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS).or_fail(1016)?;
     // SAFETY: inside the RW mapping the server just returned.

@@ -290,5 +290,10 @@ fn info(c: &mut Client, victim: u32) -> Outcome {
     ensure(s.quota_pages > 0 && s.charged_pages > 0, 1276)?;
     expect_errno(c.stats(Target::Client(victim)), Errno::Perm, 1277)?;
     expect_errno(c.query_in(Target::Client(victim), 0x1_0000), Errno::Perm, 1278)?;
+    expect_errno(c.layout(Target::Client(victim), 0, |_| {}), Errno::Perm, 1279)?;
+    // Its own layout shows its own area only (no system figures, nothing of the victim).
+    let mut own = 0;
+    c.layout(Target::Own, 0, |e| own += u64::from(e.start <= a && a < e.end)).or_fail(1279)?;
+    ensure_eq(own, 1, 1279, a)?;
     Ok(())
 }
