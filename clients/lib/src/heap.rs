@@ -7,9 +7,13 @@
 //! static HEAP: ServerHeap = ServerHeap::new(ServerPages::new(client_slot::SERVER));
 //! ```
 //!
-//! Large mappings (blocks of [`HEAP_LARGE`] bytes or more) that the client's remaining
-//! quota could never back are refused up front (`ENOMEM`), like Linux's heuristic
-//! overcommit, at the price of one `Stats` round trip per large block.
+//! Out of memory is an allocation failure, never a fault the server cannot resolve:
+//! dlmalloc's segments (below [`HEAP_LARGE`]) are populated when mapped (`Populate`; on
+//! `ENOMEM` they are unmapped again and the allocation fails), and large blocks, which stay
+//! lazy (a large `calloc` costs nothing until used), are refused up front when the client's
+//! remaining quota could never back them, like Linux's heuristic overcommit (one `Stats`
+//! round trip per large block). A large block can still meet the quota at a later touch if
+//! the client spends its quota elsewhere in between, as overcommitted memory can on Linux.
 //!
 //! What a heap of this kind costs the client is charged to it like any mapping: pages
 //! when first touched, areas in its metadata budget. When the server refuses (quota,
@@ -65,11 +69,22 @@ impl Pages for ServerPages {
             backing: Backing::Anonymous,
             populate: false,
         };
-        match call_plain(self.server, &req) {
-            Ok(Value::Addr(a)) => usize::try_from(a).map_err(|_| mem_protocol::Errno::Fault.linux()),
-            Ok(_) => Err(mem_protocol::Errno::Inval.linux()),
-            Err(e) => Err(e.errno().linux()),
+        let addr = match call_plain(self.server, &req) {
+            Ok(Value::Addr(a)) => a,
+            Ok(_) => return Err(mem_protocol::Errno::Inval.linux()),
+            Err(e) => return Err(e.errno().linux()),
+        };
+        // dlmalloc's segments are populated now: it writes its own headers into them and
+        // hands their bytes out piecemeal, so a page the quota cannot back must fail here
+        // (null from the allocator) rather than at some later touch (an unresolved fault).
+        if len < mem_heap::LARGE {
+            let populate = Request::Populate { target: Target::Own, addr, len: len as u64 };
+            if let Err(e) = call_plain(self.server, &populate) {
+                let _ = call_plain(self.server, &Request::Munmap { target: Target::Own, addr, len: len as u64 });
+                return Err(e.errno().linux());
+            }
         }
+        usize::try_from(addr).map_err(|_| mem_protocol::Errno::Fault.linux())
     }
 
     fn unmap(&self, addr: usize, len: usize) -> Result<(), i32> {

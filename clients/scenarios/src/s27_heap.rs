@@ -4,6 +4,9 @@
 //! 2. a `BTreeMap` of 100,000 entries built, queried (every key, plus misses), emptied;
 //! 3. 1,000,000 integers sorted (`sort_unstable`), checked in order and by checksum.
 //!
+//! 4. 32 KiB blocks allocated until the allocator returns null (the quota: ENOMEM, no
+//!    fault), then freed.
+//!
 //! Between phases everything is freed; at the end the heap is trimmed and `Stats` must
 //! show the client's resident (charged) pages back within 64 pages of where they started.
 //! The layout request must show the heap's mappings while data is live and `max_va` above
@@ -13,7 +16,8 @@
 //!
 //! Failure codes: 2701 compression round trip differs (detail: first differing index),
 //! 2702 the data did not compress (detail: compressed bytes), 2703 a map lookup is wrong
-//! (detail: key), 2704 the map kept entries, 2705 the sort is wrong (detail: index), 2706
+//! (detail: key), 2704 the map kept entries, 2712 exhaustion did not end in a null with
+//! ENOMEM (detail: blocks), 2705 the sort is wrong (detail: index), 2706
 //! checksum changed, 2707 Stats, 2708 resident pages did not drop back (detail: end, addr:
 //! start), 2709 layout (detail errno), 2710 the layout does not show a live heap block
 //! (addr), 2711 large blocks still live after everything was freed.
@@ -61,6 +65,7 @@ fn text(len: usize) -> Vec<u8> {
 pub fn run(c: &mut Client) -> Outcome {
     let start = resident(c)?;
     let mut peak = start;
+    let exhausted;
 
     // 1. Compression round trip.
     {
@@ -118,14 +123,40 @@ pub fn run(c: &mut Client) -> Outcome {
         ensure(v.iter().map(|&x| u64::from(x)).sum::<u64>() == sum, 2706)?;
     }
 
+    // 4. Out of memory is a failed allocation, not a stopped thread: 32 KiB blocks until
+    // the quota says no (null from the allocator, ENOMEM kept), then everything back.
     let heap = &mem_capi::HEAP;
+    {
+        let layout = core::alloc::Layout::from_size_align(32 * 1024, 16).map_err(|_| Fail::new(2712))?;
+        let mut blocks: Vec<*mut u8> = Vec::with_capacity(4096);
+        loop {
+            // SAFETY: the layout has a non-zero size.
+            let p = unsafe { alloc::alloc::alloc(layout) };
+            if p.is_null() {
+                break;
+            }
+            // SAFETY: a live block of 32 KiB.
+            unsafe { p.write_bytes(0x5a, layout.size()) };
+            blocks.push(p);
+            if blocks.len() == blocks.capacity() {
+                return Err(Fail::new(2712).detail(blocks.len() as u64));
+            }
+        }
+        ensure(heap.last_error() == 12 && blocks.len() > 100, 2712).map_err(|f| f.detail(blocks.len() as u64))?;
+        peak = peak.max(resident(c)?);
+        exhausted = blocks.len();
+        for p in blocks {
+            // SAFETY: allocated above with this layout.
+            unsafe { alloc::alloc::dealloc(p, layout) };
+        }
+    }
     heap.trim();
     let hs = heap.stats();
     ensure(hs.large_blocks == 0, 2711).map_err(|f| f.detail(hs.large_blocks as u64))?;
     let end = resident(c)?;
     let faults = c.stats(Target::Own).map(|s| s.faults_served).unwrap_or(0);
     sel4::debug_println!(
-        "HEAP-NUMBERS faults {faults} resident-pages start {start} peak {peak} end {end} heap-mapped-now {} heap-peak-mapped {} maps {} unmaps {}",
+        "HEAP-NUMBERS faults {faults} resident-pages start {start} peak {peak} end {end} heap-mapped-now {} heap-peak-mapped {} maps {} unmaps {} blocks-of-32KiB-at-quota {exhausted}",
         hs.mapped,
         hs.peak_mapped,
         hs.maps,
