@@ -81,14 +81,7 @@ pub fn encode_request_words(request: &Request, words: &mut [u64]) -> Result<usiz
 
 /// Decode a request from message words as produced by [`encode_request_words`].
 pub fn decode_request_words(words: &[u64]) -> Result<Request, ProtocolError> {
-    let mut buf = [0u8; MAX_REQUEST_BYTES];
-    match from_words(words, &mut buf) {
-        Err(ProtocolError::BufferTooSmall) => {
-            let mut all = [0u8; MAX_MESSAGE_BYTES];
-            decode_request(from_words(words, &mut all)?)
-        }
-        r => decode_request(r?),
-    }
+    unpack_and_decode::<MAX_REQUEST_BYTES, _>(words, decode_request)
 }
 
 /// Encode `reply` straight into message words (framing word first); returns the number of
@@ -99,13 +92,24 @@ pub fn encode_reply_words(reply: &Reply, words: &mut [u64]) -> Result<usize, Pro
 
 /// Decode a reply from message words as produced by [`encode_reply_words`].
 pub fn decode_reply_words(words: &[u64]) -> Result<Reply, ProtocolError> {
-    let mut buf = [0u8; MAX_REPLY_BYTES];
+    unpack_and_decode::<MAX_REPLY_BYTES, _>(words, decode_reply)
+}
+
+/// Unpack the message in `words` into a buffer of `N` bytes (the largest valid message of
+/// its kind) and `decode` the bytes; a longer message, which cannot decode, is unpacked in
+/// full so that it fails exactly as its bytes would.
+#[inline(always)]
+fn unpack_and_decode<const N: usize, T>(
+    words: &[u64],
+    decode: impl FnOnce(&[u8]) -> Result<T, ProtocolError>,
+) -> Result<T, ProtocolError> {
+    let mut buf = [0u8; N];
     match from_words(words, &mut buf) {
         Err(ProtocolError::BufferTooSmall) => {
             let mut all = [0u8; MAX_MESSAGE_BYTES];
-            decode_reply(from_words(words, &mut all)?)
+            decode(from_words(words, &mut all)?)
         }
-        r => decode_reply(r?),
+        r => decode(r?),
     }
 }
 

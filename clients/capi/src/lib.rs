@@ -74,6 +74,18 @@ pub const IPC_STAT: i32 = 2;
 /// `SHM_RDONLY`.
 pub const SHM_RDONLY: i32 = 0o10000;
 
+// The header needs literal values (cbindgen), so they are written out here: they must be
+// the client library's (Linux's) ones.
+const _: () = {
+    assert!(PROT_READ as u32 == lx::PROT_READ && PROT_WRITE as u32 == lx::PROT_WRITE && PROT_EXEC as u32 == lx::PROT_EXEC);
+    assert!(MAP_SHARED as u32 == lx::MAP_SHARED && MAP_PRIVATE as u32 == lx::MAP_PRIVATE && MAP_FIXED as u32 == lx::MAP_FIXED);
+    assert!(MAP_ANONYMOUS as u32 == lx::MAP_ANONYMOUS && MAP_POPULATE as u32 == lx::MAP_POPULATE);
+    assert!(MAP_FIXED_NOREPLACE as u32 == lx::MAP_FIXED_NOREPLACE);
+    assert!(MS_ASYNC == lx::MS_ASYNC && MS_INVALIDATE == lx::MS_INVALIDATE && MS_SYNC == lx::MS_SYNC);
+    assert!(IPC_PRIVATE == lx::IPC_PRIVATE && IPC_CREAT == lx::IPC_CREAT && IPC_EXCL == lx::IPC_EXCL);
+    assert!(SHM_RDONLY == lx::SHM_RDONLY);
+};
+
 /// Linux errno values the calls report most (every other one is Linux's too).
 pub const MEM_EPERM: i32 = 1;
 pub const MEM_ENOENT: i32 = 2;

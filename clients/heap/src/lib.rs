@@ -254,15 +254,7 @@ impl<P: Pages> Heap<P> {
     pub fn c_malloc(&self, n: usize) -> *mut u8 {
         let Some(layout) = c_layout(n) else { return ptr::null_mut() };
         // SAFETY: `layout` has a non-zero size (the header).
-        let p = unsafe { self.alloc(layout) };
-        if p.is_null() {
-            return p;
-        }
-        // SAFETY: `p` is a fresh block of `n + C_HEADER` bytes, 16-byte aligned.
-        unsafe {
-            (p as *mut usize).write(n);
-            p.add(C_HEADER)
-        }
+        c_block(unsafe { self.alloc(layout) }, n)
     }
 
     /// C `calloc(count, size)`: zero-filled, or null on overflow or no memory.
@@ -270,15 +262,7 @@ impl<P: Pages> Heap<P> {
         let Some(n) = count.checked_mul(size) else { return ptr::null_mut() };
         let Some(layout) = c_layout(n) else { return ptr::null_mut() };
         // SAFETY: as in `c_malloc`.
-        let p = unsafe { self.alloc_zeroed(layout) };
-        if p.is_null() {
-            return p;
-        }
-        // SAFETY: as in `c_malloc`.
-        unsafe {
-            (p as *mut usize).write(n);
-            p.add(C_HEADER)
-        }
+        c_block(unsafe { self.alloc_zeroed(layout) }, n)
     }
 
     /// C `free(p)` (null is allowed).
@@ -311,12 +295,7 @@ impl<P: Pages> Heap<P> {
         unsafe {
             let base = p.sub(C_HEADER);
             let old = (base as *const usize).read();
-            let q = self.realloc(base, c_layout(old).expect("valid at allocation"), new_layout.size());
-            if q.is_null() {
-                return q;
-            }
-            (q as *mut usize).write(n);
-            q.add(C_HEADER)
+            c_block(self.realloc(base, c_layout(old).expect("valid at allocation"), new_layout.size()), n)
         }
     }
 
@@ -327,6 +306,20 @@ impl<P: Pages> Heap<P> {
     pub unsafe fn c_size(&self, p: *const u8) -> usize {
         // SAFETY: per the contract.
         unsafe { (p.sub(C_HEADER) as *const usize).read() }
+    }
+}
+
+/// The C pointer of a fresh block `p` of `n + C_HEADER` bytes (null stays null): its size
+/// written in the header, the bytes after it.
+fn c_block(p: *mut u8, n: usize) -> *mut u8 {
+    if p.is_null() {
+        return p;
+    }
+    // SAFETY: `p` is a live block of at least `n + C_HEADER` bytes, 16-byte aligned
+    // (`c_layout`), so the header word and the pointer after it are inside it.
+    unsafe {
+        (p as *mut usize).write(n);
+        p.add(C_HEADER)
     }
 }
 
