@@ -237,7 +237,7 @@ fn many_threads_at_once() {
                     let v = (i as u8) ^ t;
                     fill(p, size, v);
                     live.push((p as usize, size, v));
-                    if x % 3 == 0 {
+                    if x.is_multiple_of(3) {
                         let (p, size, v) = live.swap_remove(x as usize % live.len());
                         assert!(all(p as *const u8, size, v), "no other thread wrote here");
                         // SAFETY: allocated above with this layout.
