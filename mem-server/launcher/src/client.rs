@@ -160,6 +160,9 @@ impl Launcher {
             if let Some(boot) = spec.boot {
                 self.put_boot(badge, boot)?;
             }
+            // Eagerly filled (zero), so that the frame exists for ExportFrame.
+            let ipc_data = self.stage(&[0u8; PAGE as usize])?;
+            self.region(badge, CLIENT_IPC_BUFFER_VADDR, PAGE, Prot::RW, Some(ipc_data))?;
             self.start_client(badge, vspace, entry, spec.report)
         });
         if r.is_err() {
@@ -181,17 +184,12 @@ impl Launcher {
     }
 
     /// Start the first thread in the existing space `badge` (VSpace cap copy in root slot
-    /// `vspace`, e.g. from [`Launcher::clone_space`]) at `entry`: a fresh IPC buffer page
-    /// (exported, so pinned), its CNode and TCB. On failure everything made here is deleted
-    /// again (the VSpace copy and the space are the caller's).
+    /// `vspace`, e.g. from [`Launcher::clone_space`]) at `entry`, with the IPC buffer page
+    /// the space has at `CLIENT_IPC_BUFFER_VADDR` (present: [`Launcher::create_client`]
+    /// makes it; a clone gets a fresh one from the server) exported, so pinned; its CNode
+    /// and TCB. On failure everything made here is deleted again (the VSpace copy and the
+    /// space are the caller's).
     pub fn start_client(&mut self, badge: u32, vspace: usize, entry: u64, report: Option<usize>) -> Result<Proc, String> {
-        // Eagerly filled (zero), so that the frame exists for ExportFrame. A clone already
-        // has one of its own (the server gives the child a fresh IPC-buffer frame).
-        let have = self.admin.request(&Request::Query { target: Target::Client(badge), addr: CLIENT_IPC_BUFFER_VADDR }).is_ok();
-        if !have {
-            let ipc_data = self.stage(&[0u8; PAGE as usize])?;
-            self.region(badge, CLIENT_IPC_BUFFER_VADDR, PAGE, Prot::RW, Some(ipc_data))?;
-        }
         let req = Request::ExportFrame { target: Target::Client(badge), addr: CLIENT_IPC_BUFFER_VADDR };
         let (_, ipc) = self.request_cap(&req)?;
         let mut made = alloc::vec![ipc];
