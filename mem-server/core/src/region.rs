@@ -3,7 +3,8 @@
 //! The bytes arrive out of band (the client's shared buffer), never in the message; the
 //! server writes them into fresh frames and maps those pages, the rest of the area stays
 //! lazy (zero-filled, like `.bss`). The range must be free (EEXIST otherwise). On any
-//! failure the area is removed again. Neighbours: `mmap.rs`, `space.rs`, `dispatch.rs`.
+//! failure the area is removed again; on success it merges with equal neighbours (a
+//! loader's consecutive pieces become one area). Neighbours: `mmap.rs`, `space.rs`, `dispatch.rs`.
 
 use mem_protocol::{Backing, Errno, PageSize, Placement, Prot, PAGE_SIZE};
 
@@ -33,7 +34,22 @@ impl<K: Kernel> MemCore<K> {
             let _ = self.remove_range(client, start, start + crate::check::page_len(len)?);
             return Err(e);
         }
+        self.merge_region(client, start);
         Ok(start)
+    }
+
+    /// Merge the new region at `start` with equal neighbours (same rights, private
+    /// anonymous), as Linux merges adjacent VMAs: a loader's pieces of one segment become
+    /// one area, so a program's image costs a few areas whatever its size. Only after the
+    /// region is complete, so that a failure above never has to split a merged area.
+    fn merge_region(&mut self, client: u32, start: u64) {
+        let Some(sp) = self.spaces.get_mut(&client) else { return };
+        let prev = start.checked_sub(1).and_then(|p| sp.areas.find(p)).map(|(s, _)| s);
+        // Anonymous areas hold no object reference: nothing to drop after a merge.
+        let _ = sp.areas.try_merge_next(start);
+        if let Some(p) = prev {
+            let _ = sp.areas.try_merge_next(p);
+        }
     }
 
     fn fill_region(&mut self, client: u32, start: u64, prot: Prot, data: &[u8]) -> Result<(), Errno> {

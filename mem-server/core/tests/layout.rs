@@ -137,3 +137,33 @@ fn another_clients_layout_needs_the_administrator() {
     let (r, _) = ask(&mut h, 9, Target::Own, 0, 4096);
     assert_eq!(r, Err(Errno::Srch));
 }
+
+#[test]
+fn a_loaders_region_pieces_become_one_area() {
+    let mut h = harness();
+    let base = 0x40_0000;
+    // Three consecutive pieces of one RX segment, then an RW one (not merged with them).
+    for i in 0..3u64 {
+        h.core.region(1, base + i * 16 * PAGE, 16 * PAGE, Prot::READ.union(Prot::EXEC), &[i as u8 + 1; 100]).unwrap();
+    }
+    h.core.region(1, base + 48 * PAGE, 4 * PAGE, Prot::RW, &[9; 10]).unwrap();
+    let (_, e) = all(&mut h, 1, Target::Own, 100);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!((e[0].start, e[0].end, e[0].resident_pages), (base, base + 48 * PAGE, 3));
+    assert_eq!((e[1].start, e[1].end), (base + 48 * PAGE, base + 52 * PAGE));
+    // Contents kept; a piece can still be unmapped alone (the merged area splits).
+    assert_eq!(h.read(1, base + 16 * PAGE, 1).unwrap(), vec![2]);
+    h.core.munmap(1, base + 16 * PAGE, 16 * PAGE).unwrap();
+    let (_, e) = all(&mut h, 1, Target::Own, 100);
+    assert_eq!(e.iter().map(|x| (x.start, x.end)).collect::<Vec<_>>(), vec![
+        (base, base + 16 * PAGE),
+        (base + 32 * PAGE, base + 48 * PAGE),
+        (base + 48 * PAGE, base + 52 * PAGE),
+    ]);
+    // A region that fails (over the budget of its data) leaves nothing behind and merges
+    // with nothing.
+    assert_eq!(h.core.region(1, base + 16 * PAGE, PAGE, Prot::RW, &[0; 2 * 4096]), Err(Errno::Inval));
+    let (_, after) = all(&mut h, 1, Target::Own, 100);
+    assert_eq!(after.len(), 3);
+    h.check();
+}
