@@ -10,7 +10,9 @@
 //!    word is found in every page afterwards);
 //! 2. maps 32 pages of its own, writes and checks them, unmaps them;
 //! 3. 30 rounds of mmap / write / mprotect read-only / read / mprotect read-write / munmap,
-//!    concurrently with the others.
+//!    concurrently with the others;
+//! 4. uses the process's heap (mem-heap, thread-safe) at the same time as the others: a
+//!    400 KB vector (a mapping of its own) and a `BTreeMap` of 5,000 entries, checked.
 //!
 //! Workers report STEP(10 + id, [verdict]) (0, or the failed check's code; never answered).
 //! The victim maps 4 pages, writes one, publishes the address and waits; after the workers
@@ -22,8 +24,12 @@
 //! page * 16 + thread, addr), 2803 own pages wrong, 2804 churn mmap/mprotect/munmap
 //! (detail errno), 2805 churn read-back, 2806 a worker's verdict (detail: verdict, addr:
 //! id) — only as the main thread sees it, 2807 munmap of the victim's area, 2808 timeout
-//! waiting for the workers.
+//! waiting for the workers, 2809 a heap value read back wrong (detail: index).
 
+extern crate alloc;
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use mem_client::linux::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_RW};
@@ -120,6 +126,25 @@ fn work(id: u64) -> Result<(), Fail> {
         mprotect(a, 4, PROT_RW).map_err(e)?;
         munmap(a, 4).map_err(e)?;
     }
+    // 4. The process's heap from every thread at once: a large block (mapped alone) and a
+    // map of small ones (dlmalloc segments), filled, checked, dropped.
+    let big: Vec<u64> = (0..50_000).map(|i| value(id, i)).collect();
+    let mut map = BTreeMap::new();
+    for i in 0..5_000u64 {
+        map.insert(i * 7 + id, value(id, i));
+    }
+    for (i, &v) in big.iter().enumerate() {
+        if v != value(id, i as u64) {
+            return Err(Fail::new(2809).detail(i as u64));
+        }
+    }
+    for i in 0..5_000u64 {
+        if map.get(&(i * 7 + id)) != Some(&value(id, i)) {
+            return Err(Fail::new(2809).detail(i));
+        }
+    }
+    drop(big);
+    drop(map);
     Ok(())
 }
 
