@@ -96,6 +96,11 @@ impl Ctx {
         self.launcher.create_client(&spec)
     }
 
+    /// Clients created so far (badges handed out).
+    pub fn clients_created(&self) -> u32 {
+        self.next_badge - mem_protocol::system::FIRST_CLIENT_BADGE
+    }
+
     /// A badge no client has had yet.
     pub fn new_badge(&mut self) -> Result<u32, String> {
         let b = self.next_badge;

@@ -63,7 +63,19 @@ pub struct Proc {
     ipc: usize,
     /// Further threads: (TCB slot, IPC-buffer frame cap slot).
     threads: Vec<(usize, usize)>,
+    /// The untyped block (root slot) its CNode and TCBs were made from.
+    block: usize,
 }
+
+/// Size of the untyped block a client's CNode and TCBs come from (log2 bytes): its CNode
+/// and `1 + CLIENT_MAX_THREADS` TCBs, each aligned to its size.
+pub const CLIENT_BLOCK_BITS: usize = 16;
+const _: () = {
+    let tcb = 1usize << sel4::sys::seL4_TCBBits;
+    let cnode = 1usize << (CLIENT_CNODE_BITS as usize + sel4::sys::seL4_SlotBits as usize);
+    let cnode_padded = if cnode > tcb { cnode } else { tcb };
+    assert!(cnode_padded + (1 + CLIENT_MAX_THREADS as usize) * tcb <= 1 << CLIENT_BLOCK_BITS);
+};
 
 /// Where and how a further thread of a client starts.
 #[derive(Clone, Copy, Debug)]
@@ -192,25 +204,50 @@ impl Launcher {
     pub fn start_client(&mut self, badge: u32, vspace: usize, entry: u64, report: Option<usize>) -> Result<Proc, String> {
         let req = Request::ExportFrame { target: Target::Client(badge), addr: CLIENT_IPC_BUFFER_VADDR };
         let (_, ipc) = self.request_cap(&req)?;
+        let block = match self.take_block() {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = self.objs.delete(ipc);
+                return Err(e);
+            }
+        };
         let mut made = alloc::vec![ipc];
-        let r = self.make_thread(badge, vspace, ipc, entry, report, &mut made);
+        let r = self.make_thread(badge, vspace, ipc, entry, report, block, &mut made);
         match r {
-            Ok((tcb, cnode)) => Ok(Proc { badge, tcb, cnode, vspace, ipc, threads: Vec::new() }),
+            Ok((tcb, cnode)) => Ok(Proc { badge, tcb, cnode, vspace, ipc, threads: Vec::new(), block }),
             Err(e) => {
                 for slot in made {
                     let _ = self.objs.delete(slot);
                 }
+                self.blocks_free.push(block);
                 Err(e)
             }
         }
     }
 
+    /// An untyped block for a client's CNode and TCBs: one given back by a destroyed client
+    /// (its objects are gone, so the kernel retypes it from the start again), or a new one
+    /// from the kept pools. Reusing blocks keeps a system that creates and destroys clients
+    /// forever within the root task's memory.
+    fn take_block(&mut self) -> Result<usize, String> {
+        if let Some(b) = self.blocks_free.pop() {
+            return Ok(b);
+        }
+        let bp = sel4::ObjectBlueprint::Untyped { size_bits: CLIENT_BLOCK_BITS };
+        let b = self.objs.alloc_slot(bp).map_err(|e| format!("client block: {e:?}"))?;
+        self.blocks_made += 1;
+        Ok(b)
+    }
+
     /// CNode and TCB of a client thread, started at `entry`; their slots (also pushed on
     /// `made` as they are created).
-    fn make_thread(&mut self, badge: u32, vspace: usize, ipc: usize, entry: u64, report: Option<usize>, made: &mut Vec<usize>) -> Result<(usize, usize), String> {
+    #[allow(clippy::too_many_arguments)]
+    fn make_thread(&mut self, badge: u32, vspace: usize, ipc: usize, entry: u64, report: Option<usize>, block: usize, made: &mut Vec<usize>) -> Result<(usize, usize), String> {
         let e = |what: &str, err: sel4::Error| format!("client {badge}: {what}: {err:?}");
-        let cnode = self.objs.alloc_var::<sel4::cap_type::CNode>(CLIENT_CNODE_BITS as usize).map_err(|x| e("CNode", x))?;
-        made.push(cnode.bits() as usize);
+        let bp = sel4::ObjectBlueprint::CNode { size_bits: CLIENT_CNODE_BITS as usize };
+        let cnode_slot = self.objs.alloc_from(block, bp).map_err(|x| e("CNode", x))?;
+        made.push(cnode_slot);
+        let cnode = sel4::init_thread::Slot::<sel4::cap_type::CNode>::from_index(cnode_slot).cap();
         let to = |slot: u64| cnode.absolute_cptr_from_bits_with_depth(slot, CLIENT_CNODE_BITS as usize);
         // Write + grant-reply: enough to Call, and to be a fault endpoint.
         let rights = sel4::CapRights::new(true, false, false, true);
@@ -220,8 +257,9 @@ impl Launcher {
         if let Some(report) = report {
             to(client_slot::REPORT).mint(&root_path(report), rights, badge as u64).map_err(|x| e("mint report", x))?;
         }
-        let tcb = self.objs.alloc_fixed::<sel4::cap_type::Tcb>().map_err(|x| e("TCB", x))?;
-        made.push(tcb.bits() as usize);
+        let tcb_slot = self.objs.alloc_from(block, sel4::ObjectBlueprint::Tcb).map_err(|x| e("TCB", x))?;
+        made.push(tcb_slot);
+        let tcb = sel4::init_thread::Slot::<sel4::cap_type::Tcb>::from_index(tcb_slot).cap();
         let slot_cap = |s: usize| sel4::init_thread::Slot::<sel4::cap_type::Unspecified>::from_index(s).cap();
         tcb.tcb_configure(
             sel4::CPtr::from_bits(client_slot::FAULT),
@@ -277,7 +315,8 @@ impl Launcher {
 
     fn make_extra_thread(&mut self, p: &Proc, ipc: usize, at: u64, t: ThreadStart) -> Result<usize, String> {
         let e = |what: &str, err: sel4::Error| format!("client {} thread {}: {what}: {err:?}", p.badge, t.id);
-        let tcb = self.objs.alloc_fixed::<sel4::cap_type::Tcb>().map_err(|x| e("TCB", x))?;
+        let tcb_slot = self.objs.alloc_from(p.block, sel4::ObjectBlueprint::Tcb).map_err(|x| e("TCB", x))?;
+        let tcb = sel4::init_thread::Slot::<sel4::cap_type::Tcb>::from_index(tcb_slot).cap();
         let slot_cap = |s: usize| sel4::init_thread::Slot::<sel4::cap_type::Unspecified>::from_index(s).cap();
         let r = (|| {
             tcb.tcb_configure(
@@ -323,6 +362,8 @@ impl Launcher {
         for slot in [p.tcb, p.cnode, p.vspace, p.ipc] {
             self.objs.delete(slot).map_err(|e| format!("client {}: delete slot {slot}: {e:?}", p.badge))?;
         }
+        // Every object made from the block is gone: the next client retypes it afresh.
+        self.blocks_free.push(p.block);
         self.admin.unit(&Request::DestroySpace { client: p.badge })
     }
 

@@ -1,8 +1,9 @@
 //! `mem-launcher`: start the memory server in your seL4 system and create its clients.
 //!
 //! Runs in the root task: it takes the bootinfo's untypeds, keeps one block for the
-//! objects it makes itself (the server's CNode, image, page tables; per client a CNode,
-//! TCBs and cap copies) and hands everything else to the server.
+//! objects it makes itself (the server's CNode, image, page tables; per client a 64 KiB
+//! untyped block for its CNode and TCBs, reused once the client is destroyed, and cap
+//! copies) and hands everything else to the server.
 //!
 //! ```ignore
 //! let mut l = Launcher::start(bootinfo, &Config { server_elf: SERVER_ELF, seed, default_quota: 4096 })?;
@@ -91,6 +92,9 @@ pub struct Launcher {
     report_ep: usize,
     notify: usize,
     untypeds_given: usize,
+    /// Untyped blocks (root slots) of destroyed clients, free for the next ones.
+    blocks_free: Vec<usize>,
+    blocks_made: usize,
 }
 
 /// Bytes of RAM the root task keeps: the server's CNode and image, tables, per-client
@@ -156,6 +160,8 @@ impl Launcher {
             report_ep: report_ep.bits() as usize,
             notify: notify.bits() as usize,
             untypeds_given: server.untypeds,
+            blocks_free: Vec::new(),
+            blocks_made: 0,
         })
     }
 
@@ -175,6 +181,12 @@ impl Launcher {
     /// Root CNode slot of the notification bound to the root task.
     pub fn notification(&self) -> usize {
         self.notify
+    }
+
+    /// Client blocks made so far (each reused once its client is destroyed), and how many
+    /// of them are free now.
+    pub fn client_blocks(&self) -> (usize, usize) {
+        (self.blocks_made, self.blocks_free.len())
     }
 
     /// Untypeds handed to the server.

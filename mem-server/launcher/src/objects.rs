@@ -109,6 +109,20 @@ impl Objects {
         Err(sel4::Error::NotEnoughMemory)
     }
 
+    /// Retype one object of `blueprint` from the untyped in root slot `ut` (not one of the
+    /// kept pools: a block of the caller's) into a fresh slot; returns the slot.
+    pub fn alloc_from(&mut self, ut: usize, blueprint: sel4::ObjectBlueprint) -> sel4::Result<usize> {
+        let slot = self.slots.alloc().ok_or(sel4::Error::NotEnoughMemory)?;
+        let cap = init_thread::Slot::<sel4::cap_type::Untyped>::from_index(ut).cap();
+        match cap.untyped_retype(&blueprint, &root_cnode().absolute_cptr_for_self(), slot, 1) {
+            Ok(()) => Ok(slot),
+            Err(e) => {
+                self.slots.free(slot);
+                Err(e)
+            }
+        }
+    }
+
     /// A new object of a fixed-size type.
     pub fn alloc_fixed<T: CapTypeForObjectOfFixedSize>(&mut self) -> sel4::Result<sel4::Cap<T>> {
         let slot = self.alloc_slot(T::object_blueprint())?;
@@ -124,9 +138,10 @@ impl Objects {
         Ok(init_thread::Slot::<T>::from_index(slot).cap())
     }
 
-    /// Delete the cap in `slot` of the root CNode and give the slot back. The object's
-    /// memory is not reused (the kept untypeds are never emptied), which is fine for the
-    /// few small objects per client.
+    /// Delete the cap in `slot` of the root CNode and give the slot back. The memory of an
+    /// object from the kept pools is not reused (they are never emptied: the server's
+    /// image, tables and the like live as long as the system); per-client objects come
+    /// from blocks that are reused (`client.rs`).
     pub fn delete(&mut self, slot: usize) -> sel4::Result<()> {
         root_path(slot).delete()?;
         self.slots.free(slot);

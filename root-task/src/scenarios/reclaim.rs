@@ -1,5 +1,7 @@
 //! Scenario 11, reclaim: once every client is gone, the server's free frames and free
-//! slots are what they were before the first client (`before`, taken at start).
+//! slots are what they were before the first client (`before`, taken at start), and the
+//! root task's own per-client memory (the launcher's client blocks) is all free again:
+//! no more blocks were made than clients were alive at once.
 
 use alloc::format;
 use alloc::string::String;
@@ -21,5 +23,17 @@ pub fn run(ctx: &mut Ctx, before: Result<Stats, String>) -> Result<(), String> {
             before.frames_free, after.frames_free, before.slots_free, after.slots_free
         ));
     }
+    let (made, free) = ctx.client_blocks();
+    sel4::debug_println!("root-task: {} clients were created from {made} client blocks", ctx.clients_created());
+    if free != made {
+        return Err(format!("{} of {made} client blocks still in use", made - free));
+    }
+    if made > MOST_CLIENTS_AT_ONCE {
+        return Err(format!("{made} client blocks made for at most {MOST_CLIENTS_AT_ONCE} clients alive at once"));
+    }
     Ok(())
 }
+
+/// The most clients any scenario has alive at the same time (adversaries: victim,
+/// attacker, bystander, a second bystander, cleaner; clone: parent and child).
+const MOST_CLIENTS_AT_ONCE: usize = 6;
