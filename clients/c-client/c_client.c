@@ -46,6 +46,10 @@ static int check_mmap(uint64_t *detail)
     CHECK(9, FAILED(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, -1, 0)) && mem_errno() == MEM_EBADF, mem_errno());
     CHECK(10, FAILED(mmap(NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) && mem_errno() == MEM_EINVAL, mem_errno());
     CHECK(11, munmap((char *)m + 1, PAGE) == -1 && mem_errno() == MEM_EINVAL, mem_errno());
+    /* Anonymous: fd and a page-aligned offset are ignored; an unaligned offset is EINVAL. */
+    x = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, 3, 2 * PAGE);
+    CHECK(20, !FAILED(x) && munmap(x, PAGE) == 0, mem_errno());
+    CHECK(21, FAILED(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 1)) && mem_errno() == MEM_EINVAL, mem_errno());
     CHECK(12, mprotect(m, PAGE, 0x40) == -1 && mem_errno() == MEM_EINVAL, mem_errno());
     /* mprotect read-only, then back: data kept. */
     CHECK(13, mprotect(m, 4 * PAGE, PROT_READ) == 0, mem_errno());

@@ -241,16 +241,17 @@ pub extern "C" fn mem_errno() -> i32 {
 
 const MAP_FAILED: *mut c_void = usize::MAX as *mut c_void;
 
-/// `mmap(addr, len, prot, flags, fd, off)` of anonymous memory (`fd` -1, `off` 0).
+/// `mmap(addr, len, prot, flags, fd, off)` of anonymous memory. As on Linux, `fd` is
+/// ignored with `MAP_ANONYMOUS` and so is `off`, which must still be page aligned.
 #[no_mangle]
-pub extern "C" fn mmap(addr: *mut c_void, len: size_t, prot: i32, flags: i32, fd: i32, off: i64) -> *mut c_void {
+pub extern "C" fn mmap(addr: *mut c_void, len: size_t, prot: i32, flags: i32, _fd: i32, off: i64) -> *mut c_void {
+    if off & (mem_protocol::PAGE_SIZE as i64 - 1) != 0 {
+        return fail(Errno::Inval, MAP_FAILED);
+    }
     if flags & MAP_ANONYMOUS == 0 {
         // No files here: like Linux's mmap of fd -1 without MAP_ANONYMOUS.
         ERRNO.set(MEM_EBADF);
         return MAP_FAILED;
-    }
-    if fd != -1 && off != 0 {
-        return fail(Errno::Inval, MAP_FAILED);
     }
     let req = match mem_client::mmap_request(addr as u64, len as u64, prot as u32, lx::PROT_RWX, flags as u32, mem_client::Backing::Anonymous) {
         Ok(r) => r,

@@ -125,11 +125,11 @@ impl Client {
         }
         let info = send(self.server, req)?;
         self.last_reply_caps = info.extra_caps();
-        if info.label() == mem_protocol::system::SERVER_DIED_LABEL {
-            self.keep_died_reason();
-            return Err(CallError::ServerDied);
-        }
         let reply = reply_of(info);
+        if reply == Err(CallError::ServerDied) {
+            self.keep_died_reason();
+            return reply.map(|v| (v, None));
+        }
         // Drain first, so that a bad reply does not leave descriptors behind. The server
         // touches the rings only for requests with bulk data.
         let back = if buf.is_some() { self.drain_from_server()? } else { None };
