@@ -243,9 +243,14 @@ define clone-at
 	fi
 endef
 
+# A source that is a folder here (a local git directory, bare or not) is passed to git as
+# its absolute path, so a relative SEL4_GIT=../x.git means the same as from the project
+# root (git would otherwise resolve it inside deps/<name>); URLs are passed as they are.
+git-source = $(if $(wildcard $(1)/.),$(abspath $(1)),$(1))
+
 deps:
-	$(call clone-at,$(SEL4_SRC),$(SEL4_GIT),$(SEL4_COMMIT))
-	$(call clone-at,$(RUST_SEL4_SRC),$(RUST_SEL4_GIT),$(RUST_SEL4_COMMIT))
+	$(call clone-at,$(SEL4_SRC),$(call git-source,$(SEL4_GIT)),$(SEL4_COMMIT))
+	$(call clone-at,$(RUST_SEL4_SRC),$(call git-source,$(RUST_SEL4_GIT)),$(RUST_SEL4_COMMIT))
 
 check-deps:
 	@for d in $(SEL4_SRC) $(RUST_SEL4_SRC); do \
@@ -449,11 +454,14 @@ boot-all:
 # `make simulate` builds and boots every arch of SIM_ARCHES (all of SEL4_ARCHES, or the one
 # given with ARCH=... on the command line), prints each arch's PASS/FAIL table and a
 # summary, and succeeds only if every scenario passed on every arch. A hang is a failure:
-# QEMU is stopped after SIMULATE_TIMEOUT seconds. Sources come first (`make deps`: clones
+# QEMU is stopped when the serial console shows no new line for SIMULATE_TIMEOUT seconds
+# (time without progress, so a slow but healthy run on a busy machine is not cut short),
+# or after SIMULATE_MAX_SECONDS in all. Sources come first (`make deps`: clones
 # what is missing or not at the pinned commit, from SEL4_GIT / RUST_SEL4_GIT, by default
 # GitHub; a no-op otherwise); missing packages are installed by setup-sel4. Serial output:
 # build/<arch>/simulate.log.
 SIMULATE_TIMEOUT ?= 120
+SIMULATE_MAX_SECONDS ?= 1800
 SIM_ARCHES ?= $(if $(filter command line environment,$(origin ARCH)),$(ARCH),$(SEL4_ARCHES))
 
 simulate:
@@ -481,7 +489,7 @@ simulate-arch: check-arch
 	smp=$$(sed -n 's/^ *"MAX_NUM_NODES": "\([0-9]*\)".*/\1/p' $(SEL4_PREFIX)/libsel4/include/kernel/gen_config.json); \
 	mem=$$(sed -n 's/^QEMU_MEMORY:[A-Z]*=\([0-9]*\)$$/\1/p' $(KERNEL_BUILD)/CMakeCache.txt); \
 	run=0; scripts/qemu-run.sh --arch $(ARCH) --image $(IMAGE) --marker '$(BOOT_MARKER)' \
-	  --timeout $(SIMULATE_TIMEOUT) --smp "$$smp" --mem "$$mem" --log $(ARCH_DIR)/simulate.log || run=$$?; \
+	  --timeout $(SIMULATE_TIMEOUT) --max-seconds $(SIMULATE_MAX_SECONDS) --smp "$$smp" --mem "$$mem" --log $(ARCH_DIR)/simulate.log || run=$$?; \
 	t2=$$(date +%s); \
 	scripts/sim-report.sh --arch $(ARCH) --log $(ARCH_DIR)/simulate.log --qemu-status $$run \
 	  --build-seconds $$((t1 - t0)) --run-seconds $$((t2 - t1)) --result $(ARCH_DIR)/simulate.result
@@ -496,7 +504,7 @@ simulate-arch: check-arch
 DOCKER       ?= docker
 DOCKER_IMAGE ?= sel4-mem-server-sim
 DOCKER_OUT   ?= $(BUILD_DIR)/docker
-DOCKER_PASS  := ARCH SIMULATE_TIMEOUT BOOT_TIMEOUT SEL4_PROFILE
+DOCKER_PASS  := ARCH SIMULATE_TIMEOUT SIMULATE_MAX_SECONDS BOOT_TIMEOUT SEL4_PROFILE
 # mount-or-url <var> <mount point>: docker -v and make arguments for a git source.
 define docker-git-arg
 $(if $(wildcard $($(1))/.),-v $(abspath $($(1))):$(2):ro $(1)=$(2),$(if $($(1)),$(1)=$($(1))))

@@ -2,13 +2,18 @@
 # Boot a seL4 system image (sel4-kernel-loader + kernel + root task) on QEMU and watch its
 # serial output for a marker line. A root task never exits, so QEMU is stopped here:
 #   - marker seen         -> exit 0
-#   - timeout             -> exit 124 (failure)
+#   - no progress         -> exit 124 (failure: a hang)
 #   - QEMU exits by itself before the marker -> exit 1 (failure)
 # The captured serial output is printed as it arrives and saved to --log.
 #
+# --timeout counts time *without progress*: QEMU is stopped when no new line has appeared
+# on the serial console for that many seconds (on a busy machine QEMU runs slower, and a
+# healthy run keeps printing; a hung system prints nothing). --max-seconds (0: none) also
+# caps the whole run, for a system that keeps printing without ever finishing.
+#
 # usage: qemu-run.sh --arch riscv64|aarch64 --image image.elf [--marker SIMULATE-DONE]
-#                    [--timeout SECONDS] [--smp N] [--mem MiB] [--log FILE]
-#                    [--stub-dir DIR] [-- extra QEMU arguments]
+#                    [--timeout SECONDS] [--max-seconds SECONDS] [--smp N] [--mem MiB]
+#                    [--log FILE] [--stub-dir DIR] [-- extra QEMU arguments]
 #
 # --smp and --mem must match the kernel configuration (KernelMaxNumNodes, QEMU_MEMORY in
 # sel4-config/): the kernel is built for the device tree of exactly that machine.
@@ -19,7 +24,7 @@
 
 set -euo pipefail
 
-arch="" image="" marker="SIMULATE-DONE" timeout=60 smp=1 mem=2048 log="" stub_dir=""
+arch="" image="" marker="SIMULATE-DONE" timeout=60 max_seconds=0 smp=1 mem=2048 log="" stub_dir=""
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,6 +32,7 @@ while [ $# -gt 0 ]; do
     --image) image=$2; shift 2 ;;
     --marker) marker=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
+    --max-seconds) max_seconds=$2; shift 2 ;;
     --smp) smp=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
     --log) log=$2; shift 2 ;;
@@ -77,7 +83,8 @@ esac
 qemu+=("${extra[@]}")
 
 echo "==> ${qemu[*]}"
-echo "==> waiting up to ${timeout}s for '$marker' (log: $log)"
+cap=""; [ "$max_seconds" -gt 0 ] && cap=" or after ${max_seconds}s in all"
+echo "==> waiting for '$marker' (log: $log); a hang: no new line for ${timeout}s$cap"
 : >"$log"
 start=$(date +%s%N)
 
@@ -95,19 +102,26 @@ stop_qemu() {
 }
 trap stop_qemu EXIT
 
-# Follow the log; stop at the marker, when QEMU exits, or at the deadline.
-status=124 shown=0
-deadline=$(( $(date +%s) + timeout ))
+# Follow the log; stop at the marker, when QEMU exits, when no new line has come for
+# $timeout seconds, or after $max_seconds in all. Progress = the count of complete lines
+# grew (a partial line being written does not count until its newline).
+status=124 shown=0 lines=0 why="no new line for ${timeout}s"
+t0=$(date +%s)
+deadline=$(( t0 + timeout ))
 while :; do
   if grep -q -a -F -x -- "$marker" <(tr -d '\r' <"$log"); then status=0; fi
   size=$(stat -c %s "$log")
   if [ "$size" -gt "$shown" ]; then
     tail -c +"$((shown + 1))" "$log" | head -c "$((size - shown))" | tr -d '\r'
     shown=$size
+    n=$(wc -l <"$log")
+    if [ "$n" -gt "$lines" ]; then lines=$n; deadline=$(( $(date +%s) + timeout )); fi
   fi
   [ "$status" -eq 0 ] && break
   if ! kill -0 "$qemu_pid" 2>/dev/null; then status=1; break; fi
-  [ "$(date +%s)" -lt "$deadline" ] || break
+  now=$(date +%s)
+  [ "$now" -lt "$deadline" ] || break
+  if [ "$max_seconds" -gt 0 ] && [ $(( now - t0 )) -ge "$max_seconds" ]; then why="${max_seconds}s in all"; break; fi
   sleep 0.05
 done
 stop_qemu
@@ -117,6 +131,6 @@ elapsed=$(awk -v ns="$(( $(date +%s%N) - start ))" 'BEGIN { printf "%.2f", ns / 
 case $status in
   0) echo "==> $arch: '$marker' seen after ${elapsed}s; QEMU stopped" ;;
   1) echo "==> $arch: FAILED: QEMU exited before printing '$marker'" >&2 ;;
-  124) echo "==> $arch: FAILED: no '$marker' within ${timeout}s; QEMU stopped" >&2 ;;
+  124) echo "==> $arch: FAILED: no '$marker' ($why: a hang); QEMU stopped" >&2 ;;
 esac
 exit $status
