@@ -171,7 +171,7 @@ impl<K: Kernel> MemCore<K> {
             backing: Backing::Anonymous,
             populate: false,
         };
-        let start = self.mmap(client, &a)?;
+        let start = self.mmap_unmerged(client, &a)?;
         if let Err(e) = self.populate_range(client, start, start + len) {
             let _ = self.remove_range(client, start, start + len);
             return Err(e);

@@ -12,7 +12,7 @@
 
 use mem_protocol::{Errno, PageSize};
 
-use crate::kernel::{Kernel, Slot};
+use crate::kernel::{Caching, Kernel, Slot};
 use crate::pagetable::Pte;
 use crate::space::{hw_rights, map_page, record_page, MapReq};
 use crate::MemCore;
@@ -91,7 +91,8 @@ impl<K: Kernel> MemCore<K> {
             // Downgrade the parent's mapping to read-only COW.
             let psp = spaces.get_mut(&parent).ok_or(Errno::Srch)?;
             if !pte.unmapped() {
-                k.page_map(pte.map_slot(), psp.pt.vspace(), base, hw_rights(prot, true)).map_err(|_| Errno::NoMem)?;
+                // Copy-on-write pages are RAM (device pages are shared): cached.
+                k.page_map(pte.map_slot(), psp.pt.vspace(), base, hw_rights(prot, true), Caching::Cached).map_err(|_| Errno::NoMem)?;
             }
             psp.pt.update(base, size, pte.with_cow(true));
         }

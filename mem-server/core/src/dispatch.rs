@@ -133,7 +133,7 @@ impl<K: Kernel> MemCore<K> {
             }
             Request::MapPhys { target, addr, placement, paddr, len, prot } => {
                 let c = self.resolve_target(caller, target)?;
-                val(self.map_phys(c, addr, placement, paddr, len, prot).map(Value::Addr))
+                val(self.map_phys_by(caller, c, addr, placement, paddr, len, prot).map(Value::Addr))
             }
             Request::Populate { target, addr, len } => {
                 let c = self.resolve_target(caller, target)?;

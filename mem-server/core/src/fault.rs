@@ -23,7 +23,7 @@
 use mem_protocol::{Access, Errno, PageSize, Prot, LARGE_PAGE_SIZE, PAGE_SIZE};
 
 use crate::area::{Area, AreaKind};
-use crate::kernel::Kernel;
+use crate::kernel::{Caching, Kernel};
 use crate::pagetable::Pte;
 use crate::space::{hw_rights, map_page, MapReq};
 use crate::{MemCore, Unresolved};
@@ -90,9 +90,9 @@ impl<K: Kernel> MemCore<K> {
                 if !allows(rights, access) {
                     return Err(Unresolved::Denied);
                 }
-                let MemCore { k, spaces, .. } = self;
+                let MemCore { k, res, spaces, .. } = self;
                 let sp = spaces.get_mut(&client).ok_or(Unresolved::NoSpace)?;
-                let p = crate::mprotect::set_rights(k, sp.pt.vspace(), base, pte, rights).map_err(|_| Unresolved::NoMemory)?;
+                let p = crate::mprotect::set_rights(k, res, sp.pt.vspace(), base, pte, rights).map_err(|_| Unresolved::NoMemory)?;
                 sp.pt.update(base, size, p);
                 Ok(0)
             }
@@ -274,7 +274,7 @@ impl<K: Kernel> MemCore<K> {
         let vspace = sp.pt.vspace();
         if res.frame_refs(pte.frame()) == 1 {
             // Last reference: take the frame over, just restore write access.
-            k.page_map(pte.map_slot(), vspace, base, area.prot).map_err(|_| Errno::NoMem)?;
+            k.page_map(pte.map_slot(), vspace, base, area.prot, Caching::Cached).map_err(|_| Errno::NoMem)?;
             sp.pt.update(base, size, pte.with_cow(false).with_unmapped(false));
             return Ok(());
         }
@@ -284,10 +284,10 @@ impl<K: Kernel> MemCore<K> {
             undo(res);
             return Err(Errno::NoMem);
         }
-        if k.page_map(f, vspace, base, area.prot).is_err() {
+        if k.page_map(f, vspace, base, area.prot, Caching::Cached).is_err() {
             // Put the shared page back so the client keeps its data.
             if !pte.unmapped() {
-                let _ = k.page_map(pte.map_slot(), vspace, base, hw_rights(area.prot, true));
+                let _ = k.page_map(pte.map_slot(), vspace, base, hw_rights(area.prot, true), Caching::Cached);
             }
             undo(res);
             return Err(Errno::NoMem);

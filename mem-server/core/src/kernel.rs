@@ -59,6 +59,16 @@ impl ObjectType {
     }
 }
 
+/// How the hardware may cache a mapping: RAM is `Cached`; device registers (frames of a
+/// device untyped, `MapPhys`) must be `Uncached`, so every load and store reaches the device
+/// in program order (aarch64: device memory type; riscv64: the platform's physical memory
+/// attributes decide, the mapping carries none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Caching {
+    Cached,
+    Uncached,
+}
+
 /// Page-table geometry of the target architecture: `levels` tables (root included) each
 /// indexing 9 bits, except the root which indexes `root_bits` bits. Pages are 4 KiB; a large
 /// page (2 MiB) is a leaf one level above the last.
@@ -147,7 +157,8 @@ pub trait Kernel {
     /// the page's level (table missing, a large page or a table in the way); `DeleteFirst`
     /// if another page sits in the entry; `IllegalOperation` if `frame` is not a frame cap.
     /// Write without read is passed to seL4 as read-write (seL4 would make it kernel-only).
-    fn page_map(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot) -> KResult;
+    /// `caching` is the mapping's memory type (`Uncached` for device frames).
+    fn page_map(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot, caching: Caching) -> KResult;
 
     /// `Page_Unmap`: unmap the frame cap in `frame` (no-op if it is not mapped).
     fn page_unmap(&mut self, frame: Slot) -> KResult;

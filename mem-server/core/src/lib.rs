@@ -67,7 +67,7 @@ use alloc::vec::Vec;
 
 pub use admin::{Answer, BufferConfig};
 pub use dispatch::Sender;
-pub use kernel::{Geometry, KResult, Kernel, KernelError, ObjectType, Slot};
+pub use kernel::{Caching, Geometry, KResult, Kernel, KernelError, ObjectType, Slot};
 pub use ledger::Limits;
 pub use mem_protocol::{Access, Errno, PageSize, Prot};
 pub use res::UntypedDesc;

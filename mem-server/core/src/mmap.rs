@@ -52,8 +52,40 @@ impl MmapArgs {
 }
 
 impl<K: Kernel> MemCore<K> {
-    /// Map a new area into `client`'s space; returns its start address.
+    /// Map a new area into `client`'s space and merge it with equal neighbours; returns its
+    /// start address.
     pub fn mmap(&mut self, client: u32, a: &MmapArgs) -> Result<u64, Errno> {
+        let start = self.mmap_unmerged(client, a)?;
+        self.merge_neighbours(client, start);
+        Ok(start)
+    }
+
+    /// Merge the area starting at `start` with its neighbours where they are equal in
+    /// everything but position (`AreaMap::try_merge_next`), dropping the object reference
+    /// each merge of an object's pieces makes redundant. Needs no memory.
+    pub(crate) fn merge_neighbours(&mut self, client: u32, start: u64) {
+        let Some(sp) = self.spaces.get_mut(&client) else { return };
+        let prev = start.checked_sub(1).and_then(|p| sp.areas.find(p)).map(|(s, _)| s);
+        let mut dropped = [None, None];
+        if let Some(obj) = sp.areas.try_merge_next(start) {
+            dropped[0] = obj;
+        }
+        if let Some(p) = prev {
+            if let Some(obj) = sp.areas.try_merge_next(p) {
+                dropped[1] = obj;
+            }
+        }
+        for obj in dropped.into_iter().flatten() {
+            // The merged area still references the object: it never goes here.
+            if let Some(o) = self.objs.get_mut(obj) {
+                o.area_refs -= 1;
+            }
+        }
+    }
+
+    /// Map a new area as its own area (no merge): for callers that still have work to do
+    /// on exactly that area (`region.rs`, the shared buffer).
+    pub(crate) fn mmap_unmerged(&mut self, client: u32, a: &MmapArgs) -> Result<u64, Errno> {
         self.settle();
         let len = check::page_len(a.len)?;
         if !a.max_prot.contains(a.prot) {

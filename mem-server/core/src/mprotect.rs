@@ -10,7 +10,6 @@
 //! Neighbours: `munmap.rs` (`split_boundaries`), `space.rs`, `area.rs`, `shm.rs` (pieces of
 //! an attachment move a boundary instead of splitting where Linux does).
 
-use alloc::vec::Vec;
 use mem_protocol::{Errno, PageSize, Prot};
 
 use crate::ledger::cost;
@@ -18,6 +17,7 @@ use crate::ledger::cost;
 use crate::check;
 use crate::kernel::Kernel;
 use crate::pagetable::Pte;
+use crate::res::Res;
 use crate::shm;
 use crate::space::{hw_rights, split_large, Space};
 use crate::MemCore;
@@ -75,7 +75,7 @@ impl<K: Kernel> MemCore<K> {
                     }
                 }
             }
-            remap_range(k, sp, start, end, old, new)?;
+            remap_range(k, res, sp, start, end, old, new)?;
         }
         if !whole {
             self.split_boundaries(client, start, end)?;
@@ -85,22 +85,13 @@ impl<K: Kernel> MemCore<K> {
         if let Some(a) = sp.areas.get_mut(start) {
             a.prot = new;
         }
-        let mut merged: Vec<_> = shift.and_then(|left| shm::merge_pieces(sp, left)).into_iter().collect();
-        // Merge with equal neighbours, as Linux merges VMAs (not shm pieces: `try_merge_next`).
-        let prev = start.checked_sub(1).and_then(|p| sp.areas.find(p)).map(|(s, _)| s);
-        if let Some(Some(obj)) = sp.areas.try_merge_next(start) {
-            merged.push(obj);
-        }
-        if let Some(p) = prev {
-            if let Some(Some(obj)) = sp.areas.try_merge_next(p) {
-                merged.push(obj);
-            }
-        }
-        for obj in merged {
+        if let Some(obj) = shift.and_then(|left| shm::merge_pieces(sp, left)) {
             if let Some(o) = objs.get_mut(obj) {
                 o.area_refs -= 1;
             }
         }
+        // Merge with equal neighbours, as Linux merges VMAs (not shm pieces: `try_merge_next`).
+        self.merge_neighbours(client, start);
         Ok(())
     }
 }
@@ -109,13 +100,13 @@ impl<K: Kernel> MemCore<K> {
 /// the pages done so far back to their rights under `old` and fail with ENOMEM. Pages
 /// changed so far are marked `fresh` (and the mark cleared at the end), so undoing needs
 /// no list however many pages the range holds.
-fn remap_range<K: Kernel>(k: &mut K, sp: &mut Space, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
+fn remap_range<K: Kernel>(k: &mut K, res: &Res, sp: &mut Space, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
     let vspace = sp.pt.vspace();
     let mut at = start;
     let mut failed = None;
     while let Some((base, pte, size)) = sp.pt.next_mapped(at, end) {
         at = base + size.bytes();
-        match set_rights(k, vspace, base, pte, hw_rights(new, pte.cow())) {
+        match set_rights(k, res, vspace, base, pte, hw_rights(new, pte.cow())) {
             Ok(p) => sp.pt.update(base, size, p.with_fresh(true)),
             Err(_) => {
                 failed = Some(base);
@@ -137,7 +128,7 @@ fn remap_range<K: Kernel>(k: &mut K, sp: &mut Space, start: u64, end: u64, old: 
         }
         // Undo: the rights under `old` (a page unmapped under `old` had no rights).
         let rights = if old.is_empty() { Prot::NONE } else { hw_rights(old, pte.cow()) };
-        let restored = match set_rights(k, vspace, base, pte, rights) {
+        let restored = match set_rights(k, res, vspace, base, pte, rights) {
             Ok(p) => p,
             // Refused again: at least take the page out of the hardware; the fault path
             // maps it back with the area's rights.
@@ -154,13 +145,13 @@ fn remap_range<K: Kernel>(k: &mut K, sp: &mut Space, start: u64, end: u64, old: 
     }
 }
 
-/// Map (or remap) the cap of `pte` at `base` with `rights`, or unmap it for no rights;
-/// returns the entry with its hardware state updated.
-pub(crate) fn set_rights<K: Kernel>(k: &mut K, vspace: u32, base: u64, pte: Pte, rights: Prot) -> Result<Pte, crate::KernelError> {
+/// Map (or remap) the cap of `pte` at `base` with `rights` (and the frame's memory type),
+/// or unmap it for no rights; returns the entry with its hardware state updated.
+pub(crate) fn set_rights<K: Kernel>(k: &mut K, res: &Res, vspace: u32, base: u64, pte: Pte, rights: Prot) -> Result<Pte, crate::KernelError> {
     if rights.is_empty() {
         k.page_unmap(pte.map_slot())?;
     } else {
-        k.page_map(pte.map_slot(), vspace, base, rights)?;
+        k.page_map(pte.map_slot(), vspace, base, rights, res.caching(pte.frame()))?;
     }
     Ok(pte.with_unmapped(rights.is_empty()))
 }

@@ -3,7 +3,12 @@
 //! Only memory inside a device untyped handed to the server can be mapped by physical
 //! address (mapping RAM that way would break isolation: EPERM), and only by an administrator
 //! or a client holding a grant for the range (`Config::device_grants`). Device frames are
-//! retyped once, in order, and each mapping uses its own cap copy. Pages are mapped eagerly.
+//! retyped once, in order, and each mapping uses its own cap copy. Pages are mapped eagerly,
+//! uncached ([`Caching::Uncached`](crate::Caching), from `Res::caching` of the frame, which
+//! every later remap — mprotect, a clone's copy, a re-fault — uses as well) and never
+//! executable (EINVAL: instructions are not fetched from device registers). Nothing is
+//! charged to the quota (device frames are not RAM); each mapping's cap copy is a slot of
+//! the client's.
 //! Neighbours: `res.rs` (device frames), `mmap.rs` (placement), `fault.rs`.
 
 use mem_protocol::{Backing, Errno, PageSize, Placement, Prot, PAGE_SIZE};
@@ -24,17 +29,27 @@ impl<K: Kernel> MemCore<K> {
             })
     }
 
-    /// Map the physical range `[paddr, paddr + len)` at `addr` (per `placement`).
+    /// Map the physical range `[paddr, paddr + len)` at `addr` (per `placement`) into
+    /// `client`'s own space, on its own authority.
     pub fn map_phys(&mut self, client: u32, addr: u64, placement: Placement, paddr: u64, len: u64, prot: Prot) -> Result<u64, Errno> {
+        self.map_phys_by(client, client, addr, placement, paddr, len, prot)
+    }
+
+    /// `map_phys` into `client`'s space on `caller`'s authority: an administrator maps a
+    /// device into a driver that holds no grant of its own (`MapPhys` with
+    /// `Target::Client`); anyone else only into its own space, within its grants.
+    #[allow(clippy::too_many_arguments)]
+    pub fn map_phys_by(&mut self, caller: u32, client: u32, addr: u64, placement: Placement, paddr: u64, len: u64, prot: Prot) -> Result<u64, Errno> {
         self.settle();
         let len = check::page_len(len)?;
-        if !check::is_aligned(paddr) || prot.is_empty() {
+        if !check::is_aligned(paddr) || prot.is_empty() || prot.executable() {
             return Err(Errno::Inval);
         }
         if !self.spaces.contains_key(&client) {
             return Err(Errno::Srch);
         }
-        if self.res.device_for(paddr, len).is_none() || !self.may_map_phys(client, paddr, len) {
+        let authority = self.is_admin(caller) || (caller == client && self.may_map_phys(client, paddr, len));
+        if self.res.device_for(paddr, len).is_none() || !authority {
             return Err(Errno::Perm);
         }
         let a = MmapArgs { addr, len, prot, max_prot: prot, placement, shared: true, backing: Backing::Anonymous, populate: false };

@@ -29,27 +29,16 @@ impl<K: Kernel> MemCore<K> {
             backing: Backing::Anonymous,
             populate: false,
         };
-        let start = self.mmap(client, &a)?;
+        // Merged with equal neighbours only once complete (as Linux merges adjacent VMAs: a
+        // loader's pieces of one segment become one area, so a program's image costs a few
+        // areas whatever its size), so that a failure never has to split a merged area.
+        let start = self.mmap_unmerged(client, &a)?;
         if let Err(e) = self.fill_region(client, start, prot, data) {
             let _ = self.remove_range(client, start, start + crate::check::page_len(len)?);
             return Err(e);
         }
-        self.merge_region(client, start);
+        self.merge_neighbours(client, start);
         Ok(start)
-    }
-
-    /// Merge the new region at `start` with equal neighbours (same rights, private
-    /// anonymous), as Linux merges adjacent VMAs: a loader's pieces of one segment become
-    /// one area, so a program's image costs a few areas whatever its size. Only after the
-    /// region is complete, so that a failure above never has to split a merged area.
-    fn merge_region(&mut self, client: u32, start: u64) {
-        let Some(sp) = self.spaces.get_mut(&client) else { return };
-        let prev = start.checked_sub(1).and_then(|p| sp.areas.find(p)).map(|(s, _)| s);
-        // Anonymous areas hold no object reference: nothing to drop after a merge.
-        let _ = sp.areas.try_merge_next(start);
-        if let Some(p) = prev {
-            let _ = sp.areas.try_merge_next(p);
-        }
     }
 
     fn fill_region(&mut self, client: u32, start: u64, prot: Prot, data: &[u8]) -> Result<(), Errno> {

@@ -19,7 +19,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use mem_protocol::{Errno, PageSize};
 
-use crate::kernel::{Kernel, ObjectType, Slot};
+use crate::kernel::{Caching, Kernel, ObjectType, Slot};
 use crate::slots::SlotAlloc;
 use crate::space::{Deferred, PendingRelease};
 
@@ -104,9 +104,11 @@ pub struct Res {
 /// Up to this many objects per `Untyped_Retype` (seL4's fan-out limit is 256).
 pub const MAX_BATCH: u32 = 256;
 
-/// `Res::ut_of` of a slot that holds no pooled object; also one more than the most RAM
-/// untypeds the server uses (seL4 hands out a few hundred at most).
+/// `Res::ut_of` of a slot that holds no pooled object.
 const NO_UT: u16 = u16::MAX;
+/// `Res::ut_of` of a device frame (never pooled); also one more than the most RAM untypeds
+/// the server uses (seL4 hands out a few hundred at most).
+const DEVICE_UT: u16 = u16::MAX - 1;
 
 impl Res {
     pub fn new(untypeds: &[UntypedDesc], slot_lo: Slot, slot_hi: Slot, batch: u32, direct: Option<u64>) -> Self {
@@ -118,7 +120,7 @@ impl Res {
         // Small objects come from the smallest untypeds, large ones from the largest, so
         // 2 MiB alignment rarely wastes memory.
         uts.sort_by_key(|u| (u.desc.size_bits, u.desc.paddr));
-        uts.truncate(usize::from(NO_UT));
+        uts.truncate(usize::from(DEVICE_UT));
         let devices = untypeds
             .iter()
             .filter(|u| u.device)
@@ -251,7 +253,7 @@ impl Res {
 
     fn origin(&self, slot: Slot) -> Option<usize> {
         match self.ut_of.get(slot as usize) {
-            Some(&NO_UT) | None => None,
+            Some(&NO_UT) | Some(&DEVICE_UT) | None => None,
             Some(&i) => Some(usize::from(i)),
         }
     }
@@ -440,6 +442,15 @@ impl Res {
         })
     }
 
+    /// How the frame whose original cap is in `frame` must be mapped: device frames
+    /// uncached, RAM cached. O(1) (the fault path asks for every page it maps).
+    pub fn caching(&self, frame: Slot) -> Caching {
+        match self.ut_of.get(frame as usize) {
+            Some(&DEVICE_UT) => Caching::Uncached,
+            _ => Caching::Cached,
+        }
+    }
+
     /// The frame cap for page `page` of device `dev`, retyping frames up to it if needed.
     pub fn device_frame<K: Kernel>(&mut self, k: &mut K, dev: usize, page: u64) -> Result<Slot, Errno> {
         while self.devices[dev].frames.len() as u64 <= page {
@@ -458,6 +469,7 @@ impl Res {
             for s in first..first + n {
                 self.set_ref(s, 1);
             }
+            self.set_origin(first, n, DEVICE_UT);
         }
         Ok(self.devices[dev].frames[page as usize])
     }

@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 use mem_protocol::{Errno, PageSize, Prot};
 
 use crate::area::AreaMap;
-use crate::kernel::{Kernel, Slot};
+use crate::kernel::{Caching, Kernel, Slot};
 use crate::ledger::{cost, Budget};
 use crate::pagetable::{PageTree, Pte};
 use crate::res::{pages_of, Res};
@@ -207,7 +207,7 @@ pub fn map_page<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: &mut 
         }
         s
     };
-    if k.page_map(map_slot, sp.pt.vspace(), m.vaddr, hw_rights(m.prot, m.cow)).is_err() {
+    if k.page_map(map_slot, sp.pt.vspace(), m.vaddr, hw_rights(m.prot, m.cow), res.caching(m.frame)).is_err() {
         if !m.use_original {
             finish_release(k, res, d, PendingRelease::Mapping { map_slot, delete: true, frame: None });
         }
@@ -343,7 +343,8 @@ pub fn split_large<K: Kernel>(
     if let Err(e) = r {
         // Put the large page back as it was (recorded unmapped if even that is refused).
         let rights = hw_rights(prot, pte.cow());
-        let mapped = !pte.unmapped() && !rights.is_empty() && k.page_map(pte.map_slot(), vspace, base, rights).is_ok();
+        // Large pages are RAM (device frames are small): cached.
+        let mapped = !pte.unmapped() && !rights.is_empty() && k.page_map(pte.map_slot(), vspace, base, rights, Caching::Cached).is_ok();
         let (created, r) = sp.pt.ensure_tables(k, res, base, PageSize::Large);
         sp.charged += u64::from(created);
         debug_assert!(r.is_ok(), "the large entry was just emptied");
@@ -354,7 +355,7 @@ pub fn split_large<K: Kernel>(
     let rights = hw_rights(prot, false);
     for (i, &f) in smalls.iter().enumerate() {
         let va = base + i as u64 * 4096;
-        let mapped = !rights.is_empty() && k.page_map(f, vspace, va, rights).is_ok();
+        let mapped = !rights.is_empty() && k.page_map(f, vspace, va, rights, Caching::Cached).is_ok();
         sp.pt.set(va, PageSize::Small, Pte::new(f, f, false, pte.nocharge()).with_unmapped(!mapped));
     }
     // The charge is unchanged: 512 small pages for one large page, mapped by their own

@@ -140,3 +140,87 @@ fn region_with_data_then_reset() {
     assert!(h.core.stats(None).unwrap().frames_in_use < before.frames_in_use);
     h.check();
 }
+
+/// Device frames are mapped uncached wherever they are mapped (first map, after mprotect,
+/// in a clone, after a fault maps them again), RAM stays cached; an executable device
+/// mapping is refused.
+#[test]
+fn device_mappings_are_uncached_everywhere() {
+    use mem_core::Caching;
+    let mut h = H::with(ModelConfig::riscv64(64 * MB), |c| c.large_pages = false);
+    h.client(ADMIN, 0, 0, 1 << 20);
+    h.client(1, 1000, 1000, 1 << 20);
+    let dev = ModelConfig::DEVICE_BASE;
+    let caching = |h: &H, c: u32, va: u64| {
+        let vs = h.core.vspace_of(c).unwrap();
+        h.core.kernel().translate(vs, va).map(|t| t.caching)
+    };
+    assert_eq!(h.core.map_phys_by(ADMIN, 1, 0, Placement::Anywhere, dev, 2 * 4096, Prot::RWX), Err(Errno::Inval), "no executable device memory");
+    let v = h.core.map_phys_by(ADMIN, 1, 0, Placement::Anywhere, dev, 2 * 4096, Prot::RW).unwrap();
+    let a = h.core.mmap(1, &MmapArgs::anon(4096, Prot::RW)).unwrap();
+    h.write_u64(1, a, 5).unwrap();
+    assert_eq!(caching(&h, 1, v), Some(Caching::Uncached));
+    assert_eq!(caching(&h, 1, v + 4096), Some(Caching::Uncached));
+    assert_eq!(caching(&h, 1, a), Some(Caching::Cached));
+    h.core.mprotect(1, v, 4096, Prot::READ).unwrap();
+    assert_eq!(caching(&h, 1, v), Some(Caching::Uncached), "after mprotect");
+    h.core.mprotect(1, v + 4096, 4096, Prot::NONE).unwrap();
+    h.core.mprotect(1, v + 4096, 4096, Prot::RW).unwrap();
+    h.write_u64(1, v + 4096, 9).unwrap();
+    assert_eq!(caching(&h, 1, v + 4096), Some(Caching::Uncached), "mapped again by the fault path");
+    h.core.clone_space(1, 2, 1 << 20).unwrap();
+    assert_eq!(caching(&h, 2, v), Some(Caching::Uncached), "in the clone");
+    assert_eq!(h.read_u64(2, v + 4096).unwrap(), 9, "the clone sees the same device");
+    h.check();
+}
+
+/// `MapPhys` through the one door: the administrator maps a device page into a driver that
+/// holds no grant; the driver itself, or another client on its behalf, is refused (EPERM),
+/// RAM and memory outside every device untyped are refused even to the administrator; the
+/// mapping costs the driver no quota, one cap slot while it stands, and nothing after munmap
+/// or destruction.
+#[test]
+fn administrator_maps_a_device_page_into_a_driver() {
+    use mem_protocol::{Reply, Request, Target, Value};
+    let mut h = H::with(ModelConfig::riscv64(64 * MB), |c| c.large_pages = false);
+    h.client(ADMIN, 0, 0, 1 << 20);
+    h.client(2, 1000, 1000, 4096);
+    let sys = h.core.stats(None).unwrap();
+    h.client(1, 1000, 1000, 4096);
+    let dev = ModelConfig::DEVICE_BASE + 0x3000;
+    let mut buf = [0u8; 0];
+    let mut ask = |h: &mut H, caller: u32, target: Target, paddr: u64, prot: Prot| {
+        let req = Request::MapPhys { target, addr: 0, placement: Placement::Anywhere, paddr, len: 4096, prot };
+        match h.core.dispatch(caller, &req, &mut buf).reply {
+            Reply::Ok(Value::Addr(a)) => Ok(a),
+            Reply::Err(e) => Err(e),
+            r => panic!("unexpected reply {r:?}"),
+        }
+    };
+    assert_eq!(ask(&mut h, 1, Target::Own, dev, Prot::RW), Err(Errno::Perm), "a driver without a grant");
+    assert_eq!(ask(&mut h, 2, Target::Client(1), dev, Prot::RW), Err(Errno::Perm), "another client");
+    assert_eq!(ask(&mut h, ADMIN, Target::Client(1), 0x8020_0000, Prot::RW), Err(Errno::Perm), "RAM");
+    assert_eq!(ask(&mut h, ADMIN, Target::Client(1), 0x10_0000_0000, Prot::RW), Err(Errno::Perm), "no device there");
+    assert_eq!(ask(&mut h, ADMIN, Target::Client(1), dev, Prot::RWX), Err(Errno::Inval), "executable");
+    let before = h.core.stats(Some(1)).unwrap();
+    let v = ask(&mut h, ADMIN, Target::Client(1), dev, Prot::RW).unwrap();
+    h.write_u64(1, v + 8, 0x5eed).unwrap();
+    let mut word = [0u8; 8];
+    h.core.kernel().phys_read(dev + 8, &mut word);
+    assert_eq!(u64::from_le_bytes(word), 0x5eed, "the driver's store reached the device");
+    let during = h.core.stats(Some(1)).unwrap();
+    // Only the two page tables on the new path (riscv64: a mid-level and a leaf table) are
+    // charged, not the device page.
+    assert_eq!(during.charged_pages, before.charged_pages + 2, "device pages are not charged");
+    assert_eq!(during.slots_charged, before.slots_charged + 1, "one cap copy for the mapping");
+    h.core.munmap(1, v, 4096).unwrap();
+    assert_eq!(h.read_u64(1, v), Err(mem_core::Unresolved::NoArea), "gone after munmap");
+    assert_eq!(h.core.stats(Some(1)).unwrap().slots_charged, before.slots_charged);
+    let w = ask(&mut h, ADMIN, Target::Client(1), dev, Prot::READ).unwrap();
+    assert_eq!(h.read_u64(1, w + 8).unwrap(), 0x5eed);
+    h.core.destroy_space(1).unwrap();
+    let after = h.core.stats(None).unwrap();
+    assert_eq!((after.frames_free, after.slots_free), (sys.frames_free, sys.slots_free), "nothing leaked");
+    assert_eq!(after.frames_in_use, sys.frames_in_use);
+    h.check();
+}

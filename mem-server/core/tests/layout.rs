@@ -167,3 +167,30 @@ fn a_loaders_region_pieces_become_one_area() {
     assert_eq!(after.len(), 3);
     h.check();
 }
+
+/// Adjacent equal mappings are one area in `Layout` (as one VMA in `/proc/self/maps`), and
+/// count once against the area limit; a neighbour of other rights or a shared one stays apart.
+#[test]
+fn adjacent_equal_mappings_are_one_entry() {
+    use mem_protocol::Placement;
+    let mut h = harness();
+    let base = 0x20_0000_0000;
+    let before = h.core.layout(1).unwrap().len();
+    let at = |off: u64, prot: Prot| MmapArgs::anon(PAGE, prot).at(base + off * PAGE, Placement::FixedNoReplace);
+    assert_eq!(h.core.mmap(1, &at(5, Prot::RW)).unwrap(), base + 5 * PAGE);
+    assert_eq!(h.core.mmap(1, &at(6, Prot::RW)).unwrap(), base + 6 * PAGE);
+    assert_eq!(h.core.mmap(1, &at(4, Prot::RW)).unwrap(), base + 4 * PAGE);
+    assert_eq!(h.core.mmap(1, &at(7, Prot::READ)).unwrap(), base + 7 * PAGE);
+    let shared = MmapArgs { shared: true, ..at(3, Prot::RW) };
+    assert_eq!(h.core.mmap(1, &shared).unwrap(), base + 3 * PAGE);
+    assert_eq!(h.core.layout(1).unwrap().len(), before + 3);
+    let (_, e) = all(&mut h, 1, Target::Own, 16);
+    let mine: Vec<_> = e.iter().filter(|x| x.start >= base && x.end <= base + 16 * PAGE).map(|x| (x.start, x.end)).collect();
+    assert_eq!(mine, vec![(base + 3 * PAGE, base + 4 * PAGE), (base + 4 * PAGE, base + 7 * PAGE), (base + 7 * PAGE, base + 8 * PAGE)]);
+    // The merged area behaves as one: data written through one page, unmapping the middle
+    // splits it again.
+    h.write_u64(1, base + 6 * PAGE, 42).unwrap();
+    h.core.munmap(1, base + 5 * PAGE, PAGE).unwrap();
+    assert_eq!(h.read_u64(1, base + 6 * PAGE).unwrap(), 42);
+    assert_eq!(h.core.layout(1).unwrap().len(), before + 4);
+}

@@ -20,8 +20,11 @@
 //!   bottom-up. Only `Fixed`, `FixedNoReplace` and `Hint` are used; when Linux does not take
 //!   a hint, its mapping (placed elsewhere) is unmapped and the core must not have taken an
 //!   occupied hint either (a core mapping placed elsewhere is unmapped too).
-//! - Linux merges adjacent VMAs: layouts are compared page by page (mapped? r/w/x as the
-//!   maps file shows them, against the core's `Prot` as given; W-only shows as `-w-`).
+//! - Layouts are compared page by page (mapped? r/w/x as the maps file shows them, against
+//!   the core's `Prot` as given; W-only shows as `-w-`) *and* by where each area starts: a
+//!   new mapping merges with equal neighbours and an mprotect'd piece with its equal
+//!   neighbours on both sides, so the core's areas must be Linux's VMAs, one for one
+//!   (`/proc/self/maps` and `Layout` show the same list).
 //!
 //! Divergences this test found and that were fixed in the core are pinned by the tests at
 //! the end: mprotect with a length running past the top of the user range, the errno of a
@@ -98,8 +101,12 @@ enum Ret {
     Err(i32),
 }
 
-/// Page-by-page view of the window: `None` = unmapped, `Some(prot bits)`.
+/// Page-by-page view of the window: `None` = unmapped, `Some(prot bits | START)`, where
+/// [`START`] marks the first page of an area (a VMA on Linux).
 type Layout = Vec<Option<u8>>;
+
+/// Layout bit: an area (VMA) starts at this page.
+const START: u8 = 8;
 
 fn show_layout(l: &Layout) -> String {
     l.iter().map(|p| p.map_or('.', |b| char::from(b'0' + b))).collect()
@@ -185,7 +192,7 @@ fn maps_layout(base: u64, pages: u64) -> Layout {
         let p = perms.as_bytes();
         let bits = u8::from(p[0] == b'r') | u8::from(p[1] == b'w') << 1 | u8::from(p[2] == b'x') << 2;
         for a in (s.max(base)..e.min(end)).step_by(PAGE as usize) {
-            l[((a - base) / PAGE) as usize] = Some(bits);
+            l[((a - base) / PAGE) as usize] = Some(if a == s { bits | START } else { bits });
         }
     }
     l
@@ -369,7 +376,7 @@ fn core_layout(h: &H) -> Layout {
     let end = CORE_BASE + WIN_PAGES * PAGE;
     for (s, e, prot) in h.core.layout(CLIENT).unwrap() {
         for a in (s.max(CORE_BASE)..e.min(end)).step_by(PAGE as usize) {
-            l[((a - CORE_BASE) / PAGE) as usize] = Some(prot.bits());
+            l[((a - CORE_BASE) / PAGE) as usize] = Some(if a == s { prot.bits() | START } else { prot.bits() });
         }
     }
     l
@@ -635,7 +642,7 @@ fn differential_stats(seqs: &[Vec<Op>], stats: &mut std::collections::BTreeMap<S
                 let cret = got.map_or_else(|e| e, show_ret);
                 mismatches.push(format!(
                     "sequence {si}, op {oi}: {op:?}\n  linux: {:<16} {}\n  core:  {:<16} {}\n  \
-                     (layout: one char per page, '.' unmapped, digit = prot bits r=1 w=2 x=4)\n  ops:\n{}",
+                     (layout: one char per page, '.' unmapped, else '0' + prot bits r=1 w=2 x=4, + 8 where an area starts)\n  ops:\n{}",
                     show_ret(*lret),
                     show_layout(llay),
                     cret,
@@ -810,5 +817,46 @@ fn linux_differential_bug_unaligned_hint_rounding() {
         Op::Mmap { kind: Kind::Hint, off: 30 * p + p - 1, len: 2 * p, prot: 1 },
     ]];
     let (_, mismatches) = differential(&seqs);
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// A new anonymous mapping merges with equal neighbours as Linux merges VMAs (one page at
+/// `0xe5000`, then one at `0xe6000`: one VMA `e5000-e7000`), whichever way it is placed, and
+/// never with a neighbour of other rights; a mapping replacing the middle of an equal area
+/// leaves one area. Compared with the host kernel area by area (the layout marks where each
+/// area starts).
+#[test]
+fn linux_differential_bug_mmap_merges_with_equal_neighbours() {
+    use Kind::*;
+    if !host_supported() {
+        return;
+    }
+    let p = PAGE;
+    let seqs = vec![
+        // The differential finding: two one-page private RW mappings side by side.
+        vec![Op::Mmap { kind: Fixed, off: 5 * p, len: p, prot: 3 }, Op::Mmap { kind: Fixed, off: 6 * p, len: p, prot: 3 }],
+        // Below, above, between two equal areas (three become one); other rights stay apart.
+        vec![
+            Op::Mmap { kind: NoReplace, off: 10 * p, len: 2 * p, prot: 1 },
+            Op::Mmap { kind: NoReplace, off: 8 * p, len: 2 * p, prot: 1 },
+            Op::Mmap { kind: NoReplace, off: 14 * p, len: p, prot: 1 },
+            Op::Mmap { kind: Hint, off: 12 * p, len: 2 * p, prot: 1 },
+            Op::Mmap { kind: Fixed, off: 15 * p, len: p, prot: 3 },
+            Op::Mmap { kind: Fixed, off: 7 * p, len: p, prot: 0 },
+            Op::Mmap { kind: Fixed, off: 6 * p, len: p, prot: 0 },
+        ],
+        // A Fixed mapping over the middle of an equal area: still one area; of other rights:
+        // three; then mprotect back to equal rights: one again.
+        vec![
+            Op::Mmap { kind: Fixed, off: 20 * p, len: 8 * p, prot: 3 },
+            Op::Mmap { kind: Fixed, off: 22 * p, len: 2 * p, prot: 3 },
+            Op::Mmap { kind: Fixed, off: 24 * p, len: 2 * p, prot: 1 },
+            Op::Mprotect { off: 24 * p, len: 2 * p, prot: 3 },
+            Op::Munmap { off: 21 * p, len: p },
+            Op::Mmap { kind: Hint, off: 21 * p, len: p, prot: 3 },
+        ],
+    ];
+    let (compared, mismatches) = differential(&seqs);
+    assert_eq!(compared, seqs.iter().map(Vec::len).sum::<usize>());
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

@@ -7,7 +7,7 @@
 //! changes model state other than memory contents. Neighbours: `vspace.rs` (same tables),
 //! `memory.rs` (bytes), `cspace.rs` / `objects.rs` (counts).
 
-use mem_core::{ObjectType, Slot};
+use mem_core::{Caching, ObjectType, Slot};
 use mem_protocol::{Access, PageSize, Prot};
 
 use crate::cspace::{Cap, CapKind};
@@ -23,6 +23,8 @@ pub struct Translation {
     pub prot: Prot,
     pub size: PageSize,
     pub frame_object: ObjectId,
+    /// The memory type the page was mapped with.
+    pub caching: Caching,
 }
 
 /// A user access the page tables do not allow (no mapping, or insufficient rights).
@@ -59,10 +61,10 @@ impl ModelKernel {
             return None;
         }
         let s = self.lookup_slot(root, vaddr);
-        let Entry::Page { frame, prot } = s.entry else { return None };
+        let Entry::Page { frame, prot, caching } = s.entry else { return None };
         let f = self.objs.get(frame)?;
         let size = page_size_of(f.ty);
-        Some(Translation { paddr: f.paddr + (vaddr & (size.bytes() - 1)), prot, size, frame_object: frame })
+        Some(Translation { paddr: f.paddr + (vaddr & (size.bytes() - 1)), prot, size, frame_object: frame, caching })
     }
 
     /// One access at `vaddr` as the CPU would check it.
@@ -156,9 +158,9 @@ impl ModelKernel {
                         self.collect(c, level + 1, va, out);
                     }
                 }
-                Entry::Page { frame, prot } => {
+                Entry::Page { frame, prot, caching } => {
                     if let Some(f) = self.objs.get(frame) {
-                        out.push((va, Translation { paddr: f.paddr, prot, size: page_size_of(f.ty), frame_object: frame }));
+                        out.push((va, Translation { paddr: f.paddr, prot, size: page_size_of(f.ty), frame_object: frame, caching }));
                     }
                 }
             }

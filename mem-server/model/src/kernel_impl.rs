@@ -6,7 +6,7 @@
 //! frame is `RangeError`, and `frame_copy` needs 4 KiB-aligned offsets and length
 //! (`AlignmentError`). Neighbours: `stats.rs` (counters, injector), `memory.rs` (bytes).
 
-use mem_core::{KResult, Kernel, KernelError, ObjectType, Slot};
+use mem_core::{Caching, KResult, Kernel, KernelError, ObjectType, Slot};
 use mem_protocol::Prot;
 
 use crate::cspace::Cap;
@@ -129,9 +129,9 @@ impl Kernel for ModelKernel {
         self.exit(Op::PageTableUnmap, r)
     }
 
-    fn page_map(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot) -> KResult {
+    fn page_map(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot, caching: Caching) -> KResult {
         self.enter(Op::PageMap)?;
-        let r = self.page_map_impl(frame, vspace, vaddr, prot);
+        let r = self.page_map_impl(frame, vspace, vaddr, prot, caching);
         self.exit(Op::PageMap, r)
     }
 

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use mem_core::ObjectType;
+use mem_core::{Caching, ObjectType};
 use mem_protocol::Prot;
 
 /// 4 KiB.
@@ -44,7 +44,7 @@ pub(crate) enum Entry {
     /// A next-level page table.
     Table(ObjectId),
     /// A frame: small at the last level, large one level above.
-    Page { frame: ObjectId, prot: Prot },
+    Page { frame: ObjectId, prot: Prot, caching: Caching },
 }
 
 /// Per-type state.

@@ -9,7 +9,7 @@
 //! nothing happens. Neighbours: `model.rs` (cap lookups), `caps.rs` (delete unmaps through
 //! here), `inspect.rs` (walks the same tables for the CPU view).
 
-use mem_core::{KResult, KernelError, ObjectType, Slot};
+use mem_core::{Caching, KResult, KernelError, ObjectType, Slot};
 use mem_protocol::{PageSize, Prot};
 
 use crate::cspace::Cap;
@@ -140,7 +140,7 @@ impl ModelKernel {
     }
 
     /// `Page_Map`.
-    pub(crate) fn page_map_impl(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot) -> KResult {
+    pub(crate) fn page_map_impl(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot, caching: Caching) -> KResult {
         let (obj, cap_asid, cap_vaddr) = match self.invoked(frame)? {
             Cap::Frame { obj, asid, vaddr } => (obj, asid, vaddr),
             _ => return Err(KernelError::IllegalOperation),
@@ -176,7 +176,7 @@ impl ModelKernel {
         } else if s.entry != Entry::Empty {
             return Err(KernelError::DeleteFirst);
         }
-        self.objs.table_mut(s.table).entries[s.index] = Entry::Page { frame: obj, prot };
+        self.objs.table_mut(s.table).entries[s.index] = Entry::Page { frame: obj, prot, caching };
         self.cs.set(frame, Cap::Frame { obj, asid, vaddr });
         Ok(())
     }

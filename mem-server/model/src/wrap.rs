@@ -32,8 +32,8 @@ macro_rules! kernel_via_around {
             fn page_table_unmap(&mut self, t: $crate::__core::Slot) -> $crate::__core::KResult {
                 $crate::Around::around(self, $crate::Op::PageTableUnmap, |k| $crate::__core::Kernel::page_table_unmap(k, t))
             }
-            fn page_map(&mut self, f: $crate::__core::Slot, v: $crate::__core::Slot, a: u64, p: $crate::__core::Prot) -> $crate::__core::KResult {
-                $crate::Around::around(self, $crate::Op::PageMap, |k| $crate::__core::Kernel::page_map(k, f, v, a, p))
+            fn page_map(&mut self, f: $crate::__core::Slot, v: $crate::__core::Slot, a: u64, p: $crate::__core::Prot, c: $crate::__core::Caching) -> $crate::__core::KResult {
+                $crate::Around::around(self, $crate::Op::PageMap, |k| $crate::__core::Kernel::page_map(k, f, v, a, p, c))
             }
             fn page_unmap(&mut self, f: $crate::__core::Slot) -> $crate::__core::KResult {
                 $crate::Around::around(self, $crate::Op::PageUnmap, |k| $crate::__core::Kernel::page_unmap(k, f))

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use mem_core::{Kernel, KernelError, ObjectType};
+use mem_core::{Caching, Kernel, KernelError, ObjectType};
 use mem_protocol::Prot;
 
 const VA: u64 = 0x10_0000;
@@ -91,7 +91,7 @@ fn deleting_mapped_frame_cap_unmaps_it() {
     let c = e.slot();
     e.k.cap_copy(f, c).unwrap();
     e.tables_for_small(vs, VA + 4096);
-    e.k.page_map(c, vs, VA + 4096, Prot::READ).unwrap();
+    e.k.page_map(c, vs, VA + 4096, Prot::READ, Caching::Cached).unwrap();
     e.k.cap_delete(c).unwrap();
     assert!(e.k.translate(vs, VA + 4096).is_none());
     assert!(e.k.translate(vs, VA).is_some());
@@ -117,7 +117,7 @@ fn destroying_vspace_frees_asid_and_mappings() {
     let vs2 = e.vspace();
     e.tables_for_small(vs2, VA);
     assert!(e.k.translate(vs2, VA).is_none());
-    e.k.page_map(f, vs2, VA, Prot::RW).unwrap();
+    e.k.page_map(f, vs2, VA, Prot::RW, Caching::Cached).unwrap();
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn deleting_mapped_page_table_cap_unmaps_it() {
     let vs = e.vspace();
     let tables = e.tables_for_small(vs, VA);
     let f = e.obj(ObjectType::SmallPage);
-    e.k.page_map(f, vs, VA, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached).unwrap();
     let leaf = *tables.last().unwrap();
     e.k.cap_delete(leaf).unwrap();
     assert_eq!(e.k.live_objects(ObjectType::PageTable), tables.len() - 1);
@@ -138,7 +138,7 @@ fn deleting_mapped_page_table_cap_unmaps_it() {
     assert!(e.k.translate(vs, VA).is_none());
     // The frame's stale record is cleared by page_unmap, then it maps again.
     e.k.page_unmap(f).unwrap();
-    e.k.page_map(f, vs, VA, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached).unwrap();
     assert!(e.k.is_mapped(f));
 }
 
@@ -155,5 +155,5 @@ fn deleting_a_table_copy_keeps_the_mapping() {
     let pt2 = e.obj(ObjectType::PageTable);
     e.k.page_table_map(pt2, vs, VA).unwrap();
     let f = e.obj(ObjectType::SmallPage);
-    e.k.page_map(f, vs, VA, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached).unwrap();
 }

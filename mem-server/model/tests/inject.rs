@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use mem_core::{KResult, Kernel, KernelError, ObjectType};
+use mem_core::{Caching, KResult, Kernel, KernelError, ObjectType};
 use mem_model::{ModelKernel, Op};
 use mem_protocol::Prot;
 
@@ -83,10 +83,10 @@ fn workload<K: Kernel>(k: &mut K, vs: u32, base: u32) -> Vec<KResult> {
         k.page_table_map(pt2, vs, VA),
         k.untyped_retype(RAM, ObjectType::SmallPage, f, 1),
         k.frame_write(f, 0, b"payload"),
-        k.page_map(f, vs, VA, Prot::READ),
-        k.page_map(f, vs, VA, Prot::RW),
+        k.page_map(f, vs, VA, Prot::READ, Caching::Cached),
+        k.page_map(f, vs, VA, Prot::RW, Caching::Cached),
         k.cap_copy(f, c),
-        k.page_map(c, vs, VA + 4096, Prot::READ),
+        k.page_map(c, vs, VA + 4096, Prot::READ, Caching::Cached),
         k.untyped_retype(RAM, ObjectType::LargePage, big, 1),
         k.frame_copy(f, 0, big, 4096, 4096),
         k.frame_zero(f),
@@ -196,9 +196,9 @@ fn injected_error_is_returned_and_counted() {
     let f = e.obj(ObjectType::SmallPage);
     let before = e.k.stats();
     e.k.fail_nth_call(0, KernelError::RevokeFirst);
-    assert_eq!(e.k.page_map(f, vs, VA, Prot::RW), Err(KernelError::RevokeFirst));
+    assert_eq!(e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached), Err(KernelError::RevokeFirst));
     assert!(e.k.translate(vs, VA).is_none());
-    e.k.page_map(f, vs, VA, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached).unwrap();
     let d = e.k.stats() - before;
     assert_eq!((d.page_map, d.total, d.errors, d.injected), (2, 2, 1, 1));
     assert_eq!(e.k.last_error(), Some((Op::PageMap, KernelError::RevokeFirst)));

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use mem_core::{Kernel, KernelError, ObjectType};
+use mem_core::{Caching, Kernel, KernelError, ObjectType};
 use mem_model::UserFault;
 use mem_protocol::{Access, Prot};
 
@@ -72,7 +72,7 @@ fn user_write_denied_on_read_only() {
     assert_eq!(&buf, b"data");
     assert!(e.k.user_access(vs, VA, Access::Exec).is_err());
     // Remap with write: now writable.
-    e.k.page_map(f, vs, VA, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached).unwrap();
     e.k.user_write(vs, VA + 8, b"DATA").unwrap();
     e.k.frame_read(f, 8, &mut buf).unwrap();
     assert_eq!(&buf, b"DATA");
@@ -132,7 +132,7 @@ fn large_page_user_access() {
     let base = 4 * MIB2;
     e.tables_for_large(vs, base);
     let big = e.obj(ObjectType::LargePage);
-    e.k.page_map(big, vs, base, Prot::RW).unwrap();
+    e.k.page_map(big, vs, base, Prot::RW, Caching::Cached).unwrap();
     e.k.user_write(vs, base + MIB2 - 2, b"xy").unwrap();
     let mut b = [0u8; 2];
     e.k.frame_read(big, MIB2 - 2, &mut b).unwrap();
@@ -149,7 +149,7 @@ fn frames_are_shared_between_mappings() {
     let c = e.slot();
     e.k.cap_copy(f, c).unwrap();
     e.tables_for_small(other, VA * 3);
-    e.k.page_map(c, other, VA * 3, Prot::READ).unwrap();
+    e.k.page_map(c, other, VA * 3, Prot::READ, Caching::Cached).unwrap();
     e.k.user_write(vs, VA + 1, b"shared").unwrap();
     let mut b = [0u8; 6];
     e.k.user_read(other, VA * 3 + 1, &mut b).unwrap();

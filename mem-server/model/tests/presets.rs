@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Instant;
 
-use mem_core::{Kernel, ObjectType, Slot};
+use mem_core::{Caching, Kernel, ObjectType, Slot};
 use mem_model::{split_aligned, ModelConfig, ModelKernel};
 use mem_protocol::Prot;
 
@@ -91,7 +91,7 @@ fn hundred_thousand_pages() {
         if i % 256 == 255 {
             next += 256;
         }
-        if k.page_map(f, vs, va, Prot::RW).is_err() {
+        if k.page_map(f, vs, va, Prot::RW, Caching::Cached).is_err() {
             loop {
                 let pt = pt_next;
                 pt_next += 1;
@@ -101,7 +101,7 @@ fn hundred_thousand_pages() {
                     break;
                 }
             }
-            k.page_map(f, vs, va, Prot::RW).unwrap();
+            k.page_map(f, vs, va, Prot::RW, Caching::Cached).unwrap();
         }
         frames.push(f);
     }

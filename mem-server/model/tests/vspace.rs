@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use mem_core::{Geometry, Kernel, KernelError, ObjectType};
+use mem_core::{Caching, Geometry, Kernel, KernelError, ObjectType};
 use mem_model::ModelConfig;
 use mem_protocol::{PageSize, Prot};
 
@@ -40,9 +40,9 @@ fn mapping_needs_an_asid() {
     let pt = e.obj(ObjectType::PageTable);
     let f = e.obj(ObjectType::SmallPage);
     assert_eq!(e.k.page_table_map(pt, vs, VA), Err(KernelError::InvalidCapability));
-    assert_eq!(e.k.page_map(f, vs, VA, Prot::RW), Err(KernelError::InvalidCapability));
+    assert_eq!(e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached), Err(KernelError::InvalidCapability));
     // Not a VSpace at all.
-    assert_eq!(e.k.page_map(f, pt, VA, Prot::RW), Err(KernelError::InvalidCapability));
+    assert_eq!(e.k.page_map(f, pt, VA, Prot::RW, Caching::Cached), Err(KernelError::InvalidCapability));
 }
 
 #[test]
@@ -50,14 +50,14 @@ fn map_without_page_table_is_failed_lookup() {
     let mut e = Env::new();
     let vs = e.vspace();
     let f = e.obj(ObjectType::SmallPage);
-    assert_eq!(e.k.page_map(f, vs, VA, Prot::RW), Err(KernelError::FailedLookup));
+    assert_eq!(e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached), Err(KernelError::FailedLookup));
     let pt = e.obj(ObjectType::PageTable);
     e.k.page_table_map(pt, vs, VA).unwrap();
     // One level is still missing for a small page.
-    assert_eq!(e.k.page_map(f, vs, VA, Prot::RW), Err(KernelError::FailedLookup));
+    assert_eq!(e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached), Err(KernelError::FailedLookup));
     let pt2 = e.obj(ObjectType::PageTable);
     e.k.page_table_map(pt2, vs, VA).unwrap();
-    e.k.page_map(f, vs, VA, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached).unwrap();
     assert!(e.k.is_mapped(f));
     let t = e.k.translate(vs, VA + 5).unwrap();
     assert_eq!(t.paddr, e.k.page_paddr(f).unwrap() + 5);
@@ -95,7 +95,7 @@ fn page_table_map_over_large_page_is_delete_first() {
     let vs = e.vspace();
     e.tables_for_large(vs, VA);
     let big = e.obj(ObjectType::LargePage);
-    e.k.page_map(big, vs, VA, Prot::READ).unwrap();
+    e.k.page_map(big, vs, VA, Prot::READ, Caching::Cached).unwrap();
     let pt = e.obj(ObjectType::PageTable);
     assert_eq!(e.k.page_table_map(pt, vs, VA + 4096), Err(KernelError::DeleteFirst));
 }
@@ -106,16 +106,16 @@ fn page_map_alignment_and_range() {
     let vs = e.vspace();
     e.tables_for_small(vs, VA);
     let f = e.obj(ObjectType::SmallPage);
-    assert_eq!(e.k.page_map(f, vs, VA + 1, Prot::RW), Err(KernelError::AlignmentError));
+    assert_eq!(e.k.page_map(f, vs, VA + 1, Prot::RW, Caching::Cached), Err(KernelError::AlignmentError));
     let big = e.obj(ObjectType::LargePage);
-    assert_eq!(e.k.page_map(big, vs, VA + 4096, Prot::RW), Err(KernelError::AlignmentError));
+    assert_eq!(e.k.page_map(big, vs, VA + 4096, Prot::RW, Caching::Cached), Err(KernelError::AlignmentError));
     let top = ModelConfig::RISCV64_USER_TOP;
-    assert_eq!(e.k.page_map(f, vs, top, Prot::RW), Err(KernelError::InvalidArgument));
-    assert_eq!(e.k.page_map(f, vs, !0xfffu64, Prot::RW), Err(KernelError::InvalidArgument));
-    assert_eq!(e.k.page_map(f, vs, VA, Prot::NONE), Err(KernelError::InvalidArgument));
+    assert_eq!(e.k.page_map(f, vs, top, Prot::RW, Caching::Cached), Err(KernelError::InvalidArgument));
+    assert_eq!(e.k.page_map(f, vs, !0xfffu64, Prot::RW, Caching::Cached), Err(KernelError::InvalidArgument));
+    assert_eq!(e.k.page_map(f, vs, VA, Prot::NONE, Caching::Cached), Err(KernelError::InvalidArgument));
     // The last page below user_top is mappable.
     e.tables_for_small(vs, top - 4096);
-    e.k.page_map(f, vs, top - 4096, Prot::RW).unwrap();
+    e.k.page_map(f, vs, top - 4096, Prot::RW, Caching::Cached).unwrap();
 }
 
 #[test]
@@ -126,13 +126,13 @@ fn one_mapping_per_cap() {
     let f = e.map_small(vs, VA, Prot::READ);
     e.tables_for_small(vs, VA + 4096);
     e.tables_for_small(other, VA);
-    assert_eq!(e.k.page_map(f, vs, VA + 4096, Prot::READ), Err(KernelError::InvalidArgument));
-    assert_eq!(e.k.page_map(f, other, VA, Prot::READ), Err(KernelError::InvalidCapability));
+    assert_eq!(e.k.page_map(f, vs, VA + 4096, Prot::READ, Caching::Cached), Err(KernelError::InvalidArgument));
+    assert_eq!(e.k.page_map(f, other, VA, Prot::READ, Caching::Cached), Err(KernelError::InvalidCapability));
     // A copy of the cap may map the same frame once elsewhere.
     let c = e.slot();
     e.k.cap_copy(f, c).unwrap();
     assert!(!e.k.is_mapped(c));
-    e.k.page_map(c, other, VA, Prot::RW).unwrap();
+    e.k.page_map(c, other, VA, Prot::RW, Caching::Cached).unwrap();
     assert_eq!(e.k.translate(other, VA).unwrap().paddr, e.k.translate(vs, VA).unwrap().paddr);
 }
 
@@ -142,9 +142,9 @@ fn remap_changes_rights() {
     let vs = e.vspace();
     let f = e.map_small(vs, VA, Prot::READ);
     assert_eq!(e.k.translate(vs, VA).unwrap().prot, Prot::READ);
-    e.k.page_map(f, vs, VA, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached).unwrap();
     assert_eq!(e.k.translate(vs, VA).unwrap().prot, Prot::RW);
-    e.k.page_map(f, vs, VA, Prot::RWX).unwrap();
+    e.k.page_map(f, vs, VA, Prot::RWX, Caching::Cached).unwrap();
     assert_eq!(e.k.translate(vs, VA).unwrap().prot, Prot::RWX);
 }
 
@@ -155,17 +155,17 @@ fn occupied_entry_rules() {
     e.map_small(vs, VA, Prot::READ);
     // Another frame where a frame is mapped.
     let g = e.obj(ObjectType::SmallPage);
-    assert_eq!(e.k.page_map(g, vs, VA, Prot::READ), Err(KernelError::DeleteFirst));
+    assert_eq!(e.k.page_map(g, vs, VA, Prot::READ, Caching::Cached), Err(KernelError::DeleteFirst));
     // A large page where a table is: the walk goes past its level.
     let big = e.obj(ObjectType::LargePage);
-    assert_eq!(e.k.page_map(big, vs, VA, Prot::READ), Err(KernelError::FailedLookup));
+    assert_eq!(e.k.page_map(big, vs, VA, Prot::READ, Caching::Cached), Err(KernelError::FailedLookup));
     // A small page under a large one: the walk stops above its level.
     let base = VA + 4 * MIB2;
-    e.k.page_map(big, vs, base, Prot::READ).unwrap();
-    assert_eq!(e.k.page_map(g, vs, base + 4096, Prot::READ), Err(KernelError::FailedLookup));
+    e.k.page_map(big, vs, base, Prot::READ, Caching::Cached).unwrap();
+    assert_eq!(e.k.page_map(g, vs, base + 4096, Prot::READ, Caching::Cached), Err(KernelError::FailedLookup));
     // A large page over a large page.
     let big2 = e.obj(ObjectType::LargePage);
-    assert_eq!(e.k.page_map(big2, vs, base, Prot::READ), Err(KernelError::DeleteFirst));
+    assert_eq!(e.k.page_map(big2, vs, base, Prot::READ, Caching::Cached), Err(KernelError::DeleteFirst));
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn large_page_translate() {
     let vs = e.vspace();
     e.tables_for_large(vs, VA);
     let big = e.obj(ObjectType::LargePage);
-    e.k.page_map(big, vs, VA, Prot::RW).unwrap();
+    e.k.page_map(big, vs, VA, Prot::RW, Caching::Cached).unwrap();
     let t = e.k.translate(vs, VA + 0x12_3456).unwrap();
     assert_eq!(t.size, PageSize::Large);
     assert_eq!(t.paddr, e.k.page_paddr(big).unwrap() + 0x12_3456);
@@ -194,7 +194,7 @@ fn page_unmap_rules() {
     // Unmapping an unmapped cap is a no-op; the frame can be mapped elsewhere now.
     e.k.page_unmap(f).unwrap();
     e.tables_for_small(vs, VA + MIB2);
-    e.k.page_map(f, vs, VA + MIB2, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA + MIB2, Prot::RW, Caching::Cached).unwrap();
     let pt = e.obj(ObjectType::PageTable);
     assert_eq!(e.k.page_unmap(pt), Err(KernelError::IllegalOperation));
 }
@@ -205,7 +205,7 @@ fn page_table_unmap_clears_entries() {
     let vs = e.vspace();
     let tables = e.tables_for_small(vs, VA);
     let f = e.obj(ObjectType::SmallPage);
-    e.k.page_map(f, vs, VA, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA, Prot::RW, Caching::Cached).unwrap();
     let leaf = *tables.last().unwrap();
     e.k.page_table_unmap(leaf).unwrap();
     assert_eq!(e.k.page_table_mapped(leaf), Some(false));
@@ -215,11 +215,11 @@ fn page_table_unmap_clears_entries() {
     assert!(e.k.cap_mapping(f).is_some());
     e.k.page_table_map(leaf, vs, VA).unwrap();
     assert!(e.k.translate(vs, VA).is_none(), "the table came back empty");
-    assert_eq!(e.k.page_map(f, vs, VA + 4096, Prot::RW), Err(KernelError::InvalidArgument));
+    assert_eq!(e.k.page_map(f, vs, VA + 4096, Prot::RW, Caching::Cached), Err(KernelError::InvalidArgument));
     // ...until page_unmap, which finds nothing to remove and clears the record.
     e.k.page_unmap(f).unwrap();
     assert!(e.k.cap_mapping(f).is_none());
-    e.k.page_map(f, vs, VA + 4096, Prot::RW).unwrap();
+    e.k.page_map(f, vs, VA + 4096, Prot::RW, Caching::Cached).unwrap();
     assert!(e.k.is_mapped(f));
 }
 
@@ -249,17 +249,17 @@ fn four_level_geometry() {
     let tables = e.tables_for_small(vs, va);
     assert_eq!(tables.len(), 3);
     let f = e.obj(ObjectType::SmallPage);
-    e.k.page_map(f, vs, va, Prot::READ).unwrap();
+    e.k.page_map(f, vs, va, Prot::READ, Caching::Cached).unwrap();
     assert!(e.k.translate(vs, va).is_some());
     // A large page where a last-level table is: the walk goes past its level.
     let big = e.obj(ObjectType::LargePage);
-    assert_eq!(e.k.page_map(big, vs, va, Prot::READ), Err(KernelError::FailedLookup));
+    assert_eq!(e.k.page_map(big, vs, va, Prot::READ, Caching::Cached), Err(KernelError::FailedLookup));
     let pt = e.obj(ObjectType::PageTable);
     e.k.page_table_map(pt, vs, va + MIB2).unwrap();
     // The large-page level had a table already, so the new table went to the last level.
-    assert_eq!(e.k.page_map(big, vs, va + MIB2, Prot::READ), Err(KernelError::FailedLookup));
+    assert_eq!(e.k.page_map(big, vs, va + MIB2, Prot::READ, Caching::Cached), Err(KernelError::FailedLookup));
     e.k.page_table_unmap(pt).unwrap();
-    e.k.page_map(big, vs, va + MIB2, Prot::READ).unwrap();
+    e.k.page_map(big, vs, va + MIB2, Prot::READ, Caching::Cached).unwrap();
     assert_eq!(e.k.translate(vs, va + MIB2 + 7).unwrap().size, PageSize::Large);
 }
 
@@ -272,5 +272,5 @@ fn aarch64_root_is_ten_bits() {
     assert!(e.k.translate(vs, va).is_some());
     assert_eq!(e.k.page_paddr(f).unwrap() + 3, e.k.translate(vs, va + 3).unwrap().paddr);
     let g = e.obj(ObjectType::SmallPage);
-    assert_eq!(e.k.page_map(g, vs, 1 << 40, Prot::RW), Err(KernelError::InvalidArgument));
+    assert_eq!(e.k.page_map(g, vs, 1 << 40, Prot::RW, Caching::Cached), Err(KernelError::InvalidArgument));
 }

@@ -15,7 +15,10 @@
 //!
 //! `page_map` turns a [`Prot`] into seL4 rights and attributes: write gives read-write,
 //! read or execute alone gives read-only (seL4 has no user execute-only mapping on
-//! aarch64), and without execute the mapping gets `ExecuteNever`. An empty `Prot` is
+//! aarch64), and without execute the mapping gets `ExecuteNever`. [`Caching::Uncached`]
+//! (device frames) drops `PageCacheable` on aarch64, so seL4 maps device memory
+//! (nGnRnE) and never normal cacheable memory over device registers; on riscv64 a mapping
+//! has no memory type (the platform's PMAs decide). An empty `Prot` is
 //! `InvalidArgument` without a system call. `sel4::Error` maps 1:1 onto [`KernelError`].
 //!
 //! The frame contents operations (zero, copy, read, write) go through the frame window of
@@ -25,7 +28,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use mem_core::{KResult, Kernel, KernelError, ObjectType, Slot};
+use mem_core::{Caching, KResult, Kernel, KernelError, ObjectType, Slot};
 use mem_protocol::system::{server_slot, SERVER_CNODE_BITS, SERVER_DIRECT_VADDR};
 use mem_protocol::{Prot, LARGE_PAGE_SIZE, PAGE_SIZE};
 use sel4::{cap, CapRights, VmAttributes};
@@ -156,6 +159,10 @@ mod arch {
     use mem_core::{KResult, ObjectType, Slot};
     use sel4::{cap, ObjectBlueprint, ObjectBlueprintRiscV, VmAttributes};
 
+    /// Attributes of a device (uncached) mapping: riscv64 page-table entries carry no
+    /// memory type, so the same as any other.
+    pub const UNCACHED: VmAttributes = VmAttributes::DEFAULT;
+
     pub fn blueprint(ty: ObjectType) -> ObjectBlueprint {
         ObjectBlueprint::Arch(match ty {
             ObjectType::SmallPage => ObjectBlueprintRiscV::_4kPage,
@@ -192,6 +199,10 @@ mod arch {
     //! aarch64: `PT` for every intermediate level, a distinct `VSpace` root object.
     use mem_core::{KResult, ObjectType, Slot};
     use sel4::{cap, ObjectBlueprint, ObjectBlueprintAArch64, ObjectBlueprintArm, VmAttributes};
+
+    /// Attributes of a device (uncached) mapping: without `PageCacheable` seL4 maps the
+    /// page as device memory.
+    pub const UNCACHED: VmAttributes = VmAttributes::NONE;
 
     pub fn blueprint(ty: ObjectType) -> ObjectBlueprint {
         ObjectBlueprint::Arch(match ty {
@@ -255,7 +266,7 @@ impl Kernel for Sel4Kernel {
         arch::page_table_unmap(table)
     }
 
-    fn page_map(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot) -> KResult {
+    fn page_map(&mut self, frame: Slot, vspace: Slot, vaddr: u64, prot: Prot, caching: Caching) -> KResult {
         if prot.is_empty() {
             return Err(KernelError::InvalidArgument);
         }
@@ -264,11 +275,11 @@ impl Kernel for Sel4Kernel {
         } else {
             self.rights_ro.clone()
         };
-        let attrs = if prot.executable() {
-            VmAttributes::DEFAULT
-        } else {
-            VmAttributes::DEFAULT | VmAttributes::EXECUTE_NEVER
+        let base = match caching {
+            Caching::Cached => VmAttributes::DEFAULT,
+            Caching::Uncached => arch::UNCACHED,
         };
+        let attrs = if prot.executable() { base } else { base | VmAttributes::EXECUTE_NEVER };
         #[cfg(feature = "bench")]
         let start = crate::meter::now();
         let r = arch::page_map(frame, vspace, vaddr, rights, attrs);

@@ -3,7 +3,7 @@
 //! in `tests/`.
 #![allow(dead_code)]
 
-use mem_core::{Geometry, Kernel, ObjectType, Slot};
+use mem_core::{Caching, Geometry, Kernel, ObjectType, Slot};
 use mem_model::{ModelConfig, ModelKernel, UntypedSpec};
 use mem_protocol::Prot;
 
@@ -102,7 +102,7 @@ impl Env {
     pub fn map_small(&mut self, vs: Slot, vaddr: u64, prot: Prot) -> Slot {
         self.tables_for_small(vs, vaddr);
         let f = self.obj(ObjectType::SmallPage);
-        self.k.page_map(f, vs, vaddr, prot).expect("page_map");
+        self.k.page_map(f, vs, vaddr, prot, Caching::Cached).expect("page_map");
         f
     }
 }
