@@ -500,7 +500,13 @@ simulate-arch: check-arch
 # URLs are passed as they are, a local git directory is mounted read-only into the
 # container and passed as its path there. ARCH, SIMULATE_TIMEOUT, BOOT_TIMEOUT and
 # SEL4_PROFILE are passed on when given. Every arch's simulate.log and simulate.result are
-# copied to DOCKER_OUT (build/docker/) before the container goes.
+# copied to DOCKER_OUT (build/docker/) before the container goes; the logs of earlier runs
+# are removed from it first, so it holds the last run's only.
+# Ctrl-C: on a terminal the container gets one of its own (-it), and the ^C reaches make in
+# the container as it would natively; otherwise docker's signal proxy hands SIGINT to the
+# image's init (tini -g), which passes it to make's process group. Either way one Ctrl-C
+# stops the run, the logs so far are copied, and the container (--rm) goes. Should the
+# docker client itself die first, the recipe removes the container on its way out.
 DOCKER       ?= docker
 DOCKER_IMAGE ?= sel4-mem-server-sim
 DOCKER_OUT   ?= $(BUILD_DIR)/docker
@@ -511,9 +517,12 @@ $(if $(wildcard $($(1))/.),-v $(abspath $($(1))):$(2):ro $(1)=$(2),$(if $($(1)),
 endef
 DOCKER_GIT_ARGS = $(call docker-git-arg,SEL4_GIT,/mnt/sel4-git) $(call docker-git-arg,RUST_SEL4_GIT,/mnt/rust-sel4-git)
 docker-simulate:
+	@mkdir -p $(DOCKER_OUT); rm -f $(DOCKER_OUT)/*-simulate.log $(DOCKER_OUT)/*-simulate.result
 	$(DOCKER) build -t $(DOCKER_IMAGE) -f docker/Dockerfile .
-	@mkdir -p $(DOCKER_OUT)
-	$(DOCKER) run --rm -v $(abspath $(DOCKER_OUT)):/out $(subst -v%,-v ,$(filter -v%,$(subst -v ,-v%,$(DOCKER_GIT_ARGS)))) \
+	name=$(DOCKER_IMAGE)-$$$$; trap '$(DOCKER) rm -f '"$$name"' >/dev/null 2>&1 || true' EXIT; \
+	tty=; if [ -t 0 ] && [ -t 1 ]; then tty=-it; fi; \
+	$(DOCKER) run --rm --name "$$name" $$tty \
+	  -v $(abspath $(DOCKER_OUT)):/out $(subst -v%,-v ,$(filter -v%,$(subst -v ,-v%,$(DOCKER_GIT_ARGS)))) \
 	  $(DOCKER_IMAGE) docker/run-simulate.sh $(filter-out -v%,$(subst -v ,-v%,$(DOCKER_GIT_ARGS))) \
 	  $(foreach v,$(DOCKER_PASS),$(if $(filter command line environment,$(origin $(v))),$(v)=$($(v))))
 
