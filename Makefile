@@ -498,8 +498,8 @@ simulate-arch: check-arch
 # leaves out .git, deps/, build/ and target/ (.dockerignore, read by the classic builder and
 # BuildKit alike). deps/ is cloned inside the container from SEL4_GIT / RUST_SEL4_GIT:
 # URLs are passed as they are, a local git directory is mounted read-only into the
-# container and passed as its path there. ARCH, SIMULATE_TIMEOUT, BOOT_TIMEOUT and
-# SEL4_PROFILE are passed on when given. Every arch's simulate.log and simulate.result are
+# container and passed as its path there. ARCH, SIMULATE_TIMEOUT, SIMULATE_MAX_SECONDS,
+# BOOT_TIMEOUT and SEL4_PROFILE are passed on when given. Every arch's simulate.log and simulate.result are
 # copied to DOCKER_OUT (build/docker/) before the container goes; the logs of earlier runs
 # are removed from it first, so it holds the last run's only.
 # Ctrl-C: on a terminal the container gets one of its own (-it), and the ^C reaches make in
