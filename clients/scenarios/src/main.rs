@@ -26,6 +26,10 @@ mod s23_pager;
 mod s26_c_client;
 mod s27_heap;
 mod s28_threads;
+mod s29_device;
+mod s30_mmap_hint;
+mod s31_shm_clone;
+mod s32_reset;
 mod s2_munmap_hole;
 mod s3_mprotect;
 mod s4_fixed_mmap;
@@ -122,6 +126,10 @@ fn run() -> Outcome {
         26 => s26_c_client::run(),
         27 => s27_heap::run(&mut c),
         28 => s28_threads::run(&mut c),
+        29 => s29_device::run(&mut c, boot.arg, boot.peer),
+        30 => s30_mmap_hint::run(&mut c),
+        31 => s31_shm_clone::run(&mut c, boot.arg, boot.peer),
+        32 => s32_reset::run(&mut c),
         20 => bench::cold(&mut c),
         21 => bench::warm(&mut c),
         22 => bench::run(&mut c),

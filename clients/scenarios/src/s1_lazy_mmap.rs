@@ -5,7 +5,10 @@
 //! page (32 faults). Pages 0 to 31 are touched in order: the server's fault-around maps up
 //! to 15 pages ahead of an in-order touch, so they take 3 faults (page 0 alone; page 1 with
 //! 2..16; page 17 with 18..31, stopping at page 32, already present). Counted with
-//! `Stats(Own).faults_served`.
+//! `Stats(Own).faults_served`. The mapping's maximum protection is RW, so that it is an
+//! area of its own whatever lies next to it (an equal neighbour would merge with it, as
+//! Linux merges VMAs, and page 0 would no longer start the area the fault-around counts
+//! from).
 //!
 //! Failure codes: 101 mmap failed (detail errno), 102 start of a page reads wrong
 //! (detail value, addr), 103 end of a page reads wrong, 104 Stats failed, 105 faults of the
@@ -39,7 +42,7 @@ fn faults(c: &mut Client) -> Result<u64, crate::report::Fail> {
 
 pub fn run(c: &mut Client) -> Outcome {
     let base = c
-        .mmap(0, PAGES * PAGE_SIZE, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS)
+        .mmap_max_prot(0, PAGES * PAGE_SIZE, PROT_RW, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS)
         .or_fail(101)?;
     let f0 = faults(c)?;
     for i in (PAGES / 2..PAGES).rev() {

@@ -190,7 +190,11 @@ impl<K: Kernel> MemCore<K> {
         for &f in &frames {
             self.res.frame_ref(f);
         }
-        self.space_mut(client)?.server_buffer = Some(frames.clone());
+        let sp = self.space_mut(client)?;
+        if let Some(a) = sp.areas.get_mut(start) {
+            a.system = true;
+        }
+        sp.server_buffer = Some(frames.clone());
         Ok(frames)
     }
 

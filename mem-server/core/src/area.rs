@@ -69,6 +69,10 @@ pub struct Area {
     pub kind: AreaKind,
     /// Shm attachment identity: the address `shmat` returned (shmdt detaches by it).
     pub attach: Option<u64>,
+    /// A system area: a page the administrator exported (`pin.rs`: a thread's IPC buffer,
+    /// the boot page) or the shared buffer. `Reset` keeps it, and it never merges with a
+    /// neighbour (so nothing the client maps next to it survives a `Reset` with it).
+    pub system: bool,
 }
 
 /// The areas of one address space and the free gaps between them.
@@ -258,6 +262,8 @@ impl AreaMap {
             && a.max_prot == b.max_prot
             && a.attach.is_none()
             && b.attach.is_none()
+            && !a.system
+            && !b.system
             && b.kind == a.kind.advanced(a.end - start);
         if !same {
             return None;

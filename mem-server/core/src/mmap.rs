@@ -150,7 +150,7 @@ impl<K: Kernel> MemCore<K> {
             }
         }
         let sp = self.space_mut(client)?;
-        sp.areas.insert(range.start, Area { end: range.end, prot: a.prot, max_prot, kind, attach: None });
+        sp.areas.insert(range.start, Area { end: range.end, prot: a.prot, max_prot, kind, attach: None, system: false });
         if a.populate {
             // Like MAP_POPULATE: best effort, the mapping stands even if memory runs out.
             let _ = self.populate_range(client, range.start, range.end);

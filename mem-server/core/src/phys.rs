@@ -60,7 +60,7 @@ impl<K: Kernel> MemCore<K> {
             self.remove_range(client, r.start, r.end)?;
         }
         let sp = self.space_mut(client)?;
-        sp.areas.insert(r.start, Area { end: r.end, prot, max_prot: prot, kind: AreaKind::Phys { paddr }, attach: None });
+        sp.areas.insert(r.start, Area { end: r.end, prot, max_prot: prot, kind: AreaKind::Phys { paddr }, attach: None, system: false });
         let mut at = r.start;
         while at < r.end {
             if let Err(e) = self.map_phys_page(client, prot, paddr + (at - r.start), at) {

@@ -237,7 +237,7 @@ impl<K: Kernel> MemCore<K> {
         };
         sp.area_room(1, self.cfg.limits.max_map_count)?;
         let prot = if readonly { Prot::READ } else { Prot::RW };
-        let area = Area { end: start + len, prot, max_prot: prot.union(Prot::EXEC), kind: AreaKind::Shared { obj, offset: 0 }, attach: Some(start) };
+        let area = Area { end: start + len, prot, max_prot: prot.union(Prot::EXEC), kind: AreaKind::Shared { obj, offset: 0 }, attach: Some(start), system: false };
         self.space_mut(client)?.areas.insert(start, area);
         if let Some(o) = self.objs.get_mut(obj) {
             o.area_refs += 1;

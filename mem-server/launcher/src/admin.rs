@@ -10,10 +10,11 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use mem_client::{CallError, Client, BUFFER_BYTES};
 use mem_protocol::system::REQUEST_LABEL;
-use mem_protocol::{decode_reply_words, encode_request_words, Reply, Request, Stats, Target, Value};
+use mem_protocol::{decode_reply_words, encode_request_words, LayoutEntry, Reply, Request, Stats, Target, Value};
 
 use crate::objects::{root_path, Objects};
 
@@ -44,6 +45,19 @@ impl Admin {
     /// One request; its value, or a description of the failure.
     pub fn request(&mut self, req: &Request) -> Result<Value, String> {
         self.client.request(req).map_err(|e| self.describe(req, e))
+    }
+
+    /// One request; its value, or the error as the client library has it (to check an
+    /// errno).
+    pub fn try_request(&mut self, req: &Request) -> Result<Value, CallError> {
+        self.client.request(req)
+    }
+
+    /// The areas of `target` (`Layout`, as many requests as it takes), in address order.
+    pub fn layout(&mut self, target: Target) -> Result<Vec<LayoutEntry>, String> {
+        let mut out = Vec::new();
+        self.client.layout(target, 0, |e| out.push(*e)).map_err(|e| format!("Layout: {e:?}"))?;
+        Ok(out)
     }
 
     /// Why the server died, if a reply said so.

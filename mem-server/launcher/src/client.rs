@@ -171,6 +171,11 @@ impl Launcher {
         let r = self.load_image(badge, spec.elf).and_then(|entry| {
             if let Some(boot) = spec.boot {
                 self.put_boot(badge, boot)?;
+                // Exported (so pinned): a system page of the client, which survives
+                // `Reset` (`reset_client`); the cap itself is not needed.
+                let req = Request::ExportFrame { target: Target::Client(badge), addr: CLIENT_BOOT_VADDR };
+                let (_, frame) = self.request_cap(&req)?;
+                self.objs.delete(frame).map_err(|e| format!("client {badge}: boot page cap: {e:?}"))?;
             }
             // Eagerly filled (zero), so that the frame exists for ExportFrame.
             let ipc_data = self.stage(&[0u8; PAGE as usize])?;
@@ -345,6 +350,37 @@ impl Launcher {
                 Err(m)
             }
         }
+    }
+
+    /// The first half of an exec: stop the client's threads (a thread blocked in a call is
+    /// taken out of it: a saved reply cap to it is gone) and `Reset` its space: every area
+    /// goes but its system pages (IPC buffers, the boot page, the shared buffer). Its
+    /// further threads stay stopped (and keep their IPC buffers) until it is destroyed.
+    pub fn reset_client(&mut self, p: &Proc) -> Result<(), String> {
+        for &(tcb, _) in &p.threads {
+            let _ = sel4::init_thread::Slot::<sel4::cap_type::Tcb>::from_index(tcb).cap().tcb_suspend();
+        }
+        let tcb = sel4::init_thread::Slot::<sel4::cap_type::Tcb>::from_index(p.tcb).cap();
+        tcb.tcb_suspend().map_err(|e| format!("client {}: suspend: {e:?}", p.badge))?;
+        self.admin.unit(&Request::Reset { target: Target::Client(p.badge) })
+    }
+
+    /// The second half of an exec: load `elf` into the client's (reset) space and start its
+    /// first thread again at the entry point (its IPC buffer, CSpace and fault endpoint
+    /// are those it had).
+    pub fn restart_client(&mut self, p: &Proc, elf: &[u8]) -> Result<(), String> {
+        let entry = self.load_image(p.badge, elf)?;
+        let tcb = sel4::init_thread::Slot::<sel4::cap_type::Tcb>::from_index(p.tcb).cap();
+        let mut ctx = sel4::UserContext::default();
+        *ctx.pc_mut() = entry as sel4::Word;
+        tcb.tcb_write_all_registers(true, &mut ctx).map_err(|e| format!("client {}: restart: {e:?}", p.badge))
+    }
+
+    /// Run `elf` in the client's space instead of what runs there: `reset_client`, then
+    /// `restart_client`.
+    pub fn exec(&mut self, p: &Proc, elf: &[u8]) -> Result<(), String> {
+        self.reset_client(p)?;
+        self.restart_client(p, elf)
     }
 
     /// Suspend and delete the client's threads and every cap copy, then `DestroySpace`.

@@ -19,10 +19,12 @@ use crate::ctx::Ctx;
 mod adversary;
 mod c_client;
 mod clone;
+mod device;
 mod fixed_mmap;
 mod heap;
 mod hostile;
 mod lazy_mmap;
+mod mmap_hint;
 mod mprotect;
 mod msync;
 mod munmap_hole;
@@ -30,7 +32,9 @@ mod pager;
 mod query;
 mod quota;
 mod reclaim;
+mod reset;
 mod shm;
+mod shm_clone;
 mod threads;
 
 /// Credentials of an ordinary client (uid, gid).
@@ -41,8 +45,9 @@ pub const OTHER_USER: (u32, u32) = (2000, 2000);
 type Run = fn(&mut Ctx) -> Result<(), String>;
 
 /// Scenarios 1..=10, the adversaries (one per attack class of the isolation issue), the
-/// pager, the heap and the C client, in order; `reclaim` runs last, around all of them.
-const SCENARIOS: [(&str, Run); 21] = [
+/// pager, the heap, the C client, threads, then device frames, mmap hints, a private
+/// segment shared with a clone and reset, in order; `reclaim` runs last, around all of them.
+const SCENARIOS: [(&str, Run); 25] = [
     ("lazy-mmap", lazy_mmap::run),
     ("munmap-hole", munmap_hole::run),
     ("mprotect", mprotect::run),
@@ -64,6 +69,10 @@ const SCENARIOS: [(&str, Run); 21] = [
     ("heap", heap::run),
     ("c-client", c_client::run),
     ("threads", threads::run),
+    ("device", device::run),
+    ("mmap-hint", mmap_hint::run),
+    ("shm-clone", shm_clone::run),
+    ("reset", reset::run),
 ];
 
 /// Number of scenarios (reclaim included).
