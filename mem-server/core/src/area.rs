@@ -75,6 +75,19 @@ pub struct Area {
     pub system: bool,
 }
 
+/// May `b`, right after `a` (which starts at `a_start`), merge into it? Equal rights and
+/// max protection, the same kind continuing (same object at the next offset), neither an
+/// shm attachment nor a system area.
+fn mergeable(a_start: u64, a: &Area, b: &Area) -> bool {
+    a.prot == b.prot
+        && a.max_prot == b.max_prot
+        && a.attach.is_none()
+        && b.attach.is_none()
+        && !a.system
+        && !b.system
+        && b.kind == a.kind.advanced(a.end - a_start)
+}
+
 /// The areas of one address space and the free gaps between them.
 #[derive(Clone, Debug)]
 pub struct AreaMap {
@@ -258,19 +271,44 @@ impl AreaMap {
     pub fn try_merge_next(&mut self, start: u64) -> Option<Option<ObjId>> {
         let a = *self.areas.get(&start)?;
         let b = *self.areas.get(&a.end)?;
-        let same = a.prot == b.prot
-            && a.max_prot == b.max_prot
-            && a.attach.is_none()
-            && b.attach.is_none()
-            && !a.system
-            && !b.system
-            && b.kind == a.kind.advanced(a.end - start);
-        if !same {
+        if !mergeable(start, &a, &b) {
             return None;
         }
         self.areas.remove(&a.end);
         self.areas.get_mut(&start)?.end = b.end;
         Some(b.kind.object())
+    }
+
+    /// Merge the area at `start` with its predecessor and its successor where they are
+    /// equal in everything but position (`try_merge_next`'s rule), with one lookup each
+    /// way. Returns the objects whose references the merges dropped.
+    pub fn merge_around(&mut self, start: u64) -> [Option<ObjId>; 2] {
+        let mut dropped = [None, None];
+        let Some(&a) = self.areas.get(&start) else { return dropped };
+        let mut end = a.end;
+        if let Some(&b) = self.areas.get(&a.end) {
+            if mergeable(start, &a, &b) {
+                self.areas.remove(&a.end);
+                end = b.end;
+                dropped[0] = b.kind.object();
+            }
+        }
+        let prev = self.areas.range(..start).next_back().map(|(&s, p)| (s, *p));
+        match prev {
+            Some((ps, p)) if p.end == start && mergeable(ps, &p, &a) => {
+                self.areas.remove(&start);
+                if let Some(p) = self.areas.get_mut(&ps) {
+                    p.end = end;
+                }
+                dropped[1] = a.kind.object();
+            }
+            _ => {
+                if let Some(x) = self.areas.get_mut(&start) {
+                    x.end = end;
+                }
+            }
+        }
+        dropped
     }
 
     /// Height of the gap index (tests).

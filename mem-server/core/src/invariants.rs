@@ -166,6 +166,7 @@ impl<K: Kernel> MemCore<K> {
                 }
             }
         }
+        self.pagers.check()?;
         if reserved != self.reserved_meta {
             return Err(format!("reserved metadata: recount {reserved}, counter {}", self.reserved_meta));
         }

@@ -65,17 +65,7 @@ impl<K: Kernel> MemCore<K> {
     /// each merge of an object's pieces makes redundant. Needs no memory.
     pub(crate) fn merge_neighbours(&mut self, client: u32, start: u64) {
         let Some(sp) = self.spaces.get_mut(&client) else { return };
-        let prev = start.checked_sub(1).and_then(|p| sp.areas.find(p)).map(|(s, _)| s);
-        let mut dropped = [None, None];
-        if let Some(obj) = sp.areas.try_merge_next(start) {
-            dropped[0] = obj;
-        }
-        if let Some(p) = prev {
-            if let Some(obj) = sp.areas.try_merge_next(p) {
-                dropped[1] = obj;
-            }
-        }
-        for obj in dropped.into_iter().flatten() {
+        for obj in sp.areas.merge_around(start).into_iter().flatten() {
             // The merged area still references the object: it never goes here.
             if let Some(o) = self.objs.get_mut(obj) {
                 o.area_refs -= 1;

@@ -115,6 +115,33 @@ impl Pagers {
         self.by_id.iter().filter(|(_, p)| p.owner == client).map(|(&id, _)| id).collect()
     }
 
+    /// The indexes agree (`invariants.rs`): every queued token is pending, for that pager,
+    /// queued once; `by_page` names exactly the pending faults.
+    pub(crate) fn check(&self) -> Result<(), alloc::string::String> {
+        let mut queued = alloc::collections::BTreeSet::new();
+        for (&id, g) in &self.by_id {
+            for &t in &g.queue {
+                match self.pending.get(&t) {
+                    Some(p) if p.pager == id => {}
+                    _ => return Err(alloc::format!("pager {id}: queued token {t} is not one of its pending faults")),
+                }
+                if !queued.insert(t) {
+                    return Err(alloc::format!("pager token {t} queued twice"));
+                }
+            }
+        }
+        if self.by_page.len() != self.pending.len() {
+            return Err(alloc::format!("{} pages index {} pending faults", self.by_page.len(), self.pending.len()));
+        }
+        for (&(client, page), t) in &self.by_page {
+            match self.pending.get(t) {
+                Some(p) if p.client == client && p.page == page => {}
+                _ => return Err(alloc::format!("pager page index ({client}, {page:#x}) -> {t} does not match its fault")),
+            }
+        }
+        Ok(())
+    }
+
     fn fault_info(&self, token: u32) -> Option<PagerFault> {
         let p = self.pending.get(&token)?;
         Some(PagerFault { token, pager: p.pager, client: p.client, offset: p.offset, access: p.access })
@@ -220,8 +247,12 @@ impl<K: Kernel> MemCore<K> {
         if p.waiter.is_some() {
             return Err(Errno::Busy);
         }
-        if let Some(token) = p.queue.pop_front() {
-            return Ok(self.pagers.fault_info(token));
+        // The oldest queued fault still pending (a token whose fault went meanwhile is
+        // skipped: answering `None` here would leave the caller without a reply).
+        while let Some(token) = self.pagers.by_id.get_mut(&id).and_then(|p| p.queue.pop_front()) {
+            if let Some(f) = self.pagers.fault_info(token) {
+                return Ok(Some(f));
+            }
         }
         let sp = self.spaces.get_mut(&client).ok_or(Errno::Srch)?;
         sp.budget.take_slots(1)?;

@@ -207,7 +207,9 @@ pub fn map_page<K: Kernel>(k: &mut K, res: &mut Res, d: &mut Deferred, sp: &mut 
         }
         s
     };
-    if k.page_map(map_slot, sp.pt.vspace(), m.vaddr, hw_rights(m.prot, m.cow), res.caching(m.frame)).is_err() {
+    // Device frames are never charged: a charged page is RAM (no lookup on the fault path).
+    let caching = if m.nocharge { res.caching(m.frame) } else { Caching::Cached };
+    if k.page_map(map_slot, sp.pt.vspace(), m.vaddr, hw_rights(m.prot, m.cow), caching).is_err() {
         if !m.use_original {
             finish_release(k, res, d, PendingRelease::Mapping { map_slot, delete: true, frame: None });
         }
