@@ -215,6 +215,35 @@ impl AreaMap {
         Some(area)
     }
 
+    /// Cut `[from, to)` off one end of the area starting at `s` (`from == s` and `to` inside
+    /// it, or `to` its end and `from` inside it): the area keeps the rest (its kind advanced
+    /// when the head goes) and the range becomes a gap merged with its neighbour. No area is
+    /// created, so the budget needs no room (munmap of the edge of a merged area).
+    pub fn cut_edge(&mut self, s: u64, from: u64, to: u64) {
+        let Some(&a) = self.areas.get(&s) else { return };
+        debug_assert!(s <= from && from < to && to <= a.end && (from == s) != (to == a.end));
+        if from == s {
+            self.areas.remove(&s);
+            self.areas.insert(to, Area { kind: a.kind.advanced(to - s), ..a });
+            match s.checked_sub(1).and_then(|p| self.gaps.containing(p)) {
+                Some((ps, _)) => {
+                    self.gaps.reshape(ps, ps, to - ps);
+                }
+                None => self.gaps.insert(from, to - from),
+            }
+        } else {
+            if let Some(x) = self.areas.get_mut(&s) {
+                x.end = from;
+            }
+            match self.gaps.containing(a.end).filter(|&(ns, _)| ns == a.end) {
+                Some((ns, nl)) => {
+                    self.gaps.reshape(ns, from, ns + nl - from);
+                }
+                None => self.gaps.insert(from, to - from),
+            }
+        }
+    }
+
     /// Split the area containing `at` (if `at` is strictly inside it) so that an area starts
     /// at `at`. Returns the kind's object if one was split (the caller counts the new
     /// reference). Gaps are unchanged.
@@ -277,6 +306,13 @@ impl AreaMap {
         self.areas.remove(&a.end);
         self.areas.get_mut(&start)?.end = b.end;
         Some(b.kind.object())
+    }
+
+    /// Would an area `new` inserted at the free range starting at `start` merge with the
+    /// area before or after it (`merge_around`)?
+    pub fn would_merge(&self, start: u64, new: &Area) -> bool {
+        let before = self.areas.range(..start).next_back().is_some_and(|(&ps, p)| p.end == start && mergeable(ps, p, new));
+        before || self.areas.get(&new.end).is_some_and(|n| mergeable(start, new, n))
     }
 
     /// Merge the area at `start` with its predecessor and its successor where they are

@@ -55,9 +55,7 @@ impl<K: Kernel> MemCore<K> {
     /// Map a new area into `client`'s space and merge it with equal neighbours; returns its
     /// start address.
     pub fn mmap(&mut self, client: u32, a: &MmapArgs) -> Result<u64, Errno> {
-        let start = self.mmap_unmerged(client, a)?;
-        self.merge_neighbours(client, start);
-        Ok(start)
+        self.mmap_inner(client, a, true)
     }
 
     /// Merge the area starting at `start` with its neighbours where they are equal in
@@ -76,6 +74,11 @@ impl<K: Kernel> MemCore<K> {
     /// Map a new area as its own area (no merge): for callers that still have work to do
     /// on exactly that area (`region.rs`, the shared buffer).
     pub(crate) fn mmap_unmerged(&mut self, client: u32, a: &MmapArgs) -> Result<u64, Errno> {
+        self.mmap_inner(client, a, false)
+    }
+
+    /// `mmap`, merging at once (before `populate`) if `merge`.
+    fn mmap_inner(&mut self, client: u32, a: &MmapArgs, merge: bool) -> Result<u64, Errno> {
         self.settle();
         let len = check::page_len(a.len)?;
         if !a.max_prot.contains(a.prot) {
@@ -116,8 +119,17 @@ impl<K: Kernel> MemCore<K> {
         let new_obj = kind_obj.is_none() && a.shared;
         let obj_meta = if new_obj { crate::objects::charge_of(range.pages(), 0, false).1 } else { 0 };
         let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
-        sp.area_room(1 + splits, self.cfg.limits.max_map_count)?;
-        sp.meta_room((1 + splits) * crate::ledger::cost::AREA + obj_meta)?;
+        // A private anonymous area placed next to an equal one needs no new area (Linux
+        // merges before it counts): checked for placements that remove nothing.
+        let merges = merge
+            && a.placement != Placement::Fixed
+            && kind_obj.is_none()
+            && !a.shared
+            && pager.is_none()
+            && sp.areas.would_merge(range.start, &Area { end: range.end, prot: a.prot, max_prot, kind: AreaKind::Anon, attach: None, system: false });
+        let new_areas = u64::from(!merges) + splits;
+        sp.area_room(new_areas, self.cfg.limits.max_map_count)?;
+        sp.meta_room(new_areas * crate::ledger::cost::AREA + obj_meta)?;
         if a.placement == Placement::Fixed {
             self.remove_range(client, range.start, range.end)?;
         }
@@ -141,6 +153,9 @@ impl<K: Kernel> MemCore<K> {
         }
         let sp = self.space_mut(client)?;
         sp.areas.insert(range.start, Area { end: range.end, prot: a.prot, max_prot, kind, attach: None, system: false });
+        if merge {
+            self.merge_neighbours(client, range.start);
+        }
         if a.populate {
             // Like MAP_POPULATE: best effort, the mapping stands even if memory runs out.
             let _ = self.populate_range(client, range.start, range.end);

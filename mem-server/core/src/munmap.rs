@@ -33,6 +33,9 @@ impl<K: Kernel> MemCore<K> {
 
     /// Remove every area piece in `[start, end)` (page aligned).
     pub(crate) fn remove_range(&mut self, client: u32, start: u64, end: u64) -> Result<(), Errno> {
+        if self.cut_one_edge(client, start, end)? {
+            return Ok(());
+        }
         self.split_boundaries(client, start, end)?;
         loop {
             let MemCore { k, res, spaces, deferred, .. } = self;
@@ -45,6 +48,28 @@ impl<K: Kernel> MemCore<K> {
             }
         }
         Ok(())
+    }
+
+    /// The common munmap of one end of one area (the tail a merged mmap added, a heap's
+    /// top): cut it off in place instead of splitting and removing a piece. `false` if
+    /// `[start, end)` is not exactly that (nothing changed then).
+    fn cut_one_edge(&mut self, client: u32, start: u64, end: u64) -> Result<bool, Errno> {
+        let MemCore { k, res, spaces, deferred, .. } = self;
+        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        let Some((s, a)) = sp.areas.find(start).map(|(s, a)| (s, *a)) else { return Ok(false) };
+        if end > a.end || (s == start) == (a.end == end) {
+            return Ok(false);
+        }
+        // The boundary inside the area must be a page boundary.
+        let inner = if s == start { end } else { start };
+        if let Some((_, PageSize::Large, base)) = sp.pt.lookup(inner) {
+            if base != inner {
+                split_large(k, res, deferred, sp, inner, a.prot)?;
+            }
+        }
+        release_range(k, res, deferred, sp, start, end);
+        sp.areas.cut_edge(s, start, end);
+        Ok(true)
     }
 
     /// How many areas splitting at `start` and `end` would add (0 to 2).

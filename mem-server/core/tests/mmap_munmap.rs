@@ -231,3 +231,36 @@ fn common_fault_costs_one_kernel_invocation() {
     assert_eq!(s.invocations(), 1, "fault path = one Page_Map: {s:?}");
     assert_eq!(s.page_map, 1);
 }
+
+/// At the area limit, munmap of one end of an area needs no new area and works (as Linux
+/// needs no split there), in the middle it would split and fails with ENOMEM; either way
+/// the pages and data outside the range stay.
+#[test]
+fn munmap_of_an_area_edge_works_at_the_area_limit() {
+    let mut h = H::with(mem_model::ModelConfig::riscv64(256 * MB), |c| {
+        c.large_pages = false;
+        c.limits.max_map_count = 4;
+    });
+    h.client(1, 1000, 1000, 1 << 20);
+    let base = 0x10_0000_0000;
+    let at = |i: u64, prot| MmapArgs::anon(4 * 4096, prot).at(base + i * 4 * 4096, Placement::FixedNoReplace);
+    for (i, prot) in [Prot::RW, Prot::READ, Prot::RW, Prot::READ].into_iter().enumerate() {
+        h.core.mmap(1, &at(i as u64, prot)).unwrap();
+    }
+    assert_eq!(h.core.layout(1).unwrap().len(), 4);
+    for p in 0..4 {
+        h.write_u64(1, base + p * 4096, p + 1).unwrap();
+    }
+    assert_eq!(h.core.munmap(1, base + 4096, 4096), Err(Errno::NoMem), "a middle piece needs a fifth area");
+    h.core.munmap(1, base + 3 * 4096, 4096).unwrap();
+    h.core.munmap(1, base, 4096).unwrap();
+    assert_eq!(h.core.layout(1).unwrap()[0], (base + 4096, base + 3 * 4096, Prot::RW));
+    assert_eq!(h.read_u64(1, base), Err(Unresolved::NoArea));
+    assert_eq!(h.read_u64(1, base + 3 * 4096), Err(Unresolved::NoArea));
+    assert_eq!((h.read_u64(1, base + 4096).unwrap(), h.read_u64(1, base + 2 * 4096).unwrap()), (2, 3));
+    // The freed edges are free space again: mapped over exactly, then merged back.
+    h.core.mmap(1, &MmapArgs::anon(4096, Prot::RW).at(base, Placement::FixedNoReplace)).unwrap();
+    h.core.mmap(1, &MmapArgs::anon(4096, Prot::RW).at(base + 3 * 4096, Placement::FixedNoReplace)).unwrap();
+    assert_eq!(h.core.layout(1).unwrap()[0], (base, base + 4 * 4096, Prot::RW));
+    h.check();
+}
