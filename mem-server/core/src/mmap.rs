@@ -119,32 +119,35 @@ impl<K: Kernel> MemCore<K> {
         let new_obj = kind_obj.is_none() && a.shared;
         let obj_meta = if new_obj { crate::objects::charge_of(range.pages(), 0, false).1 } else { 0 };
         let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
-        // A private anonymous area placed next to an equal one needs no new area (Linux
-        // merges before it counts): checked for placements that remove nothing.
+        // The area's kind, but for a new shared object (which never merges).
+        let known_kind = match (kind_obj, a.shared) {
+            (None, false) => Some(match pager {
+                Some(pager) => AreaKind::Pager { pager, offset: 0 },
+                None => AreaKind::Anon,
+            }),
+            (None, true) => None,
+            (Some((obj, offset)), true) => Some(AreaKind::Shared { obj, offset }),
+            (Some((obj, offset)), false) => Some(AreaKind::PrivateBackend { obj, offset }),
+        };
+        // An area placed next to an equal one needs no new area (Linux merges before it
+        // counts). Known before anything changes for placements that remove nothing; after
+        // a Fixed mapping removed what it covers, its new neighbours are tried anyway.
         let merges = merge
             && a.placement != Placement::Fixed
-            && kind_obj.is_none()
-            && !a.shared
-            && pager.is_none()
-            && sp.areas.would_merge(range.start, &Area { end: range.end, prot: a.prot, max_prot, kind: AreaKind::Anon, attach: None, system: false });
+            && known_kind.is_some_and(|kind| sp.areas.would_merge(range.start, &Area { end: range.end, prot: a.prot, max_prot, kind, attach: None, system: false }));
         let new_areas = u64::from(!merges) + splits;
         sp.area_room(new_areas, self.cfg.limits.max_map_count)?;
         sp.meta_room(new_areas * crate::ledger::cost::AREA + obj_meta)?;
         if a.placement == Placement::Fixed {
             self.remove_range(client, range.start, range.end)?;
         }
-        let kind = match (kind_obj, a.shared) {
-            (None, false) => match pager {
-                Some(pager) => AreaKind::Pager { pager, offset: 0 },
-                None => AreaKind::Anon,
-            },
-            (None, true) => {
+        let kind = match known_kind {
+            Some(kind) => kind,
+            None => {
                 let obj = self.objs.create(range.pages(), Some(client), 0, false)?;
                 self.space_mut(client)?.budget.obj_meta += obj_meta;
                 AreaKind::Shared { obj, offset: 0 }
             }
-            (Some((obj, offset)), true) => AreaKind::Shared { obj, offset },
-            (Some((obj, offset)), false) => AreaKind::PrivateBackend { obj, offset },
         };
         if let Some(obj) = kind.object() {
             if let Some(o) = self.objs.get_mut(obj) {
@@ -153,7 +156,7 @@ impl<K: Kernel> MemCore<K> {
         }
         let sp = self.space_mut(client)?;
         sp.areas.insert(range.start, Area { end: range.end, prot: a.prot, max_prot, kind, attach: None, system: false });
-        if merge {
+        if merges || (merge && a.placement == Placement::Fixed && known_kind.is_some()) {
             self.merge_neighbours(client, range.start);
         }
         if a.populate {

@@ -33,7 +33,7 @@ impl<K: Kernel> MemCore<K> {
 
     /// Remove every area piece in `[start, end)` (page aligned).
     pub(crate) fn remove_range(&mut self, client: u32, start: u64, end: u64) -> Result<(), Errno> {
-        if self.cut_one_edge(client, start, end)? {
+        if self.remove_within_one_area(client, start, end)? {
             return Ok(());
         }
         self.split_boundaries(client, start, end)?;
@@ -50,14 +50,26 @@ impl<K: Kernel> MemCore<K> {
         Ok(())
     }
 
-    /// The common munmap of one end of one area (the tail a merged mmap added, a heap's
-    /// top): cut it off in place instead of splitting and removing a piece. `false` if
-    /// `[start, end)` is not exactly that (nothing changed then).
-    fn cut_one_edge(&mut self, client: u32, start: u64, end: u64) -> Result<bool, Errno> {
+    /// The common munmaps, with one lookup: exactly one whole area (removed), or one end
+    /// of one area (the tail a merged mmap added, a heap's top: cut off in place instead of
+    /// splitting and removing a piece). `false` if `[start, end)` is neither (nothing
+    /// changed then).
+    fn remove_within_one_area(&mut self, client: u32, start: u64, end: u64) -> Result<bool, Errno> {
         let MemCore { k, res, spaces, deferred, .. } = self;
         let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
         let Some((s, a)) = sp.areas.find(start).map(|(s, a)| (s, *a)) else { return Ok(false) };
-        if end > a.end || (s == start) == (a.end == end) {
+        if end > a.end {
+            return Ok(false);
+        }
+        if s == start && a.end == end {
+            let area = sp.areas.remove(s).ok_or(Errno::Fault)?;
+            release_range(k, res, deferred, sp, s, area.end);
+            if let Some(obj) = area.kind.object() {
+                self.drop_area_ref(obj);
+            }
+            return Ok(true);
+        }
+        if s != start && a.end != end {
             return Ok(false);
         }
         // The boundary inside the area must be a page boundary.
