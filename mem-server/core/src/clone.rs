@@ -41,7 +41,7 @@ impl<K: Kernel> MemCore<K> {
             from = a.end;
             if let Some(obj) = a.kind.object() {
                 if let Some(o) = self.objs.get_mut(obj) {
-                    o.area_refs += 1;
+                    o.add_area(child);
                 }
             }
             self.space_mut(child)?.areas.insert(s, a);

@@ -148,8 +148,16 @@ impl<K: Kernel> MemCore<K> {
         }
         for (id, obj) in self.objs.iter() {
             let mut area_refs = 0;
-            for sp in self.spaces.values() {
-                area_refs += sp.areas.iter().filter(|(_, a)| a.kind.object() == Some(id)).count() as u32;
+            for (c, sp) in self.spaces.iter() {
+                let n = sp.areas.iter().filter(|(_, a)| a.kind.object() == Some(id)).count() as u32;
+                area_refs += n;
+                let listed = obj.mappers().iter().find(|&&(m, _)| m == c).map_or(0, |&(_, k)| k);
+                if listed != n {
+                    return Err(format!("object {id}: {n} areas of client {c} map it, its reverse map says {listed}"));
+                }
+            }
+            if obj.mappers().iter().any(|&(c, k)| k == 0 || !self.spaces.contains_key(&c)) {
+                return Err(format!("object {id}: reverse map {:?} names a space without areas of it", obj.mappers()));
             }
             if area_refs != obj.area_refs {
                 return Err(format!("object {id}: {area_refs} areas map it, count says {}", obj.area_refs));

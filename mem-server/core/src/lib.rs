@@ -80,7 +80,10 @@ use space::{Deferred, Space};
 /// System-wide shm limits (Linux `SHMMNI`, `SHMMAX`, `SHMMIN`, `SHMALL`) and per-user
 /// ones: a segment outlives its creator, so what a user's segments hold after its clients
 /// are gone is bounded per uid (`per_uid_pages`, `per_uid_segments`). `total_pages` is
-/// clamped to the RAM the server owns at start.
+/// clamped to the RAM the server owns at start, and the per-uid limits to
+/// `1 / uid_share` of the system-wide ones, so that no user can take the whole system
+/// limit and deny shm to every other user (with the default 4, at least four users each
+/// get their share).
 #[derive(Clone, Copy, Debug)]
 pub struct ShmLimits {
     pub max_segments: u32,
@@ -89,6 +92,8 @@ pub struct ShmLimits {
     pub total_pages: u64,
     pub per_uid_pages: u64,
     pub per_uid_segments: u32,
+    /// The per-uid limits are at most the system-wide ones divided by this (at least 1).
+    pub uid_share: u32,
 }
 
 /// Server configuration.
@@ -154,6 +159,7 @@ impl Config {
                 total_pages: 1 << 22,
                 per_uid_pages: 1 << 20,
                 per_uid_segments: 512,
+                uid_share: 4,
             },
             limits: Limits::default(),
             admins: Vec::new(),
@@ -222,6 +228,9 @@ impl<K: Kernel> MemCore<K> {
         let hi = slot_hi.min(pagetable::MAX_SLOT + 1);
         let ram_pages: u64 = untypeds.iter().filter(|u| !u.device).map(|u| (1u64 << u.size_bits.min(63)) >> 12).sum();
         cfg.shm.total_pages = cfg.shm.total_pages.min(ram_pages);
+        let share = cfg.shm.uid_share.max(1);
+        cfg.shm.per_uid_pages = cfg.shm.per_uid_pages.min(cfg.shm.total_pages / u64::from(share));
+        cfg.shm.per_uid_segments = cfg.shm.per_uid_segments.min(cfg.shm.max_segments / share);
         MemCore {
             k,
             res: Res::new(untypeds, slot_lo, hi, cfg.retype_batch, cfg.direct_map),

@@ -9,10 +9,18 @@
 //! from them, so a TCB that still names one as its IPC buffer loses it before the frame is
 //! reused), the objects the client owned (a backend dies with its owner and its pages are
 //! taken from every space mapping it; a shared object still mapped elsewhere is handed to
-//! a space mapping it, which pays from then on, even past its quota, which then stops its
-//! next allocations; the metadata moves with its reservation, so the heap stays within
-//! what was promised; shm segments follow `shm.rs`), the page tables, and the VSpace
-//! (revoked too: no stale VSpace cap survives into the next use).
+//! a space mapping it *that has room for it* — its pages within its quota, its metadata
+//! within its own budget — which pays from then on; if none has room the object is
+//! destroyed like a backend, its pages taken from every space mapping it; shm segments
+//! follow `shm.rs`), the page tables, and the VSpace (revoked too: no stale VSpace cap
+//! survives into the next use).
+//!
+//! The hand-over rule is what keeps budgets from being escaped: no client is ever charged
+//! past its quota or its metadata budget, so however clones are made, objects shared and
+//! owners destroyed, the clients alive never hold more than the sum of their quotas (the
+//! chain "clone; the child fills a new shared object; the parent exits; repeat" leaves the
+//! survivor at most its quota, and objects nobody has room for go). The spaces mapping an
+//! object come from its reverse map (`objects.rs`), never from a scan of every space.
 //! Neighbours: `lib.rs` (the state), `admin.rs` (the requests), `reset.rs`, `pin.rs`.
 
 use mem_protocol::Errno;
@@ -81,12 +89,11 @@ impl<K: Kernel> MemCore<K> {
         self.pagers_client_gone(client);
         crate::reset::clear_space(self, client)?;
         self.release_pins(client);
-        let moved = self.owner_gone(client);
+        self.owner_gone(client);
         crate::shm::forget_client(self, client);
         self.notes.forget(client);
         let mut sp = self.spaces.remove(&client).ok_or(Errno::Srch)?;
-        // What moved to heirs stays reserved, under their budgets now.
-        self.reserved_meta -= sp.budget.meta_limit - moved;
+        self.reserved_meta -= sp.budget.meta_limit;
         // Tables, then the VSpace; any the kernel refuses wait in `deferred` (the VSpace
         // after its tables, so it is never reused with a stale table in it).
         for t in sp.pt.take_tables() {
@@ -101,12 +108,11 @@ impl<K: Kernel> MemCore<K> {
     }
 
     /// The objects `client` owned: backends die with it, other objects still mapped go to
-    /// a space that maps them. Returns the metadata reservation moved to heirs.
-    fn owner_gone(&mut self, client: u32) -> u64 {
+    /// a space that maps them and has room (`hand_over`).
+    fn owner_gone(&mut self, client: u32) {
         for id in self.backends.owned_by(client) {
             self.backend_revoke(id);
         }
-        let mut moved = 0;
         for obj in self.objs.owned_by(client) {
             if self.objs.get(obj).is_none() || self.shm.owns_object(obj) {
                 continue; // gone meanwhile, or shm.rs decides (`forget_client`)
@@ -115,41 +121,43 @@ impl<K: Kernel> MemCore<K> {
                 // A destroyed backend's cache, still mapped somewhere: it dies too.
                 self.kill_object(obj);
             } else if !self.backends.is_backend_object(obj) {
-                moved += self.hand_over(obj, client);
+                self.hand_over(obj, client);
             }
         }
-        moved
     }
 
-    /// Give object `obj` (owned by `from`, which is going away) to a space that maps it;
-    /// it pays from then on: the pages even past its quota, the metadata within its budget
-    /// raised by what does not fit (that much of `from`'s reservation moves with it, and is
-    /// returned). If no other space maps the object, it has no owner any more (it is
-    /// released as soon as nothing holds it).
-    pub(crate) fn hand_over(&mut self, obj: ObjId, from: u32) -> u64 {
-        let (pages, meta) = match self.objs.get(obj) {
-            Some(o) => o.charge(),
-            None => return 0,
-        };
+    /// Give object `obj` (owned by `from`, which is going away) to a space that maps it and
+    /// has room for it (its pages within its quota, its metadata within its budget); it
+    /// pays from then on. If spaces map it but none has room, the object is destroyed
+    /// (`kill_object`: their mappings of it lose its pages). If no other space maps it, it
+    /// has no owner any more (released as soon as nothing holds it).
+    pub(crate) fn hand_over(&mut self, obj: ObjId, from: u32) {
+        let Some(o) = self.objs.get(obj) else { return };
+        let (pages, meta) = o.charge();
         if let Some(sp) = self.spaces.get_mut(&from) {
             sp.charged = sp.charged.saturating_sub(pages);
             sp.budget.put_meta(meta);
         }
-        let heir = self
-            .spaces
+        let Some(o) = self.objs.get_mut(obj) else { return };
+        o.owner = None;
+        let mapped_elsewhere = o.mappers().iter().any(|&(c, _)| c != from);
+        let spaces = &self.spaces;
+        let heir = o
+            .mappers()
             .iter()
-            .find(|(c, sp)| *c != from && sp.areas.iter().any(|(_, a)| a.kind.object() == Some(obj)))
-            .map(|(c, _)| c);
-        if let Some(o) = self.objs.get_mut(obj) {
-            o.owner = heir;
+            .map(|&(c, _)| c)
+            .find(|&c| c != from && spaces.get(&c).is_some_and(|sp| !sp.over_quota(pages) && sp.meta_room(meta).is_ok()));
+        match heir {
+            Some(c) => {
+                o.owner = Some(c);
+                if let Some(sp) = self.spaces.get_mut(&c) {
+                    sp.charged += pages;
+                    sp.budget.obj_meta += meta;
+                }
+            }
+            None if mapped_elsewhere => self.kill_object(obj),
+            None => self.release_obj_if_unused(obj),
         }
-        let Some(sp) = heir.and_then(|c| self.spaces.get_mut(&c)) else { return 0 };
-        let room = sp.budget.meta_limit.saturating_sub(sp.meta());
-        let moved = meta.saturating_sub(room);
-        sp.budget.meta_limit += moved;
-        sp.charged += pages;
-        sp.budget.obj_meta += meta;
-        moved
     }
 
     /// Destroy object `obj` now: every area mapping it, in every space, loses its shared
@@ -157,7 +165,13 @@ impl<K: Kernel> MemCore<K> {
     /// it stay), so the object's last references go and it is released.
     pub(crate) fn kill_object(&mut self, obj: ObjId) {
         let MemCore { k, res, spaces, deferred, objs, .. } = self;
-        for sp in spaces.values_mut() {
+        // The spaces that map it, from its reverse map (a handful of entries).
+        let mappers: alloc::vec::Vec<u32> = match objs.get(obj) {
+            Some(o) => o.mappers().iter().map(|&(c, _)| c).collect(),
+            None => return,
+        };
+        for c in mappers {
+            let Some(sp) = spaces.get_mut(&c) else { continue };
             let mut at = 0u64;
             loop {
                 let Some((s, a)) = sp.areas.iter_from(at).find(|(_, a)| a.kind.object() == Some(obj)).map(|(s, a)| (s, *a)) else {
@@ -170,7 +184,7 @@ impl<K: Kernel> MemCore<K> {
                     area.kind = crate::area::AreaKind::Dead;
                 }
                 if let Some(o) = objs.get_mut(obj) {
-                    o.area_refs -= 1;
+                    o.drop_area(c);
                 }
                 at = a.end;
             }

@@ -66,7 +66,7 @@ impl<K: Kernel> MemCore<K> {
         for obj in sp.areas.merge_around(start).into_iter().flatten() {
             // The merged area still references the object: it never goes here.
             if let Some(o) = self.objs.get_mut(obj) {
-                o.area_refs -= 1;
+                o.drop_area(client);
             }
         }
     }
@@ -151,7 +151,7 @@ impl<K: Kernel> MemCore<K> {
         };
         if let Some(obj) = kind.object() {
             if let Some(o) = self.objs.get_mut(obj) {
-                o.area_refs += 1;
+                o.add_area(client);
             }
         }
         let sp = self.space_mut(client)?;

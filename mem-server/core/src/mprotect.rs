@@ -87,7 +87,7 @@ impl<K: Kernel> MemCore<K> {
         }
         if let Some(obj) = shift.and_then(|left| shm::merge_pieces(sp, left)) {
             if let Some(o) = objs.get_mut(obj) {
-                o.area_refs -= 1;
+                o.drop_area(client);
             }
         }
         // Merge with equal neighbours, as Linux merges VMAs (not shm pieces: `try_merge_next`).

@@ -44,7 +44,7 @@ impl<K: Kernel> MemCore<K> {
             let area = sp.areas.remove(s).ok_or(Errno::Fault)?;
             release_range(k, res, deferred, sp, s, area.end);
             if let Some(obj) = area.kind.object() {
-                self.drop_area_ref(obj);
+                self.drop_area_ref(obj, client);
             }
         }
         Ok(())
@@ -65,7 +65,7 @@ impl<K: Kernel> MemCore<K> {
             let area = sp.areas.remove(s).ok_or(Errno::Fault)?;
             release_range(k, res, deferred, sp, s, area.end);
             if let Some(obj) = area.kind.object() {
-                self.drop_area_ref(obj);
+                self.drop_area_ref(obj, client);
             }
             return Ok(true);
         }
@@ -109,7 +109,7 @@ impl<K: Kernel> MemCore<K> {
         for b in [start, end] {
             if let Some(obj) = sp.areas.split_at(b) {
                 if let Some(o) = objs.get_mut(obj) {
-                    o.area_refs += 1;
+                    o.add_area(client);
                 }
             }
         }
@@ -117,9 +117,9 @@ impl<K: Kernel> MemCore<K> {
     }
 
     /// An area referencing `obj` went away: destroy the object if it was the last user.
-    pub(crate) fn drop_area_ref(&mut self, obj: ObjId) {
+    pub(crate) fn drop_area_ref(&mut self, obj: ObjId, client: u32) {
         if let Some(o) = self.objs.get_mut(obj) {
-            o.area_refs -= 1;
+            o.drop_area(client);
         }
         self.release_obj_if_unused(obj);
     }

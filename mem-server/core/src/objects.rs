@@ -9,8 +9,14 @@
 //! and, per page, the frame and an entry of the page map ([`cost::OBJ_PAGE`]). A shm
 //! segment is paid in full when it is created (`prepaid`); other objects are paid page by
 //! page as pages appear. When the owner goes away an object that is still mapped is handed
-//! to one of the spaces mapping it, which pays from then on (`lifecycle.rs`); an orphaned
-//! shm segment is paid by its creator's uid (`shm.rs`).
+//! to one of the spaces mapping it that has room for it, which pays from then on, or else
+//! destroyed (`lifecycle.rs`); an orphaned shm segment is paid by its creator's uid
+//! (`shm.rs`).
+//!
+//! Each object keeps a reverse map: which spaces map it and with how many areas
+//! (`mappers`), so the server finds them without looking at every space's areas (hand-over,
+//! destroying an object). Its entries are charged with the areas that make them
+//! (`ledger::cost::AREA`).
 //! Neighbours: `area.rs` (areas name objects), `shm.rs`, `backend.rs`, `fault.rs`.
 
 use alloc::collections::BTreeMap;
@@ -31,8 +37,10 @@ pub struct MemObject {
     /// Frame slot of each page present; absent pages read as zero. Sparse, so a huge
     /// object costs nothing until touched (and touching is bounded by budgets).
     pages: BTreeMap<u64, Slot>,
-    /// Areas mapping (part of) this object.
+    /// Areas mapping (part of) this object (the sum of `mappers`).
     pub area_refs: u32,
+    /// The reverse map: `(client, areas of it mapping this object)`, each client once.
+    mappers: Vec<(u32, u32)>,
     /// Other holders (shm registry entry, backend).
     pub holders: u32,
     /// Client charged for the object, while one is.
@@ -75,6 +83,28 @@ impl MemObject {
     pub fn charge(&self) -> (u64, u64) {
         charge_of(self.npages, self.present(), self.prepaid)
     }
+    /// One more area of `client` maps this object.
+    pub fn add_area(&mut self, client: u32) {
+        self.area_refs += 1;
+        match self.mappers.iter_mut().find(|(c, _)| *c == client) {
+            Some((_, n)) => *n += 1,
+            None => self.mappers.push((client, 1)),
+        }
+    }
+    /// One area of `client` mapping this object went (or merged with another of its own).
+    pub fn drop_area(&mut self, client: u32) {
+        self.area_refs -= 1;
+        if let Some(i) = self.mappers.iter().position(|(c, _)| *c == client) {
+            self.mappers[i].1 -= 1;
+            if self.mappers[i].1 == 0 {
+                self.mappers.swap_remove(i);
+            }
+        }
+    }
+    /// The spaces mapping this object, with how many areas each.
+    pub fn mappers(&self) -> &[(u32, u32)] {
+        &self.mappers
+    }
 }
 
 #[derive(Debug, Default)]
@@ -87,7 +117,7 @@ pub struct Objects {
 impl Objects {
     /// A new empty object of `pages` pages (the caller has checked and charges the owner).
     pub fn create(&mut self, pages: u64, owner: Option<u32>, holders: u32, prepaid: bool) -> Result<ObjId, Errno> {
-        let obj = MemObject { npages: pages, pages: BTreeMap::new(), area_refs: 0, holders, owner, prepaid };
+        let obj = MemObject { npages: pages, pages: BTreeMap::new(), area_refs: 0, mappers: Vec::new(), holders, owner, prepaid };
         self.live += 1;
         Ok(match self.free.pop() {
             Some(i) => {

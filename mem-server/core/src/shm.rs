@@ -240,7 +240,7 @@ impl<K: Kernel> MemCore<K> {
         let area = Area { end: start + len, prot, max_prot: prot.union(Prot::EXEC), kind: AreaKind::Shared { obj, offset: 0 }, attach: Some(start), system: false };
         self.space_mut(client)?.areas.insert(start, area);
         if let Some(o) = self.objs.get_mut(obj) {
-            o.area_refs += 1;
+            o.add_area(client);
         }
         if let Some(s) = self.shm.segs.get_mut(&shmid) {
             s.lpid = client;

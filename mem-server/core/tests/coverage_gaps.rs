@@ -153,7 +153,11 @@ fn shm_set_changes_who_may_attach() {
 /// when it is only marked removed while attached).
 #[test]
 fn shm_total_pages_come_back_when_a_segment_dies() {
-    let mut h = H::with(ModelConfig::riscv64(64 * MB), |c| c.shm.total_pages = 8);
+    // One user may fill the system limit here (`uid_share` 1): this is about the total.
+    let mut h = H::with(ModelConfig::riscv64(64 * MB), |c| {
+        c.shm.total_pages = 8;
+        c.shm.uid_share = 1;
+    });
     h.client(1, 1000, 100, QUOTA);
     h.client(2, 2000, 200, QUOTA);
     let a = h.core.shmget(1, ShmKey::Key(1), 4 * PAGE + 1, true, false, 0o666).unwrap(); // 5 pages

@@ -138,9 +138,11 @@ fn shm_segment_count_and_metadata_come_back_to_the_creating_client() {
 /// ENOSPC for every client at either limit, room again when a segment dies.
 #[test]
 fn shm_system_limits_are_exact_and_come_back() {
+    // One user may use the whole system limits here (`uid_share` 1): this is about them.
     let mut h = shm_harness(|c| {
         c.shm.max_segments = 3;
         c.shm.total_pages = 6;
+        c.shm.uid_share = 1;
     });
     h.client(1, 1000, 100, QUOTA);
     h.client(2, 2000, 200, QUOTA);
