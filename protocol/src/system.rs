@@ -54,6 +54,13 @@ pub const FAULT_BADGE_FLAG: u64 = 1 << 40;
 pub const NOTIFY_NOTE: u64 = 1 << 21;
 /// The server died; the next request to it is answered with [`SERVER_DIED_LABEL`].
 pub const NOTIFY_DIED: u64 = 1 << 22;
+/// Badge with which the server's zeroing thread signals the notification bound to the
+/// server's main thread (a batch of frames is zeroed): it wakes the main thread's `Recv`
+/// on the endpoint with this badge, which no endpoint cap carries.
+pub const ZEROER_DONE_BADGE: u64 = 1 << 41;
+/// Priority of the server's zeroing thread: below everything, so it runs only when no
+/// other thread can.
+pub const ZEROER_PRIORITY: u64 = 1;
 
 /// Length in bytes of the reason in a [`SERVER_DIED_LABEL`] message whose MR0 is `mr0`.
 pub const fn died_reason_len(mr0: u64) -> usize {
@@ -91,6 +98,15 @@ pub mod server_slot {
     /// Badged notification cap to the administrator's notification ([`super::NOTIFY_NOTE`],
     /// [`super::NOTIFY_DIED`] are the badges of two copies: `NOTIFY` and `NOTIFY + 1`).
     pub const NOTIFY: u64 = 9;
+    /// The zeroing thread's TCB (configured by the root task: the server's CSpace and
+    /// VSpace, its IPC buffer at [`super::SERVER_ZEROER_IPC_VADDR`], priority
+    /// [`super::ZEROER_PRIORITY`]; started by the server, which knows its entry and stack).
+    pub const ZEROER_TCB: u64 = 12;
+    /// Notification the zeroing thread waits on (the main thread signals a new batch).
+    pub const ZEROER_WAKE: u64 = 13;
+    /// Badged ([`super::ZEROER_DONE_BADGE`]) cap to the notification bound to the server's
+    /// main thread, which the zeroing thread signals when a batch is done.
+    pub const ZEROER_DONE: u64 = 14;
     /// Frames of the administrator's shared buffer, [`super::SharedLayout::PAGES`] of them.
     pub const ADMIN_BUFFER: u64 = 16;
 }
@@ -112,6 +128,8 @@ pub const CLIENT_CNODE_BITS: u8 = 4;
 pub const SERVER_BOOT_VADDR: u64 = 0x8000_0000;
 /// The server's IPC buffer (same leaf table as the boot page).
 pub const SERVER_IPC_BUFFER_VADDR: u64 = 0x8000_1000;
+/// The IPC buffer of the server's zeroing thread (same leaf table).
+pub const SERVER_ZEROER_IPC_VADDR: u64 = 0x8000_2000;
 /// Two 4 KiB window pages (one 2 MiB leaf table pre-mapped by the root task) through which
 /// the server zeroes, copies, reads and writes frames.
 pub const SERVER_WINDOW_VADDR: u64 = 0x8020_0000;

@@ -7,9 +7,10 @@
 //! 2. The cold client (20): first touches on frames retyped on demand.
 //! 3. The bench client (22) starts and waits (STEP 0); the warm-up client (21) touches
 //!    pages and is destroyed while the bench client lives (so the server keeps the frames
-//!    pooled and zeroes them, instead of giving them back to the untypeds as it does when
-//!    the last client goes): the bench client's faults take recycled frames, the steady
-//!    state.
+//!    pooled, instead of giving them back to the untypeds as it does when the last client
+//!    goes); the root task waits until the system is idle, which is when the server's
+//!    zeroing thread zeroes them: the bench client's faults take recycled clean frames, the
+//!    steady state.
 //! 4. The bench client: every other operation; at its STEP(1) the root task clones its
 //!    space (the clone is never started: it only holds the pages), so its next stores are
 //!    copy-on-write faults; the clone is destroyed afterwards.
@@ -44,6 +45,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         let wb = w.badge;
         let r = ctx.expect_pass(wb);
         ctx.finish(alloc::vec![w], r)?;
+        ctx.wait_idle();
         ctx.answer(reply);
         let (_, reply) = ctx.expect_step(b, 1)?;
         let child = ctx.new_badge()?;

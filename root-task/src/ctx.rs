@@ -236,6 +236,17 @@ impl Ctx {
         let _ = tcb.tcb_set_priority(tcb, ROOT_PRIORITY);
     }
 
+    /// Wait until every other thread is blocked, idle ones included (the server's zeroing
+    /// thread has nothing left to zero): the root task drops to the lowest priority, which
+    /// lets every runnable thread run first, then takes its own priority back.
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
+    pub fn wait_idle(&mut self) {
+        let tcb = sel4::init_thread::slot::TCB.cap();
+        let _ = tcb.tcb_set_priority(tcb, 0);
+        sel4::r#yield();
+        let _ = tcb.tcb_set_priority(tcb, ROOT_PRIORITY);
+    }
+
     /// Wait for the next event and require it to come from `badge`'s PASS.
     pub fn expect_pass(&mut self, badge: u32) -> Result<(), String> {
         match self.next_event() {

@@ -12,8 +12,9 @@
 //! - `Clone`: the same for the child, whose inherited mapping of the parent's buffer is
 //!   removed first (the child gets a buffer of its own).
 //! - `DestroySpace`: the space and everything it holds (`lifecycle.rs`); then, if no space
-//!   is left, pooled objects go back to their untypeds where they can (`trim`), and the
-//!   freed frames that stay pooled are zeroed now (`maintain`), off the fault path.
+//!   is left, pooled objects go back to their untypeds where they can (`trim`). The freed
+//!   frames that stay pooled are only queued (dirty): zeroing them is idle work
+//!   (`MemCore::lend_dirty`), never part of this request.
 //! - `ExportFrame`: pins the page (`pin.rs`) and answers with its frame cap.
 //!
 //! A failure after a space was created destroys it again: a failed request leaves nothing
@@ -87,14 +88,14 @@ impl<K: Kernel> MemCore<K> {
     }
 
     /// `DestroySpace`, then trim (no space left: memory goes back to the untypeds where it
-    /// can) and zero the freed frames that stay pooled, so that later faults find clean
-    /// frames and cost one `Page_Map`.
+    /// can). The freed frames that stay pooled are dirty: they are zeroed off the request
+    /// path (`MemCore::lend_dirty`: the seL4 server's zeroing thread, when nothing else
+    /// runs), or by the fault that takes one while none is clean yet.
     pub fn admin_destroy(&mut self, client: u32) -> Result<(), Errno> {
         self.destroy_space(client)?;
         if self.spaces.is_empty() {
             self.trim();
         }
-        self.maintain(usize::MAX);
         Ok(())
     }
 

@@ -321,6 +321,27 @@ impl<K: Kernel> MemCore<K> {
         self.deferred.flush(&mut self.k, &mut self.res)
     }
 
+    /// Frames to zero off the request path: up to `out.len()` dirty small frames lent to
+    /// the caller (see `res::Res::lend_dirty`); give them back with [`MemCore::zeroed`].
+    pub fn lend_dirty(&mut self, out: &mut [Slot]) -> usize {
+        self.res.lend_dirty(out)
+    }
+
+    /// Lent frames come back, zeroed: later faults take them without zeroing.
+    pub fn zeroed(&mut self, frames: &[Slot]) {
+        self.res.zeroed(frames)
+    }
+
+    /// Lent frames come back not zeroed after all: dirty again.
+    pub fn unlend(&mut self, frames: &[Slot]) {
+        self.res.unlend(frames)
+    }
+
+    /// Is there idle work: dirty frames to zero?
+    pub fn has_dirty_frames(&self) -> bool {
+        self.res.dirty_frames() != 0
+    }
+
     /// Idle work: retry deferred releases and zero up to `budget` freed frames.
     pub fn maintain(&mut self, budget: usize) -> usize {
         self.settle();

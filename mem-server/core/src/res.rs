@@ -99,6 +99,9 @@ pub struct Res {
     pub direct_copies: u32,
     /// Frames (in 4 KiB units) held by clients, objects and page tables.
     pub frames_in_use: u64,
+    /// Dirty small frames lent out to be zeroed off the request path (`lend_dirty`) and
+    /// not given back yet: free, neither pooled nor in use.
+    pub lent: u64,
 }
 
 /// Up to this many objects per `Untyped_Retype` (seL4's fan-out limit is 256).
@@ -139,6 +142,7 @@ impl Res {
             direct,
             direct_copies: 0,
             frames_in_use: 0,
+            lent: 0,
         }
     }
 
@@ -338,6 +342,40 @@ impl Res {
                 PageSize::Large => self.push(Kind::LargeDirty, slot),
             }
         }
+    }
+
+    /// Take up to `out.len()` dirty small frames out of the pool, to be zeroed elsewhere
+    /// (the seL4 server's zeroing thread, which runs when nothing else does) and given back
+    /// with [`Res::zeroed`]; returns how many. Meanwhile they count as free (and their
+    /// slots as pooled), and as live for `trim` (their untyped is not reset under them).
+    pub fn lend_dirty(&mut self, out: &mut [Slot]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let Some(s) = self.pop(Kind::Dirty) else { break };
+            self.take_live(s);
+            out[n] = s;
+            n += 1;
+        }
+        self.lent += n as u64;
+        n
+    }
+
+    /// Frames lent with [`Res::lend_dirty`] come back zeroed: into the clean pool.
+    pub fn zeroed(&mut self, frames: &[Slot]) {
+        for &s in frames {
+            self.put_live(s);
+            self.push(Kind::Clean, s);
+        }
+        self.lent -= frames.len() as u64;
+    }
+
+    /// Frames lent with [`Res::lend_dirty`] come back as they were (not zeroed): dirty.
+    pub fn unlend(&mut self, frames: &[Slot]) {
+        for &s in frames {
+            self.put_live(s);
+            self.push(Kind::Dirty, s);
+        }
+        self.lent -= frames.len() as u64;
     }
 
     /// Zero up to `budget` dirty frames so later faults find clean ones (idle work).
@@ -562,7 +600,8 @@ impl Res {
             + self.pool_len(Kind::Dirty)
             + 512 * (self.pool_len(Kind::LargeClean) + self.pool_len(Kind::LargeDirty))
             + self.pool_len(Kind::Tables)
-            + 2 * self.pool_len(Kind::VSpaces);
+            + 2 * self.pool_len(Kind::VSpaces)
+            + self.lent;
         let untyped: u64 = self
             .uts
             .iter()
@@ -575,6 +614,7 @@ impl Res {
     pub fn slots_pooled(&self) -> u32 {
         KINDS.iter().map(|&k| self.pools[k as usize].len).sum::<u32>()
             + self.devices.iter().map(|d| d.frames.len() as u32).sum::<u32>()
+            + self.lent as u32
     }
 
     /// Dirty frames waiting to be zeroed (`maintain`).

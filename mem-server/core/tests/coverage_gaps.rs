@@ -395,3 +395,47 @@ fn mprotect_merge_and_user_top() {
     assert_eq!(h.core.layout(1).unwrap(), vec![(t, hi, Prot::READ)]);
     h.check();
 }
+
+/// Zeroing off the request path: `DestroySpace` only queues the freed frames (dirty); frames
+/// lent for zeroing count as free and pooled all the while, come back clean, and a later
+/// fault takes one without zeroing it; `trim` leaves lent frames' untypeds alone; frames
+/// given back unzeroed are dirty again.
+#[test]
+fn frames_lent_for_zeroing_off_the_request_path() {
+    let mut h = small_pages(64 * MB, |c| c.retype_batch = 1);
+    h.client(1, 1000, 1000, QUOTA);
+    h.client(2, 1000, 1000, QUOTA);
+    let a = h.core.mmap(1, &MmapArgs::anon(16 * PAGE, Prot::RW)).unwrap();
+    for i in 0..16 {
+        h.write(1, a + i * PAGE, &[0xcd; 64]).unwrap();
+    }
+    let k0 = h.core.kernel().stats();
+    h.core.admin_destroy(1).unwrap();
+    assert_eq!(h.core.kernel().stats().frame_zero, k0.frame_zero, "DestroySpace zeroes nothing");
+    let (dirty, clean) = h.core.pool_frames();
+    assert!(dirty >= 16, "the freed frames are queued dirty: {dirty}");
+    let s0 = h.core.stats(None).unwrap();
+    let mut lent = [0; 8];
+    assert_eq!(h.core.lend_dirty(&mut lent), 8);
+    let s1 = h.core.stats(None).unwrap();
+    assert_eq!((s1.frames_free, s1.slots_free, s1.frames_in_use), (s0.frames_free, s0.slots_free, s0.frames_in_use), "lent frames count as free");
+    assert_eq!(h.core.pool_frames(), (dirty - 8, clean));
+    h.check();
+    h.core.trim();
+    for &f in &lent {
+        assert!(h.core.kernel().cap_kind(f).is_some(), "trim left the lent frame {f} alone");
+        mem_core::Kernel::frame_zero(h.core.kernel_mut(), f).unwrap();
+    }
+    h.core.zeroed(&lent[..6]);
+    h.core.unlend(&lent[6..]);
+    assert_eq!(h.core.pool_frames(), (dirty - 6, clean + 6));
+    h.check();
+    // Client 2's next faults take the clean frames: no zeroing on the fault path.
+    let b = h.core.mmap(2, &MmapArgs::anon(6 * PAGE, Prot::RW)).unwrap();
+    let k1 = h.core.kernel().stats();
+    for i in 0..6 {
+        assert_eq!(h.read_u64(2, b + i * PAGE).unwrap(), 0);
+    }
+    assert_eq!(h.core.kernel().stats().frame_zero, k1.frame_zero, "clean frames need no zeroing");
+    h.check();
+}

@@ -11,13 +11,17 @@
 //!   client-buffer region.
 //! - Caps per `server_slot` (the administrator's notification twice, badged `NOTIFY_NOTE`
 //!   and `NOTIFY_DIED`), then the untypeds from [`FIRST_UNTYPED_SLOT`] up.
+//! - A second thread for zeroing freed frames when nothing else runs (`ZEROER_TCB`,
+//!   configured here, started by the server), its IPC buffer at `SERVER_ZEROER_IPC_VADDR`,
+//!   its two notifications (`ZEROER_WAKE`; `ZEROER_DONE`, bound to the main thread).
 
 use alloc::vec::Vec;
 
 use mem_protocol::system::{
     server_slot, ServerBoot, UntypedInfo, BUFFER_STRIDE, MAX_BADGES, MAX_UNTYPEDS, NOTIFY_DIED,
-    NOTIFY_NOTE, SERVER_BOOT_VADDR, SERVER_BUFFERS_VADDR, SERVER_CNODE_BITS, SERVER_DIRECT_VADDR, SERVER_HEAP_VADDR,
-    SERVER_IPC_BUFFER_VADDR, SERVER_LARGE_WINDOW_VADDR, SERVER_REPORT_BADGE, SERVER_WINDOW_VADDR,
+    NOTIFY_NOTE, SERVER_BOOT_VADDR, SERVER_BUFFERS_VADDR, SERVER_CNODE_BITS, SERVER_DIRECT_VADDR,
+    SERVER_HEAP_VADDR, SERVER_IPC_BUFFER_VADDR, SERVER_LARGE_WINDOW_VADDR, SERVER_REPORT_BADGE,
+    SERVER_WINDOW_VADDR, SERVER_ZEROER_IPC_VADDR, ZEROER_DONE_BADGE, ZEROER_PRIORITY,
 };
 
 use crate::elf::{self, Scratch};
@@ -78,6 +82,8 @@ pub fn start(objs: &mut Objects, scratch: &Scratch, parts: &ServerParts) -> sel4
     tables.ensure(objs, SERVER_IPC_BUFFER_VADDR, LEAF_LEVEL)?;
     let ipc = objs.alloc_fixed::<sel4::cap_type::Granule>()?;
     tables.map_page(ipc, SERVER_IPC_BUFFER_VADDR, sel4::CapRights::read_write(), false)?;
+    let zeroer_ipc = objs.alloc_fixed::<sel4::cap_type::Granule>()?;
+    tables.map_page(zeroer_ipc, SERVER_ZEROER_IPC_VADDR, sel4::CapRights::read_write(), false)?;
     let boot_page = objs.alloc_fixed::<sel4::cap_type::Granule>()?;
 
     // Windows and client-buffer region.
@@ -156,6 +162,29 @@ pub fn start(objs: &mut Objects, scratch: &Scratch, parts: &ServerParts) -> sel4
     // the server (otherwise every IPC with a client would), and the client stays the owner.
     let no_fpu = sel4::TcbFlagsBuilder::new().fpu_disabled(true).build();
     tcb.tcb_set_flags(0, no_fpu)?;
+
+    // The zeroing thread: same CSpace, VSpace and fault endpoint, its own IPC buffer, the
+    // lowest priority; the server starts it (it knows its entry point and stack). Its
+    // "done" signals arrive on a notification bound to the main thread.
+    let zeroer = objs.alloc_fixed::<sel4::cap_type::Tcb>()?;
+    zeroer.tcb_configure(
+        sel4::CPtr::from_bits(server_slot::REPORT),
+        cnode,
+        sel4::CNodeCapData::skip_high_bits(SERVER_CNODE_BITS as usize),
+        vspace,
+        SERVER_ZEROER_IPC_VADDR as sel4::Word,
+        zeroer_ipc,
+    )?;
+    zeroer.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), 0, ZEROER_PRIORITY)?;
+    zeroer.tcb_set_flags(0, sel4::TcbFlagsBuilder::new().fpu_disabled(true).build())?;
+    to(server_slot::ZEROER_TCB).copy(&root_path(zeroer.bits() as usize), sel4::CapRights::all())?;
+    let wake = objs.alloc_fixed::<sel4::cap_type::Notification>()?;
+    to(server_slot::ZEROER_WAKE).copy(&root_path(wake.bits() as usize), sel4::CapRights::all())?;
+    let done = objs.alloc_fixed::<sel4::cap_type::Notification>()?;
+    let signal_only = sel4::CapRights::new(false, false, false, true);
+    to(server_slot::ZEROER_DONE).mint(&root_path(done.bits() as usize), signal_only, ZEROER_DONE_BADGE)?;
+    tcb.tcb_bind_notification(done)?;
+
     let mut ctx = sel4::UserContext::default();
     *ctx.pc_mut() = entry as sel4::Word;
     tcb.tcb_write_all_registers(true, &mut ctx)?;

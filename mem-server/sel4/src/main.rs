@@ -10,7 +10,8 @@
 //! - `buffers.rs`: the server's views of the shared buffers, and the descriptor-ring
 //!   protocol for bulk data (documented there; the client library must match it);
 //! - `server.rs`: the server loop (faults, requests, replies, caps handed out). Every
-//!   policy, the administrator's included, is `mem-core`'s.
+//!   policy, the administrator's included, is `mem-core`'s;
+//! - `zeroer.rs`: the second thread, which zeroes freed frames when nothing else runs.
 //!
 //! Start-up ([`main`]): read the [`ServerBoot`] record the root task wrote (postcard) at
 //! [`SERVER_BOOT_VADDR`]; build the core over the untypeds it lists and the slots
@@ -35,7 +36,11 @@
 //!   + SERVER_HEAP_MAX`, the leaf tables of the whole buffer region
 //!   `SERVER_BUFFERS_VADDR .. + MAX_BADGES * BUFFER_STRIDE`;
 //! - badged copies of the administrator's notification in `server_slot::NOTIFY`
-//!   (`NOTIFY_NOTE`) and `NOTIFY + 1` (`NOTIFY_DIED`).
+//!   (`NOTIFY_NOTE`) and `NOTIFY + 1` (`NOTIFY_DIED`);
+//! - the zeroing thread's TCB, configured but not started, in `server_slot::ZEROER_TCB`
+//!   (its IPC buffer at `SERVER_ZEROER_IPC_VADDR`), the notification it waits on in
+//!   `ZEROER_WAKE`, and a cap badged `ZEROER_DONE_BADGE` to a notification bound to the
+//!   main thread in `ZEROER_DONE` (without them the server zeroes frames on the fault path).
 //!
 //! Build (from the repository root, after `make deps kernel target-specs`; ARCH riscv64 →
 //! TARGET riscv64imac-sel4, aarch64 → aarch64-sel4):
@@ -68,6 +73,7 @@ mod pagemem;
 mod runtime;
 mod server;
 mod window;
+mod zeroer;
 #[cfg(feature = "bench")]
 mod meter;
 

@@ -12,8 +12,9 @@
 //! - [`entrypoint`] registers the IPC buffer with the `sel4` crate and calls
 //!   [`crate::main`];
 //! - the global allocator is `dlmalloc` over the server's heap (`heap.rs`): all of
-//!   `mem-core`'s metadata lives there. The server is single-threaded, so the heap lock is
-//!   [`SingleThreadLock`], which only detects re-entry;
+//!   `mem-core`'s metadata lives there. Only the main thread allocates (the zeroing thread
+//!   of `zeroer.rs` never does), so the heap lock is [`SingleThreadLock`], which only
+//!   detects re-entry;
 //! - a panic prints one line (`mem-server: panic: ...`) and makes the server a dead one
 //!   that tells the root task why (`death.rs`).
 //!

@@ -23,6 +23,10 @@
 //!   `PagerWait` with nothing queued is held the same way (`Answer::held`). The core answers
 //!   both later through `Kernel::reply_saved`.
 //!
+//! - The zeroing thread's "batch done" (`ZEROER_DONE_BADGE`, through the notification
+//!   bound to this thread): no reply; after every message the loop lets the zeroer take a
+//!   finished batch back and lend the next (`zeroer.rs`).
+//!
 //! A cap the core hands out (`CreateSpace`, `Clone`: a VSpace; `ExportFrame`: a pinned
 //! frame) travels as the reply's one extra cap from [`server_slot::EXPORT`]; the server's
 //! copy there is deleted when the next request arrives, so it never outlives the object. A
@@ -31,7 +35,7 @@
 use mem_core::{Access, MemCore, Sender, Slot, Unresolved};
 use mem_protocol::system::{
     server_slot, ADMIN_BADGE, REQUEST_LABEL, UNRESOLVED_DENIED, UNRESOLVED_NO_AREA,
-    UNRESOLVED_NO_MEMORY, UNRESOLVED_OTHER, UNRESOLVED_PAGER,
+    UNRESOLVED_NO_MEMORY, UNRESOLVED_OTHER, UNRESOLVED_PAGER, ZEROER_DONE_BADGE,
 };
 use mem_protocol::{
     decode_request_words, encode_reply_words, ProtocolError, Reply, Request, IPC_BUFFER_WORDS,
@@ -41,6 +45,7 @@ use sel4::{cap, MessageInfo};
 
 use crate::buffers::Buffers;
 use crate::kernel_sel4::{abs, Sel4Kernel};
+use crate::zeroer::Zeroer;
 
 /// The memory server: the policy core, the buffer views, and the hand-out slot's state.
 pub struct Server {
@@ -48,6 +53,8 @@ pub struct Server {
     pub(crate) bufs: Buffers,
     /// [`server_slot::EXPORT`] holds a cap that went out with the last reply.
     pub(crate) export_held: bool,
+    /// The zeroing thread's batches (`zeroer.rs`).
+    zeroer: Zeroer,
 }
 
 /// What to send back for one message: a reply, or nothing (the sender stays blocked).
@@ -67,6 +74,7 @@ impl Server {
             core,
             bufs,
             export_held: false,
+            zeroer: Zeroer::start(),
         }
     }
 
@@ -83,6 +91,7 @@ impl Server {
                 None => ep.recv(()),
             };
             answer = self.handle(&info, badge);
+            self.zeroer.tend(&mut self.core);
         }
     }
 
@@ -103,6 +112,10 @@ impl Server {
     }
 
     fn handle_inner(&mut self, info: &MessageInfo, badge: u64) -> Answer {
+        if badge == ZEROER_DONE_BADGE {
+            // The zeroing thread finished a batch (`tend` takes it back): nobody to answer.
+            return None;
+        }
         let label = info.label();
         let fault = is_fault_label(label);
         match mem_core::dispatch::sender_of(badge, fault) {
