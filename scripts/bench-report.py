@@ -10,8 +10,10 @@ machine (Linux 6.1 arm64 / 6.12 riscv64, -smp 1 -icount shift=0), and the aarch6
 
 Each `<op>` that touches or populates one page per operation (`fault`, `fault-around`,
 `populate`, `mmap-touch-munmap`, `shm-cycle-touch`) is `<op>-clean` (measured on clean
-frames) plus `zero`: Linux zeroes the page inside its fault; the server zeroes frames when
-a client is destroyed (or on demand), so that cost is added per page.
+frames) plus `zero`: Linux zeroes the page inside its fault; the server zeroes freed frames
+in its zeroing thread when the system is idle (or on demand in a fault), so that cost is
+added per page. `zero` is the average over every frame the server zeroed in the run (the
+server prints its meters, and resets them, at each `Nop`).
 
 usage: bench-report.py --arch ARCH --instr LOG --entries LOG
 Exit status 1 if a log holds no BENCH lines or BENCH-FAIL.
@@ -55,12 +57,23 @@ def read(path, tag):
         text = open(path, "rb").read().decode("utf-8", "replace").replace("\r", "")
     except OSError as e:
         sys.exit(f"bench-report: {e}")
+    # `zero` comes in windows (one per `Nop`: tenths per frame, then the frame count):
+    # averaged over all of them, weighted by frames.
+    zero_sum, zero_n, last_zero = 0.0, 0, None
     for line in text.splitlines():
         m = re.match(rf"^BENCH-{tag} (\S+) (\d+)$", line)
         if m:
             values[m.group(1)] = int(m.group(2)) / 10
+            if m.group(1) == "zero":
+                last_zero = int(m.group(2)) / 10
+        m = re.match(r"^BENCH-EVENTS zero (\d+)$", line)
+        if m and last_zero is not None:
+            zero_sum += last_zero * int(m.group(1))
+            zero_n += int(m.group(1))
         if line.startswith("BENCH-FAIL"):
             failed.append(line)
+    if zero_n:
+        values["zero"] = zero_sum / zero_n
     return values, failed
 
 

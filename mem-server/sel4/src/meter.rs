@@ -1,8 +1,8 @@
 //! Bench builds only (`bench` feature, `make bench-sel4`): what some of the server's work
 //! costs it, in guest instructions, measured inside the server:
 //!
-//! - `zero`: zeroing one frame, wherever it happens (when a client is destroyed, or on
-//!   demand in a fault);
+//! - `zero`: zeroing one frame, wherever it happens (in the zeroing thread, its share of
+//!   the main thread's batch handling included, or on demand in a fault);
 //! - `fault-server`: the server's own (user-level) part of resolving one VM fault, from
 //!   the message's arrival to the reply, kernel calls it makes included; `fault-core` the
 //!   part of that in `mem-core`; `page-map` one `Page_Map` invocation (system call
@@ -34,8 +34,13 @@ impl Meter {
 
     /// Count one event that started at `start` (a value of [`now`]).
     pub fn add(&self, start: u64) {
+        self.add_events(start, 1);
+    }
+
+    /// Count `n` events (zero: instructions only) that took the time since `start`.
+    pub fn add_events(&self, start: u64, n: u64) {
         self.instructions.fetch_add(now().wrapping_sub(start), Ordering::Relaxed);
-        self.events.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(n, Ordering::Relaxed);
     }
 
     fn report(&self) {
