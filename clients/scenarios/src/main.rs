@@ -30,6 +30,7 @@ mod s29_device;
 mod s30_mmap_hint;
 mod s31_shm_clone;
 mod s32_reset;
+mod s33_budget;
 mod s2_munmap_hole;
 mod s3_mprotect;
 mod s4_fixed_mmap;
@@ -130,6 +131,8 @@ fn run() -> Outcome {
         30 => s30_mmap_hint::run(&mut c),
         31 => s31_shm_clone::run(&mut c, boot.arg, boot.peer),
         32 => s32_reset::run(&mut c),
+        33 => s33_budget::chain(&mut c, boot.arg),
+        34 => s33_budget::shm_share(&mut c, boot.arg, boot.peer),
         20 => bench::cold(&mut c),
         21 => bench::warm(&mut c),
         22 => bench::run(&mut c),

@@ -17,6 +17,7 @@ use mem_launcher::Proc;
 use crate::ctx::Ctx;
 
 mod adversary;
+mod budget;
 mod c_client;
 mod clone;
 mod device;
@@ -46,8 +47,9 @@ type Run = fn(&mut Ctx) -> Result<(), String>;
 
 /// Scenarios 1..=10, the adversaries (one per attack class of the isolation issue), the
 /// pager, the heap, the C client, threads, then device frames, mmap hints, a private
-/// segment shared with a clone and reset, in order; `reclaim` runs last, around all of them.
-const SCENARIOS: [(&str, Run); 25] = [
+/// segment shared with a clone, reset, and the budget rules (the fork-and-exit chain, the
+/// per-user shm share), in order; `reclaim` runs last, around all of them.
+const SCENARIOS: [(&str, Run); 27] = [
     ("lazy-mmap", lazy_mmap::run),
     ("munmap-hole", munmap_hole::run),
     ("mprotect", mprotect::run),
@@ -73,6 +75,8 @@ const SCENARIOS: [(&str, Run); 25] = [
     ("mmap-hint", mmap_hint::run),
     ("shm-clone", shm_clone::run),
     ("reset", reset::run),
+    ("budget-chain", budget::chain),
+    ("shm-share", budget::shm_share),
 ];
 
 /// Number of scenarios (reclaim included).
