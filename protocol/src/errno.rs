@@ -46,6 +46,12 @@ pub enum Errno {
     NoDev = 19,
     /// ENOSYS (38): operation not implemented by this server build.
     NoSys = 38,
+    /// EAGAIN (11): the request was carried out in part — one bounded step of a long
+    /// operation (munmap, populate, reset, destroy, shmdt of many pages or areas) — and is
+    /// to be sent again, unchanged, to go on; the client library does so itself, so a
+    /// program never sees it. Sending something else meanwhile is allowed: what was done
+    /// stays done (every step leaves a state the whole operation could have passed through).
+    Again = 11,
 }
 
 impl Errno {
@@ -71,6 +77,7 @@ impl Errno {
             28 => Errno::NoSpc,
             38 => Errno::NoSys,
             43 => Errno::Idrm,
+            11 => Errno::Again,
             75 => Errno::Overflow,
             _ => return None,
         })
@@ -94,11 +101,12 @@ impl Errno {
             Errno::Idrm => "EIDRM",
             Errno::NoDev => "ENODEV",
             Errno::NoSys => "ENOSYS",
+            Errno::Again => "EAGAIN",
         }
     }
 
     /// Every variant, for exhaustive tests.
-    pub const ALL: [Errno; 15] = [
+    pub const ALL: [Errno; 16] = [
         Errno::Perm,
         Errno::NoEnt,
         Errno::Srch,
@@ -114,6 +122,7 @@ impl Errno {
         Errno::Idrm,
         Errno::NoDev,
         Errno::NoSys,
+        Errno::Again,
     ];
 }
 

@@ -279,6 +279,21 @@ impl Request {
         }
     }
 
+    /// Can the server answer this request with [`crate::Errno::Again`] (one bounded step
+    /// of a long operation done: send it again to go on)? The client library re-sends
+    /// these until they are done.
+    pub const fn steps(&self) -> bool {
+        matches!(
+            self,
+            Request::Munmap { .. }
+                | Request::Mmap { .. }
+                | Request::Populate { .. }
+                | Request::Reset { .. }
+                | Request::DestroySpace { .. }
+                | Request::ShmDt { .. }
+        )
+    }
+
     /// The kind of [`crate::Value`] a successful reply to this request carries.
     pub const fn reply_kind(&self) -> ValueKind {
         match self {

@@ -258,7 +258,14 @@ pub extern "C" fn mmap(addr: *mut c_void, len: size_t, prot: i32, flags: i32, _f
         Err(e) => return fail(e, MAP_FAILED),
     };
     match call(&req) {
-        Ok(Value::Addr(a)) => a as *mut c_void,
+        Ok(Value::Addr(a)) => {
+            if flags & MAP_POPULATE != 0 {
+                // The server maps one bounded step's worth with the mmap; the rest, best
+                // effort as on Linux (the mapping stands anyway).
+                let _ = call(&Request::Populate { target: Target::Own, addr: a, len: len as u64 });
+            }
+            a as *mut c_void
+        }
         Ok(_) => fail(Errno::Inval, MAP_FAILED),
         Err(e) => fail(e, MAP_FAILED),
     }

@@ -227,7 +227,13 @@ impl Client {
         backing: Backing,
     ) -> Result<u64, Errno> {
         let req = mmap_request(addr, len, prot, max_prot, flags, backing)?;
-        self.addr(&req)
+        let at = self.addr(&req)?;
+        if flags & MAP_POPULATE != 0 {
+            // The server maps one bounded step's worth with the mmap; the rest comes with
+            // Populate, best effort as MAP_POPULATE is (the mapping stands anyway).
+            let _ = self.populate(at, len);
+        }
+        Ok(at)
     }
 
     /// `munmap(addr, len)`.

@@ -123,9 +123,8 @@ impl Client {
                 Ok(Err(_)) | Err(_) => return Err(CallError::Ring),
             }
         }
-        let info = send(self.server, req)?;
+        let (info, reply) = send_until_done(self.server, req)?;
         self.last_reply_caps = info.extra_caps();
-        let reply = reply_of(info);
         if reply == Err(CallError::ServerDied) {
             self.keep_died_reason();
             return reply.map(|v| (v, None));
@@ -185,7 +184,7 @@ pub(crate) fn send(server: sel4::cap::Endpoint, req: &Request) -> Result<sel4::M
 }
 
 /// The value of the reply whose message info is `info` (words in the IPC buffer).
-pub(crate) fn reply_of(info: sel4::MessageInfo) -> Result<Value, CallError> {
+pub(crate) fn reply_of(info: &sel4::MessageInfo) -> Result<Value, CallError> {
     if info.label() == mem_protocol::system::SERVER_DIED_LABEL {
         return Err(CallError::ServerDied);
     }
@@ -203,7 +202,20 @@ pub fn call_plain(server: sel4::cap::Endpoint, req: &Request) -> Result<Value, C
     if req.bulk().is_some() {
         return Err(CallError::Ring);
     }
-    reply_of(send(server, req)?)
+    send_until_done(server, req)?.1
+}
+
+/// `send` and `reply_of`, sending a request that [`Request::steps`] again for as long as
+/// the server answers `EAGAIN` (it did one bounded step of a long operation).
+pub(crate) fn send_until_done(server: sel4::cap::Endpoint, req: &Request) -> Result<(sel4::MessageInfo, Result<Value, CallError>), CallError> {
+    loop {
+        let info = send(server, req)?;
+        let reply = reply_of(&info);
+        if req.steps() && reply == Err(CallError::Op(Errno::Again)) {
+            continue;
+        }
+        return Ok((info, reply));
+    }
 }
 
 /// The ring at byte `offset` of the shared buffer at `base`, with the indices found there.

@@ -92,7 +92,12 @@ impl<K: Kernel> MemCore<K> {
     /// path (`MemCore::lend_dirty`: the seL4 server's zeroing thread, when nothing else
     /// runs), or by the fault that takes one while none is clean yet.
     pub fn admin_destroy(&mut self, client: u32) -> Result<(), Errno> {
-        self.destroy_space(client)?;
+        crate::step::to_the_end(|| self.admin_destroy_step(client))
+    }
+
+    /// One step of `admin_destroy` (`EAGAIN` while the space still has areas).
+    pub fn admin_destroy_step(&mut self, client: u32) -> Result<(), Errno> {
+        self.destroy_space_step(client)?;
         if self.spaces.is_empty() {
             self.trim();
         }

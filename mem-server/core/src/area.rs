@@ -289,6 +289,17 @@ impl AreaMap {
         self.areas.range(from..).map(|(&s, a)| (s, a))
     }
 
+    /// The last area overlapping `[start, end)`, as `(start, area)`.
+    pub fn last_overlapping(&self, start: u64, end: u64) -> Option<(u64, Area)> {
+        let (&s, a) = self.areas.range(..end).next_back()?;
+        (a.end > start).then_some((s, *a))
+    }
+
+    /// The last area starting below `at` that `keep` accepts, as `(start, end)`.
+    pub fn last_below(&self, at: u64, keep: impl Fn(&Area) -> bool) -> Option<(u64, u64)> {
+        self.areas.range(..at).rev().find(|(_, a)| keep(a)).map(|(&s, a)| (s, a.end))
+    }
+
     /// The first area overlapping `[start, end)`, as `(start, area)`.
     pub fn first_overlapping(&self, start: u64, end: u64) -> Option<(u64, Area)> {
         self.overlapping(start, end).next().map(|(s, a)| (s, *a))

@@ -96,7 +96,7 @@ impl<K: Kernel> MemCore<K> {
             }
             Request::DestroySpace { client } => {
                 self.admin(caller)?;
-                unit(self.admin_destroy(client))
+                unit(self.admin_destroy_step(client))
             }
             Request::Region { target, addr, len, prot, data } => {
                 let c = self.resolve_target(caller, target)?;
@@ -109,11 +109,11 @@ impl<K: Kernel> MemCore<K> {
             Request::Mmap { target, addr, len, prot, max_prot, placement, share, backing, populate } => {
                 let c = self.resolve_target(caller, target)?;
                 let a = MmapArgs { addr, len, prot, max_prot, placement, shared: share == Share::Shared, backing, populate };
-                val(self.mmap(c, &a).map(Value::Addr))
+                val(self.mmap_step(c, &a).map(Value::Addr))
             }
             Request::Munmap { target, addr, len } => {
                 let c = self.resolve_target(caller, target)?;
-                unit(self.munmap(c, addr, len))
+                unit(self.munmap_step(c, addr, len))
             }
             Request::Mprotect { target, addr, len, prot } => {
                 let c = self.resolve_target(caller, target)?;
@@ -137,11 +137,11 @@ impl<K: Kernel> MemCore<K> {
             }
             Request::Populate { target, addr, len } => {
                 let c = self.resolve_target(caller, target)?;
-                unit(self.populate(c, addr, len))
+                unit(self.populate_step(c, addr, len))
             }
             Request::Reset { target } => {
                 let c = self.resolve_target(caller, target)?;
-                unit(self.reset(c))
+                unit(self.reset_step(c))
             }
             Request::Clone { source, child, quota_pages } => {
                 self.admin(caller)?;
@@ -152,7 +152,7 @@ impl<K: Kernel> MemCore<K> {
                 val(self.shmget(caller, key, size, create, exclusive, mode).map(Value::Id))
             }
             Request::ShmAt { shmid, addr, readonly } => val(self.shmat(caller, shmid, addr, readonly).map(Value::Addr)),
-            Request::ShmDt { addr } => unit(self.shmdt(caller, addr)),
+            Request::ShmDt { addr } => unit(self.shmdt_step(caller, addr)),
             Request::ShmCtl { shmid, cmd } => match cmd {
                 ShmCmd::Stat => val(self.shm_stat(caller, shmid).map(Value::ShmStat)),
                 ShmCmd::Remove => unit(self.shm_remove(caller, shmid)),

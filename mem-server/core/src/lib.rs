@@ -62,6 +62,7 @@ pub mod shm;
 pub mod slots;
 pub mod space;
 pub mod spacemap;
+pub mod step;
 
 use alloc::vec::Vec;
 

@@ -72,6 +72,7 @@ impl<K: Kernel> MemCore<K> {
             view: alloc::vec::Vec::new(),
             pinned_detached: alloc::vec::Vec::new(),
             pinned: 0,
+            populate_next: (0, 0, 0),
         };
         self.spaces.insert(client, sp);
         self.reserved_meta = reserved;
@@ -79,15 +80,25 @@ impl<K: Kernel> MemCore<K> {
     }
 
     /// Destroy `client`'s address space, releasing every page, table and attachment, and
-    /// settling what it owned (see the module docs).
+    /// settling what it owned (see the module docs): every step until done.
     pub fn destroy_space(&mut self, client: u32) -> Result<(), Errno> {
+        crate::step::to_the_end(|| self.destroy_space_step(client))
+    }
+
+    /// One step of destroying `client`'s space (`step.rs`): its areas go a step at a time
+    /// (`EAGAIN` while some are left), then, in the last step, everything else.
+    pub fn destroy_space_step(&mut self, client: u32) -> Result<(), Errno> {
         self.settle();
         if !self.spaces.contains_key(&client) {
             return Err(Errno::Srch);
         }
+        // Both are done at the first step and find nothing later.
         self.release_shared_buffer(client);
         self.pagers_client_gone(client);
-        crate::reset::clear_space(self, client)?;
+        let (lo, hi) = self.spaces.get(&client).ok_or(Errno::Srch)?.areas.user_range();
+        if !self.remove_range_budget(client, lo, hi, &mut crate::step::Step::new())? {
+            return Err(Errno::Again);
+        }
         self.release_pins(client);
         self.owner_gone(client);
         crate::shm::forget_client(self, client);

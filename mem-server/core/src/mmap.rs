@@ -55,6 +55,13 @@ impl<K: Kernel> MemCore<K> {
     /// Map a new area into `client`'s space and merge it with equal neighbours; returns its
     /// start address.
     pub fn mmap(&mut self, client: u32, a: &MmapArgs) -> Result<u64, Errno> {
+        crate::step::to_the_end(|| self.mmap_step(client, a))
+    }
+
+    /// One step of mmap (`step.rs`): a `Fixed` mapping over many pages or areas removes
+    /// what it replaces in bounded steps (`EAGAIN` until that is done; the new area is made
+    /// in the last step, so a request given up half way leaves a hole, as a munmap would).
+    pub fn mmap_step(&mut self, client: u32, a: &MmapArgs) -> Result<u64, Errno> {
         self.mmap_inner(client, a, true)
     }
 
@@ -138,8 +145,10 @@ impl<K: Kernel> MemCore<K> {
         let new_areas = u64::from(!merges) + splits;
         sp.area_room(new_areas, self.cfg.limits.max_map_count)?;
         sp.meta_room(new_areas * crate::ledger::cost::AREA + obj_meta)?;
-        if a.placement == Placement::Fixed {
-            self.remove_range(client, range.start, range.end)?;
+        if a.placement == Placement::Fixed
+            && !self.remove_range_budget(client, range.start, range.end, &mut crate::step::Step::new())?
+        {
+            return Err(Errno::Again);
         }
         let kind = match known_kind {
             Some(kind) => kind,
@@ -160,8 +169,10 @@ impl<K: Kernel> MemCore<K> {
             self.merge_neighbours(client, range.start);
         }
         if a.populate {
-            // Like MAP_POPULATE: best effort, the mapping stands even if memory runs out.
-            let _ = self.populate_range(client, range.start, range.end);
+            // Like MAP_POPULATE: best effort, the mapping stands even if memory runs out;
+            // one step's pages at most (the client library populates the rest).
+            let end = range.end.min(range.start + crate::step::STEP_PAGES * PAGE_SIZE);
+            let _ = self.populate_range(client, range.start, end);
         }
         Ok(range.start)
     }

@@ -14,21 +14,16 @@
 
 use mem_protocol::{Errno, PageSize};
 
-use crate::check;
 use crate::kernel::Kernel;
 use crate::objects::ObjId;
 use crate::space::{release_range, split_large};
 use crate::MemCore;
 
 impl<K: Kernel> MemCore<K> {
-    /// Unmap `[addr, addr + len)` (length rounded up to pages) in `client`'s space.
+    /// Unmap `[addr, addr + len)` (length rounded up to pages) in `client`'s space: every
+    /// step (`step.rs`, `munmap_step`) until done.
     pub fn munmap(&mut self, client: u32, addr: u64, len: u64) -> Result<(), Errno> {
-        self.settle();
-        let r = check::unmap_range(addr, len, self.cfg.user_hi)?;
-        if !self.spaces.contains_key(&client) {
-            return Err(Errno::Srch);
-        }
-        self.remove_range(client, r.start, r.end)
+        crate::step::to_the_end(|| self.munmap_step(client, addr, len))
     }
 
     /// Remove every area piece in `[start, end)` (page aligned).

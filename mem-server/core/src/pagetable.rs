@@ -341,6 +341,51 @@ impl PageTree {
         None
     }
 
+    /// The last mapped page that starts in `[start, end)`, if any: `(base, pte, size)`
+    /// (`next_mapped` backwards; empty subtrees are skipped whole).
+    pub fn prev_mapped(&self, start: u64, end: u64) -> Option<(u64, Pte, PageSize)> {
+        if start >= end {
+            return None;
+        }
+        self.walk_back(0, 0, 0, start, end)
+    }
+
+    fn walk_back(&self, t: usize, level: u8, base: u64, start: u64, end: u64) -> Option<(u64, Pte, PageSize)> {
+        let shift = self.geo.shift(level);
+        let span = 1u64 << shift;
+        let tab = &self.tables[t];
+        if tab.used == 0 {
+            return None;
+        }
+        let n = self.geo.entries(level) as u64;
+        // Entries whose span starts before `end` (and ends after `start`), last first.
+        let last = if end - 1 >= base { ((end - 1 - base) >> shift).min(n - 1) } else { return None };
+        let mut i = last + 1;
+        while i > 0 {
+            i -= 1;
+            let b = base + i * span;
+            if b.saturating_add(span) <= start {
+                break;
+            }
+            let e = tab.entries[i as usize];
+            if e == 0 {
+                continue;
+            }
+            if e & LEAF != 0 {
+                if b < start {
+                    // A large page starting before `start` does not start in the range.
+                    return None;
+                }
+                let size = if level == self.geo.leaf_level(PageSize::Small) { PageSize::Small } else { PageSize::Large };
+                return Some((b, Pte(e), size));
+            }
+            if let Some(r) = self.walk_back((e - 1) as usize, level + 1, b, start.max(b), end.min(b.saturating_add(span))) {
+                return Some(r);
+            }
+        }
+        None
+    }
+
     /// Drop every table record, returning the seL4 table caps (deepest first) so the
     /// caller can unmap and pool them. Mapped pages must have been cleared before.
     pub fn take_tables(&mut self) -> Vec<Slot> {

@@ -10,7 +10,13 @@
 //! ENOMEM before any change if a budget cannot hold it; then pages it maps are marked
 //! `fresh`, and if one still cannot be had (the system out of memory) every page this
 //! request mapped is released again before ENOMEM. (mmap's `populate` is best effort like
-//! MAP_POPULATE: the mapping stands.)
+//! MAP_POPULATE: the mapping stands, and at most one step's pages are mapped with it; the
+//! client library asks for the rest with Populate.)
+//!
+//! It goes in bounded steps (`step.rs`): each maps at most `STEP_PAGES` pages' worth of
+//! the range and answers `EAGAIN` while some is left; the budget check of a step covers
+//! the whole rest of the range, so a later step can fail only if the client itself took
+//! its budget meanwhile (then what earlier steps mapped stays).
 //! Neighbours: `fault.rs` (`fill`), `check.rs`.
 
 use mem_protocol::{Errno, PAGE_SIZE};
@@ -21,21 +27,43 @@ use crate::kernel::Kernel;
 use crate::MemCore;
 
 impl<K: Kernel> MemCore<K> {
-    /// Populate `[addr, addr + len)` of `client`'s space.
+    /// Populate `[addr, addr + len)` of `client`'s space: every step until done.
     pub fn populate(&mut self, client: u32, addr: u64, len: u64) -> Result<(), Errno> {
+        crate::step::to_the_end(|| self.populate_step(client, addr, len))
+    }
+
+    /// One step of Populate (`EAGAIN` while some of the range is left).
+    pub fn populate_step(&mut self, client: u32, addr: u64, len: u64) -> Result<(), Errno> {
         self.settle();
         let r = check::unmap_range(addr, len, self.cfg.user_hi)?;
         let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
         if !sp.areas.fully_covered(r.start, r.end) {
             return Err(Errno::NoMem);
         }
-        self.populate_fits(client, r.start, r.end)?;
-        let result = self.populate_marked(client, r.start, r.end, true);
+        let from = match sp.populate_next {
+            (s, e, n) if (s, e) == (r.start, r.end) && s < n && n < e => n,
+            _ => r.start,
+        };
+        let to = r.end.min(from.saturating_add(crate::step::STEP_PAGES * PAGE_SIZE));
+        self.populate_fits(client, from, r.end)?;
+        self.populate_chunk(client, from, to)?;
+        let sp = self.spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        if to < r.end {
+            sp.populate_next = (r.start, r.end, to);
+            return Err(Errno::Again);
+        }
+        sp.populate_next = (0, 0, 0);
+        Ok(())
+    }
+
+    /// Populate `[from, to)`, all or nothing (budgets already checked).
+    fn populate_chunk(&mut self, client: u32, from: u64, to: u64) -> Result<(), Errno> {
+        let result = self.populate_marked(client, from, to, true);
         // Clear the marks; on failure release what this request mapped.
         let MemCore { k, res, spaces, deferred, .. } = self;
         let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
-        let mut at = r.start;
-        while let Some((base, pte, size)) = sp.pt.next_mapped(at, r.end) {
+        let mut at = from;
+        while let Some((base, pte, size)) = sp.pt.next_mapped(at, to) {
             at = base + size.bytes();
             if !pte.fresh() {
                 continue;

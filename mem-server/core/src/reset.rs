@@ -6,8 +6,9 @@
 //! gone with its areas: private pages, attachments (a segment marked for removal goes with
 //! its last one), mappings of shared objects and backends. Page tables stay (charged,
 //! reused). Removing whole areas splits nothing, so Reset needs no memory and cannot fail
-//! on the budget. Destroying a space clears every area (`clear_space`).
-//! Neighbours: `munmap.rs` (`remove_range`), `pin.rs`, `lifecycle.rs` (`destroy_space`).
+//! on the budget. It goes in bounded steps, the last areas first (`step.rs`).
+//! Neighbours: `step.rs` (`reset_step`), `munmap.rs` (`remove_range`), `pin.rs`,
+//! `lifecycle.rs` (destroying a space clears every area the same way).
 
 use mem_protocol::Errno;
 
@@ -15,22 +16,10 @@ use crate::kernel::Kernel;
 use crate::MemCore;
 
 impl<K: Kernel> MemCore<K> {
-    /// Unmap all user areas of `client` but its system areas.
+    /// Unmap all user areas of `client` but its system areas: every step
+    /// (`step.rs`, `reset_step`) until done.
     pub fn reset(&mut self, client: u32) -> Result<(), Errno> {
-        self.settle();
-        let mut at = self.spaces.get(&client).ok_or(Errno::Srch)?.areas.user_range().0;
-        loop {
-            let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
-            let Some((s, e)) = sp.areas.iter_from(at).find(|(_, a)| !a.system).map(|(s, a)| (s, a.end)) else { break };
-            self.remove_range(client, s, e)?;
-            at = e;
-        }
-        Ok(())
+        crate::step::to_the_end(|| self.reset_step(client))
     }
 }
 
-/// Remove all areas (and so all pages) of `client`.
-pub(crate) fn clear_space<K: Kernel>(core: &mut MemCore<K>, client: u32) -> Result<(), Errno> {
-    let (lo, hi) = core.spaces.get(&client).ok_or(Errno::Srch)?.areas.user_range();
-    core.remove_range(client, lo, hi)
-}

@@ -250,6 +250,13 @@ impl<K: Kernel> MemCore<K> {
 
     /// shmdt as Linux does it (see the module docs).
     pub fn shmdt(&mut self, client: u32, addr: u64) -> Result<(), Errno> {
+        crate::step::to_the_end(|| self.shmdt_step(client, addr))
+    }
+
+    /// One step of shmdt (`step.rs`): the pieces of the attachment go in bounded steps,
+    /// each from its end, so the first piece keeps its start until it is gone and sending
+    /// the request again (`EAGAIN`) finds what is left.
+    pub fn shmdt_step(&mut self, client: u32, addr: u64) -> Result<(), Errno> {
         self.settle();
         if !check::is_aligned(addr) {
             return Err(Errno::Inval);
@@ -275,7 +282,10 @@ impl<K: Kernel> MemCore<K> {
                 seg.lpid = client;
             }
         }
-        self.remove_range(client, s0, e0)?;
+        let mut st = crate::step::Step::new();
+        if !self.remove_range_budget(client, s0, e0, &mut st)? {
+            return Err(Errno::Again);
+        }
         // Every later piece of the same segment within `size` of `addr`.
         let mut at = e0;
         loop {
@@ -286,7 +296,9 @@ impl<K: Kernel> MemCore<K> {
                 .take_while(|(_, a)| a.end - addr <= size)
                 .find_map(|(s, a)| is_piece(s, a).filter(|&(o, _)| o == obj).map(|_| (s, a.end)));
             let Some((s, e)) = next else { break };
-            self.remove_range(client, s, e)?;
+            if !self.remove_range_budget(client, s, e, &mut st)? {
+                return Err(Errno::Again);
+            }
             at = e;
         }
         Ok(())

@@ -50,6 +50,9 @@ pub struct Space {
     pub pinned_detached: Vec<Slot>,
     /// Pinned frames in all (mapped or detached).
     pub pinned: u64,
+    /// Where a stepped Populate of `[.0, .1)` goes on (`.2`), so the request sent again
+    /// after `EAGAIN` does not walk what it already did (`populate.rs`, `step.rs`).
+    pub populate_next: (u64, u64, u64),
 }
 
 impl Space {
