@@ -120,7 +120,36 @@ def main():
         else:
             target = fmt(0.85 * lx) if lx else "-"
         print(f"| {op} | {fmt(ours)} | {fmt(entries.get(op))} | {fmt(lx)} | {ratio} | {target} |")
+    steps = latency_steps(a.instr)
+    names = [n for n in steps if f"latency-{n}" in instr]
+    if names:
+        print()
+        print(f"Latency ({a.arch}): a victim faults page after page while another client (or the")
+        print("administrator: destroy, clone) has the server do the operation, on the same core.")
+        print()
+        print("| operation | victim's worst fault | victim's mean fault | the operation | server's longest step |")
+        print("|---|---:|---:|---:|---:|")
+        for n in names:
+            print(f"| {n} | {fmt(instr[f'latency-{n}'])} | {fmt(instr.get(f'latency-{n}-mean'))} "
+                  f"| {fmt(instr.get(f'latency-{n}-total'))} | {fmt(steps[n])} |")
     return 0
+
+
+def latency_steps(path):
+    """The server's longest step during each latency operation: the first `BENCH-STEP-MAX`
+    after each `BENCH-LATENCY <name>` line."""
+    text = open(path, "rb").read().decode("utf-8", "replace").replace("\r", "")
+    steps, current = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^BENCH-LATENCY (\S+)$", line)
+        if m:
+            current = m.group(1)
+            continue
+        m = re.match(r"^BENCH-STEP-MAX (\d+)$", line)
+        if m and current:
+            steps[current] = int(m.group(1))
+            current = None
+    return steps
 
 
 if __name__ == "__main__":

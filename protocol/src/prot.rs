@@ -124,3 +124,7 @@ impl PageSize {
 pub const PAGE_SIZE: u64 = 4096;
 /// Large page size in bytes.
 pub const LARGE_PAGE_SIZE: u64 = 2 * 1024 * 1024;
+/// Most page entries the server releases or maps for one request before it answers
+/// [`crate::Errno::Again`] (a bounded step; the request is sent again to go on). An mmap
+/// with `populate` maps at most this many pages itself.
+pub const STEP_PAGES: u64 = 64;

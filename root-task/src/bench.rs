@@ -57,7 +57,150 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         r
     })();
     ctx.finish(alloc::vec![p], r)?;
+    latency(ctx)?;
     ctx.admin.unit(&Request::Nop).map_err(|e| format!("Nop: {e}"))
+}
+
+/// Quota of the latency aggressors: 65,536 pages and the metadata of 65,530 areas.
+const AGGRESSOR_QUOTA: u64 = 131_072;
+/// Quota of the administrator's operations' aggressor (its clone needs as much again).
+const ADMIN_AGGRESSOR_QUOTA: u64 = 70_000;
+
+/// The latency part (instruction-counting kernel only): for each heavy operation, a victim
+/// client faults page after page while the operation runs on the same core, and reports
+/// its worst fault round trip (`clients/scenarios/src/latency.rs`). Prints
+/// `BENCH-INSTR latency-<op> <worst, tenths>`, `latency-<op>-mean` (the victim's average
+/// round trip) and `latency-<op>-total` (what the operation itself took).
+#[sel4::sel4_cfg(not(BENCHMARK_TRACK_KERNEL_ENTRIES))]
+fn latency(ctx: &mut Ctx) -> Result<(), String> {
+    for (name, op) in [("munmap-65536", 1), ("munmap-areas-65500", 2), ("shm-rmid-16384", 3), ("layout-65500", 4)] {
+        let a = ctx.spawn(37, op, 0, (1000, 1000), AGGRESSOR_QUOTA)?;
+        let v = ctx.spawn(36, 0, 0, (1000, 1000), QUOTA)?;
+        let (ab, vb) = (a.badge, v.badge);
+        let r = (|| {
+            let (ra, rv) = ready(ctx, ab, vb)?;
+            // The server's meters start over here (its longest step is printed at the next
+            // `Nop`, after the operation: `BENCH-STEP-MAX`).
+            ctx.admin.unit(&Request::Nop)?;
+            sel4::debug_println!("BENCH-LATENCY {name}");
+            ctx.answer(rv);
+            ctx.answer(ra);
+            let (mut victim, mut total) = (None, None);
+            while victim.is_none() || total.is_none() {
+                match ctx.next_event() {
+                    crate::ctx::Event::Step { badge, step: 2, values, reply } if badge == vb => {
+                        ctx.drop_reply(reply);
+                        victim = Some(values);
+                    }
+                    crate::ctx::Event::Step { badge, step: 2, values, reply } if badge == ab => {
+                        ctx.drop_reply(reply);
+                        total = values.first().copied();
+                    }
+                    e => return Err(format!("latency {name}: {e:?}")),
+                }
+            }
+            report(name, victim.unwrap_or_default(), total.unwrap_or(0));
+            ctx.admin.unit(&Request::Nop)
+        })();
+        ctx.finish(alloc::vec![a, v], r)?;
+    }
+    // The administrator's operations, run by the root task at the clients' priority (so the
+    // victim and the server's answers share the core with it, as with a client).
+    for (name, clone) in [("destroy-65536", false), ("clone-65536", true)] {
+        let a = ctx.spawn(37, 0, 0, (1000, 1000), ADMIN_AGGRESSOR_QUOTA)?;
+        let v = ctx.spawn(36, 0, 0, (1000, 1000), QUOTA)?;
+        let (ab, vb) = (a.badge, v.badge);
+        let mut a = Some(a);
+        let r = (|| {
+            let (ra, rv) = ready(ctx, ab, vb)?;
+            ctx.drop_reply(ra);
+            ctx.admin.unit(&Request::Nop)?;
+            sel4::debug_println!("BENCH-LATENCY {name}");
+            ctx.answer(rv);
+            let tcb = sel4::init_thread::slot::TCB.cap();
+            let _ = tcb.tcb_set_priority(tcb, mem_launcher::client::CLIENT_PRIORITY);
+            let t0 = now();
+            let r = if clone {
+                let child = ctx.new_badge()?;
+                let req = Request::Clone { source: Target::Client(ab), child, quota_pages: ADMIN_AGGRESSOR_QUOTA };
+                let r = ctx.request_cap(&req).map(|(_, vspace)| (child, vspace));
+                let total = now() - t0;
+                if let Ok((child, vspace)) = r {
+                    ctx.abandon_space(child, vspace);
+                }
+                r.map(|_| total)
+            } else {
+                let p = a.take().ok_or("no aggressor")?;
+                ctx.destroy_client(p).map(|_| now() - t0)
+            };
+            let _ = tcb.tcb_set_priority(tcb, crate::ctx::ROOT_PRIORITY);
+            let total = r?;
+            match ctx.next_event() {
+                crate::ctx::Event::Step { badge, step: 2, values, reply } if badge == vb => {
+                    ctx.drop_reply(reply);
+                    report(name, values, total);
+                    ctx.admin.unit(&Request::Nop)
+                }
+                e => Err(format!("latency {name}: {e:?}")),
+            }
+        })();
+        let mut procs = alloc::vec![v];
+        procs.extend(a);
+        ctx.finish(procs, r)?;
+    }
+    Ok(())
+}
+
+/// Both latency clients' STEP(1), in either order: (aggressor's reply, victim's reply).
+#[sel4::sel4_cfg(not(BENCHMARK_TRACK_KERNEL_ENTRIES))]
+fn ready(ctx: &mut Ctx, ab: u32, vb: u32) -> Result<(usize, usize), String> {
+    let (mut ra, mut rv) = (None, None);
+    while ra.is_none() || rv.is_none() {
+        match ctx.next_event() {
+            crate::ctx::Event::Step { badge, step: 1, reply, .. } if badge == ab => ra = Some(reply),
+            crate::ctx::Event::Step { badge, step: 1, reply, .. } if badge == vb => rv = Some(reply),
+            e => {
+                for r in [ra, rv].into_iter().flatten() {
+                    ctx.drop_reply(r);
+                }
+                return Err(format!("latency: waiting for the clients to be ready: {e:?}"));
+            }
+        }
+    }
+    Ok((ra.unwrap_or(0), rv.unwrap_or(0)))
+}
+
+#[sel4::sel4_cfg(BENCHMARK_TRACK_KERNEL_ENTRIES)]
+fn latency(_ctx: &mut Ctx) -> Result<(), String> {
+    Ok(())
+}
+
+#[sel4::sel4_cfg(not(BENCHMARK_TRACK_KERNEL_ENTRIES))]
+fn report(name: &str, victim: alloc::vec::Vec<u64>, total: u64) {
+    let worst = victim.first().copied().unwrap_or(0);
+    let (n, sum) = (victim.get(1).copied().unwrap_or(1), victim.get(2).copied().unwrap_or(0));
+    sel4::debug_println!("BENCH-INSTR latency-{name} {}", worst * 10);
+    sel4::debug_println!("BENCH-INSTR latency-{name}-mean {}", sum * 10 / n.max(1));
+    sel4::debug_println!("BENCH-INSTR latency-{name}-total {}", total * 10);
+}
+
+/// The instruction counter (started by `start_counters`).
+#[cfg(target_arch = "aarch64")]
+#[sel4::sel4_cfg(not(BENCHMARK_TRACK_KERNEL_ENTRIES))]
+fn now() -> u64 {
+    let v: u64;
+    // SAFETY: reading PMCCNTR_EL0, enabled for user level, has no side effect.
+    unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nostack)) };
+    v
+}
+
+#[cfg(target_arch = "riscv64")]
+#[sel4::sel4_cfg(not(BENCHMARK_TRACK_KERNEL_ENTRIES))]
+fn now() -> u64 {
+    let v: u64;
+    // SAFETY: reading the instret counter has no side effect.
+    unsafe { core::arch::asm!("rdinstret {}", out(reg) v, options(nomem, nostack)) };
+    v
 }
 
 #[cfg(target_arch = "aarch64")]

@@ -228,10 +228,11 @@ impl Client {
     ) -> Result<u64, Errno> {
         let req = mmap_request(addr, len, prot, max_prot, flags, backing)?;
         let at = self.addr(&req)?;
-        if flags & MAP_POPULATE != 0 {
+        let first = mem_protocol::STEP_PAGES * PAGE_SIZE;
+        if flags & MAP_POPULATE != 0 && len > first {
             // The server maps one bounded step's worth with the mmap; the rest comes with
             // Populate, best effort as MAP_POPULATE is (the mapping stands anyway).
-            let _ = self.populate(at, len);
+            let _ = self.populate(at + first, len - first);
         }
         Ok(at)
     }

@@ -17,6 +17,7 @@
 #![no_main]
 
 mod bench;
+mod latency;
 mod mem;
 mod report;
 mod s10_hostile;
@@ -136,6 +137,8 @@ fn run() -> Outcome {
         20 => bench::cold(&mut c),
         21 => bench::warm(&mut c),
         22 => bench::run(&mut c),
+        36 => latency::victim(&mut c),
+        37 => latency::aggressor(&mut c, boot.arg),
         n => Err(Fail::new(code::UNKNOWN_SCENARIO).detail(u64::from(n))),
     }
 }

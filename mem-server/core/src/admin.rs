@@ -11,9 +11,8 @@
 //!   slots). Answers with the VSpace cap.
 //! - `Clone`: the same for the child, whose inherited mapping of the parent's buffer is
 //!   removed first (the child gets a buffer of its own).
-//! - `DestroySpace`: the space and everything it holds (`lifecycle.rs`); then, if no space
-//!   is left, pooled objects go back to their untypeds where they can (`trim`). The freed
-//!   frames that stay pooled are only queued (dirty): zeroing them is idle work
+//! - `DestroySpace`: the space and everything it holds (`lifecycle.rs`), in bounded steps.
+//!   The freed frames stay pooled, only queued (dirty): zeroing them is idle work
 //!   (`MemCore::lend_dirty`), never part of this request.
 //! - `ExportFrame`: pins the page (`pin.rs`) and answers with its frame cap.
 //!
@@ -87,21 +86,19 @@ impl<K: Kernel> MemCore<K> {
         Ok(vspace)
     }
 
-    /// `DestroySpace`, then trim (no space left: memory goes back to the untypeds where it
-    /// can). The freed frames that stay pooled are dirty: they are zeroed off the request
+    /// `DestroySpace`. The freed frames stay pooled, dirty: they are zeroed off the request
     /// path (`MemCore::lend_dirty`: the seL4 server's zeroing thread, when nothing else
-    /// runs), or by the fault that takes one while none is clean yet.
+    /// runs), or by the fault that takes one while none is clean yet. Nothing is trimmed
+    /// here (`trim` deletes every pooled object of an idle untyped, one cap deletion each,
+    /// and the next retype from that untyped makes seL4 clear it: millions of instructions,
+    /// far beyond one step); the pools are reused by later clients.
     pub fn admin_destroy(&mut self, client: u32) -> Result<(), Errno> {
         crate::step::to_the_end(|| self.admin_destroy_step(client))
     }
 
     /// One step of `admin_destroy` (`EAGAIN` while the space still has areas).
     pub fn admin_destroy_step(&mut self, client: u32) -> Result<(), Errno> {
-        self.destroy_space_step(client)?;
-        if self.spaces.is_empty() {
-            self.trim();
-        }
-        Ok(())
+        self.destroy_space_step(client)
     }
 
     /// `ExportFrame`: pin the page; its frame cap to hand out.

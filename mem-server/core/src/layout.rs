@@ -41,6 +41,12 @@ fn resident(sp: &Space, start: u64, area: &Area) -> u32 {
 }
 
 impl<K: Kernel> MemCore<K> {
+    /// What backs the area of `client` containing `vaddr`, if any (tests).
+    pub fn area_kind(&self, client: u32, vaddr: u64) -> Option<AreaKindCode> {
+        let (_, a) = self.spaces.get(&client)?.areas.find(vaddr)?;
+        Some(kind_code(a.kind))
+    }
+
     /// Write the entries of `client`'s areas that end above `from` into `out` (as many as
     /// fit, [`LayoutEntry::BYTES`] each); what was written and where to go on.
     pub fn layout_page(&self, client: u32, from: u64, out: &mut [u8]) -> Result<LayoutInfo, Errno> {

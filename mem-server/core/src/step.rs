@@ -25,13 +25,13 @@
 //! maps, once per boundary). Neighbours: `munmap.rs`, `reset.rs`, `lifecycle.rs`,
 //! `populate.rs`, `shm.rs`, `dispatch.rs`.
 
-use mem_protocol::Errno;
+use mem_protocol::{Errno, PageSize, PAGE_SIZE};
 
 use crate::kernel::Kernel;
 use crate::MemCore;
 
-/// Most page entries one step releases or maps.
-pub const STEP_PAGES: u64 = 64;
+/// Most page entries one step releases or maps (the protocol's).
+pub const STEP_PAGES: u64 = mem_protocol::STEP_PAGES;
 /// Most areas one step removes.
 pub const STEP_AREAS: u64 = 64;
 
@@ -69,6 +69,15 @@ impl<K: Kernel> MemCore<K> {
     /// entries), so the budget checks are those of a munmap of the whole range: only the
     /// first piece can need room for a split, and if it fails nothing changed.
     pub(crate) fn remove_range_budget(&mut self, client: u32, start: u64, end: u64, st: &mut Step) -> Result<bool, Errno> {
+        // A range of no more pages (so areas) than a whole step allows is one step as it is
+        // (the common munmap: one lookup, no walk).
+        let pages = (end - start) / PAGE_SIZE;
+        if pages <= st.pages && pages <= st.areas && st.pages == STEP_PAGES && st.areas == STEP_AREAS {
+            self.remove_range(client, start, end)?;
+            st.pages -= pages;
+            st.areas -= pages;
+            return Ok(true);
+        }
         let mut hi = end;
         loop {
             let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
@@ -77,16 +86,21 @@ impl<K: Kernel> MemCore<K> {
                 return Ok(false);
             }
             let (piece_start, piece_end) = (s.max(start), a.end.min(hi));
-            // Back over at most `st.pages` page entries from the piece's end.
-            let (mut lo, mut n, mut at) = (piece_start, 0, piece_end);
-            while let Some((base, _, _)) = sp.pt.prev_mapped(piece_start, at) {
-                if n == st.pages {
-                    lo = at;
-                    break;
+            // What one step may take of the piece, from its end: everything after its last
+            // mapped page, and `st.pages` pages of address below that end (so at most that
+            // many small page entries, or the large page `lo` falls in).
+            let lo = match sp.pt.prev_mapped(piece_start, piece_end) {
+                None => piece_start,
+                Some((base, _, size)) => {
+                    let top = (base + size.bytes()).min(piece_end);
+                    let lo = top.saturating_sub(st.pages * PAGE_SIZE).max(piece_start);
+                    match sp.pt.lookup(lo) {
+                        Some((_, PageSize::Large, large)) if large > piece_start && large < lo => large,
+                        _ => lo,
+                    }
                 }
-                n += 1;
-                at = base;
-            }
+            };
+            let n = (piece_end - lo).div_ceil(PAGE_SIZE).min(st.pages);
             self.remove_range(client, lo, piece_end)?;
             st.pages -= n;
             st.areas -= 1;

@@ -60,7 +60,7 @@ fn chk<T, E: std::fmt::Debug>(strict: bool, line: u32, r: Result<T, E>) -> Optio
 fn scenario(h: &mut H, st: bool) -> Made {
     let mut made = Made::default();
     let cred = Cred { uid: 1000, gid: 1000 };
-    // A client that comes and goes: the last one, so its frames go back to their
+    // A client that comes and goes: the last one, so its frames can go back to their
     // untypeds (trim), direct-map copies first.
     made.server_frames = h.core.stats(None).map(|s| s.frames_in_use).unwrap_or(0);
     if chk(st, line!(), h.core.admin_create(5, cred, QUOTA)).is_some() {
@@ -70,6 +70,7 @@ fn scenario(h: &mut H, st: bool) -> Made {
             }
         }
         chk(st, line!(), h.core.admin_destroy(5));
+        h.core.trim();
     }
     chk(st, line!(), h.core.admin_create(1, cred, QUOTA));
     if !h.core.has_space(1) {

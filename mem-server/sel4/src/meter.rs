@@ -23,6 +23,20 @@ pub struct Meter {
 }
 
 pub static ZERO: Meter = Meter::new("zero");
+/// The longest the server spent on one message (a request, a fault, a zeroing batch's
+/// signal) since the last report: its latency bound as measured.
+pub static STEP_MAX: AtomicU64 = AtomicU64::new(0);
+/// What that message was: a request's tag, 100 a VM fault, 101 anything else.
+pub static STEP_MAX_KIND: AtomicU64 = AtomicU64::new(0);
+
+/// Count one message of `kind` that started at `start` towards [`STEP_MAX`].
+pub fn step(start: u64, kind: u64) {
+    let d = now().wrapping_sub(start);
+    if d > STEP_MAX.load(Ordering::Relaxed) {
+        STEP_MAX.store(d, Ordering::Relaxed);
+        STEP_MAX_KIND.store(kind, Ordering::Relaxed);
+    }
+}
 pub static FAULT: Meter = Meter::new("fault-server");
 pub static FAULT_CORE: Meter = Meter::new("fault-core");
 pub static MAP: Meter = Meter::new("page-map");
@@ -35,6 +49,12 @@ impl Meter {
     /// Count one event that started at `start` (a value of [`now`]).
     pub fn add(&self, start: u64) {
         self.add_events(start, 1);
+    }
+
+    /// Count `n` events that took `instructions` in all.
+    pub fn add_raw(&self, instructions: u64, n: u64) {
+        self.instructions.fetch_add(instructions, Ordering::Relaxed);
+        self.events.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Count `n` events (zero: instructions only) that took the time since `start`.
@@ -119,4 +139,6 @@ pub fn report() {
     FAULT.report();
     FAULT_CORE.report();
     MAP.report();
+    crate::say!("BENCH-STEP-MAX {}", STEP_MAX.swap(0, Ordering::Relaxed));
+    crate::say!("BENCH-STEP-MAX-KIND {}", STEP_MAX_KIND.swap(0, Ordering::Relaxed));
 }

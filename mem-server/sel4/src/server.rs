@@ -103,6 +103,12 @@ impl Server {
         let tag = sel4::with_ipc_buffer(|ipc| ipc.msg_regs()[1] & 0x7f) as u32;
         let answer = self.handle_inner(info, badge);
         #[cfg(feature = "bench")]
+        crate::meter::step(start, match info.label() {
+            l if l == seL4_Fault_tag::seL4_Fault_VMFault => 100,
+            l if l == REQUEST_LABEL => u64::from(tag),
+            _ => 101,
+        });
+        #[cfg(feature = "bench")]
         if info.label() == seL4_Fault_tag::seL4_Fault_VMFault {
             crate::meter::FAULT.add(start);
         } else if info.label() == REQUEST_LABEL {
