@@ -383,8 +383,9 @@ impl Kernel for Sel4Kernel {
         #[cfg(feature = "bench")]
         let start = crate::meter::now();
         let r = self.window_zero(frame);
+        // Per 4 KiB: a 2 MiB frame counts 512.
         #[cfg(feature = "bench")]
-        crate::meter::ZERO.add(start);
+        crate::meter::ZERO.add_events(start, self.frame_bytes(frame) / PAGE_SIZE);
         r
     }
 
