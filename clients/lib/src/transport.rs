@@ -123,7 +123,13 @@ impl Client {
                 Ok(Err(_)) | Err(_) => return Err(CallError::Ring),
             }
         }
-        let (info, reply) = send_until_done(self.server, req)?;
+        let mut info = send(self.server, req)?;
+        let mut reply = reply_of(&info);
+        // A long operation's step: send it again until it is done.
+        while req.steps() && matches!(reply, Err(CallError::Op(Errno::Again))) {
+            info = send(self.server, req)?;
+            reply = reply_of(&info);
+        }
         self.last_reply_caps = info.extra_caps();
         if reply == Err(CallError::ServerDied) {
             self.keep_died_reason();
@@ -202,20 +208,12 @@ pub fn call_plain(server: sel4::cap::Endpoint, req: &Request) -> Result<Value, C
     if req.bulk().is_some() {
         return Err(CallError::Ring);
     }
-    send_until_done(server, req)?.1
-}
-
-/// `send` and `reply_of`, sending a request that [`Request::steps`] again for as long as
-/// the server answers `EAGAIN` (it did one bounded step of a long operation).
-pub(crate) fn send_until_done(server: sel4::cap::Endpoint, req: &Request) -> Result<(sel4::MessageInfo, Result<Value, CallError>), CallError> {
-    loop {
-        let info = send(server, req)?;
-        let reply = reply_of(&info);
-        if req.steps() && reply == Err(CallError::Op(Errno::Again)) {
-            continue;
-        }
-        return Ok((info, reply));
+    let mut reply = reply_of(&send(server, req)?);
+    // A long operation's step (the server answered EAGAIN): send it again until it is done.
+    while req.steps() && matches!(reply, Err(CallError::Op(Errno::Again))) {
+        reply = reply_of(&send(server, req)?);
     }
+    reply
 }
 
 /// The ring at byte `offset` of the shared buffer at `base`, with the indices found there.
