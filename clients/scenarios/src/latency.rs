@@ -38,8 +38,8 @@ pub const AREAS: u64 = 65_500;
 const VICTIM_BASE: u64 = 0x30_0000_1000;
 const AREA_PAGES: u64 = 256;
 const AREA_STRIDE: u64 = 2 << 20;
-const BIG_BASE: u64 = 0x40_0000_0000;
-const AREAS_BASE: u64 = 0x60_0000_0000;
+const BIG_BASE: u64 = 0x28_0000_0000;
+const AREAS_BASE: u64 = 0x38_0000_0000;
 
 #[cfg(target_arch = "aarch64")]
 fn now() -> u64 {

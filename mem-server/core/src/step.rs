@@ -33,7 +33,7 @@ use crate::MemCore;
 /// Most page entries one step releases or maps (the protocol's).
 pub const STEP_PAGES: u64 = mem_protocol::STEP_PAGES;
 /// Most areas one step removes.
-pub const STEP_AREAS: u64 = 64;
+pub const STEP_AREAS: u64 = 16;
 
 /// What is left of one step's work.
 #[derive(Clone, Copy, Debug)]
