@@ -95,7 +95,7 @@ impl<K: Kernel> MemCore<K> {
                     let top = (base + size.bytes()).min(piece_end);
                     let lo = top.saturating_sub(st.pages * PAGE_SIZE).max(piece_start);
                     match sp.pt.lookup(lo) {
-                        Some((_, PageSize::Large, large)) if large > piece_start && large < lo => large,
+                        Some((_, PageSize::Large, large)) if large >= piece_start && large < lo => large,
                         _ => lo,
                     }
                 }

@@ -184,3 +184,24 @@ fn fixed_mmap_and_shmdt_over_many_pages_go_in_steps() {
     assert_eq!(ask(&mut h, 2, &Request::ShmDt { addr: at }), Err(Errno::Inval), "nothing attached there any more");
     h.check();
 }
+
+/// Stepping never splits a 2 MiB page that the whole operation would release whole: a
+/// munmap of an area of 2 MiB pages releases one or more of them per step and maps nothing
+/// (splitting one would map 512 small pages in one step).
+#[test]
+fn steps_release_2mib_pages_whole() {
+    let mut h = H::with(mem_model::ModelConfig::aarch64(256 * MB), |c| c.large_pages = true);
+    h.client(1, 1000, 1000, 1 << 20);
+    let base = 0x40_0000_0000;
+    h.core.mmap(1, &MmapArgs::anon(8 * MB, Prot::RW).at(base, Placement::FixedNoReplace)).unwrap();
+    h.core.populate(1, base, 8 * MB).unwrap();
+    assert_eq!(h.core.query(1, base).unwrap().page_size, mem_core::PageSize::Large);
+    let maps = h.core.kernel().stats().page_map;
+    let req = Request::Munmap { target: Target::Own, addr: base, len: 8 * MB };
+    let (r, steps) = stepped(&mut h, 1, &req, |_| {});
+    assert_eq!(r, Ok(Value::Unit));
+    assert!(steps <= 4, "{steps} steps for four 2 MiB pages");
+    assert_eq!(h.core.kernel().stats().page_map, maps, "no 2 MiB page was split");
+    assert_eq!(h.core.mapped_pages(1), 0);
+    h.check();
+}
