@@ -106,8 +106,8 @@ fn latency(ctx: &mut Ctx) -> Result<(), String> {
     }
     // The administrator's operations, run by the root task at the clients' priority (so the
     // victim and the server's answers share the core with it, as with a client).
-    for (name, clone) in [("destroy-65536", false), ("clone-65536", true)] {
-        let a = ctx.spawn(37, 0, 0, (1000, 1000), ADMIN_AGGRESSOR_QUOTA)?;
+    for (name, clone) in [("destroy-65536", false), ("clone-16384", true)] {
+        let a = ctx.spawn(37, if clone { 5 } else { 0 }, 0, (1000, 1000), ADMIN_AGGRESSOR_QUOTA)?;
         let v = ctx.spawn(36, 0, 0, (1000, 1000), QUOTA)?;
         let (ab, vb) = (a.badge, v.badge);
         let mut a = Some(a);

@@ -11,9 +11,10 @@
 //!   answered. 1: munmap of [`BIG_PAGES`] populated pages; 2: munmap over [`AREAS`] areas;
 //!   3: shmdt of an attached, filled [`SHM_PAGES`]-page segment marked for removal (it is
 //!   destroyed with that detach; one user's segments are held to a quarter of the system
-//!   limit, so not 65,536 pages on a 2 GiB board); 4: `Layout` of [`AREAS`] areas; 0: only the pages
-//!   (populated), for the administrator's operations (`DestroySpace`, `Clone`) the root
-//!   task runs itself.
+//!   limit, so not 65,536 pages on a 2 GiB board); 4: `Layout` of [`AREAS`] areas; 0 and 5:
+//!   only the pages ([`BIG_PAGES`], [`CLONE_PAGES`], populated), for the administrator's
+//!   operations (`DestroySpace`, `Clone`) the root task runs itself. Pages are 4 KiB (1 MiB
+//!   areas, never a 2 MiB page).
 //!
 //! Failure codes: 3601 mmap / populate (detail errno), 3602 munmap, 3603 shm calls, 3604
 //! Layout; 3699 unknown operation (detail arg).
@@ -29,6 +30,8 @@ use crate::report::{step, Check, Fail, Outcome};
 pub const VICTIM_PAGES: u64 = 2048;
 /// Pages of the big operations (256 MiB).
 pub const BIG_PAGES: u64 = 65_536;
+/// Pages of the space the administrator clones.
+pub const CLONE_PAGES: u64 = 16_384;
 /// Pages of the shm segment (64 MiB).
 pub const SHM_PAGES: u64 = 16_384;
 /// Areas of the many-areas operations (Linux's `vm.max_map_count`, 65,530, less the few
@@ -80,11 +83,16 @@ pub fn victim(c: &mut Client) -> Outcome {
     Ok(())
 }
 
-fn big(c: &mut Client) -> Result<u64, Fail> {
-    let len = BIG_PAGES * PAGE_SIZE;
-    let a = c.mmap(BIG_BASE, len, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE).or_fail(3601)?;
-    c.populate(a, len).or_fail(3601)?;
-    Ok(a)
+/// `pages` populated 4 KiB pages (never a 2 MiB page: 1 MiB areas one page past each
+/// 2 MiB boundary, like the victim's) from `BIG_BASE`; the span they lie in.
+fn big(c: &mut Client, pages: u64) -> Result<u64, Fail> {
+    let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+    for a in 0..pages / AREA_PAGES {
+        let at = BIG_BASE + PAGE_SIZE + a * AREA_STRIDE;
+        c.mmap(at, AREA_PAGES * PAGE_SIZE, PROT_RW, flags).or_fail(3601)?;
+        c.populate(at, AREA_PAGES * PAGE_SIZE).or_fail(3601)?;
+    }
+    Ok(pages / AREA_PAGES * AREA_STRIDE)
 }
 
 /// `AREAS` one-page areas of alternating rights (never merged), a page apart.
@@ -98,16 +106,16 @@ fn areas(c: &mut Client) -> Outcome {
 
 pub fn aggressor(c: &mut Client, op: u64) -> Outcome {
     let total = match op {
-        0 => {
-            big(c)?;
+        0 | 5 => {
+            big(c, if op == 0 { BIG_PAGES } else { CLONE_PAGES })?;
             step(1, &[]);
             return Ok(());
         }
         1 => {
-            let a = big(c)?;
+            let span = big(c, BIG_PAGES)?;
             step(1, &[]);
             let t0 = now();
-            c.munmap(a, BIG_PAGES * PAGE_SIZE).or_fail(3602)?;
+            c.munmap(BIG_BASE, span).or_fail(3602)?;
             now() - t0
         }
         2 => {

@@ -2,9 +2,9 @@
 //!
 //! From address `from` on, one [`LayoutEntry`] per area (start, end, protection, maximum
 //! protection, what backs it, pages present) is written into the caller's buffer, as many
-//! as fit; the answer says where to continue. The work per request is bounded by the
-//! buffer (entries) and by the pages the space has mapped (counted by skipping empty
-//! page-table subtrees), both of which the client's own limits bound. Read only.
+//! as fit, 64 at most; the answer says where to continue. The work per request is bounded
+//! by those entries and by the pages the space has mapped in their areas (counted by
+//! skipping empty page-table subtrees), which the client's own limits bound. Read only.
 //! Neighbours: `mem_protocol::layout` (wire form), `area.rs`, `pagetable.rs`.
 
 use mem_protocol::{AreaKindCode, Errno, LayoutEntry, LayoutInfo};
@@ -51,7 +51,9 @@ impl<K: Kernel> MemCore<K> {
     /// fit, [`LayoutEntry::BYTES`] each); what was written and where to go on.
     pub fn layout_page(&self, client: u32, from: u64, out: &mut [u8]) -> Result<LayoutInfo, Errno> {
         let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
-        let fit = out.len() / LayoutEntry::BYTES;
+        // At most one step's worth of entries per request (each counts its area's resident
+        // pages): the answer says where to go on, as for a full buffer.
+        let fit = (out.len() / LayoutEntry::BYTES).min(crate::step::STEP_AREAS as usize * 4);
         let max_va = sp.areas.last_end();
         let mut info = LayoutInfo { max_va, areas: sp.areas.len() as u64, written: 0, next: 0 };
         // The area containing `from` (if any) first, then those starting above it.
