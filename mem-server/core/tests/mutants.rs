@@ -18,10 +18,10 @@ mod common;
 use common::*;
 use mem_core::ledger::cost;
 use mem_core::mmap::MmapArgs;
-use mem_core::{Access, Cred, Errno, KernelError, Prot, Unresolved};
+use mem_core::{Cred, Errno, KernelError, Prot, Unresolved};
 use mem_model::{ModelConfig, Op};
 use mem_protocol::system::UNRESOLVED_PAGER;
-use mem_protocol::{Backing, PagerAnswer, PagerFault, Reply, Request, ShmKey, Target, Value};
+use mem_protocol::{PagerAnswer, Reply, Request, ShmKey, Target, Value};
 
 const PAGE: u64 = 4096;
 const MB: u64 = 1 << 20;
@@ -201,38 +201,6 @@ fn pager_harness() -> H {
     h
 }
 
-fn pager_area(h: &mut H, c: u32, pager: u32, pages: u64) -> u64 {
-    let mut m = MmapArgs::anon(pages * PAGE, Prot::RW);
-    m.backing = Backing::Pager { id: pager };
-    h.core.mmap(c, &m).unwrap()
-}
-
-/// A fault of thread `t` of client `c` at `addr`.
-fn fault(h: &mut H, c: u32, addr: u64, t: u64) -> Result<u32, Unresolved> {
-    h.core.kernel_mut().set_caller(Some(t));
-    let r = h.core.handle_fault(c, addr, Access::Read);
-    h.core.kernel_mut().set_caller(None);
-    r
-}
-
-/// `PagerWait` of `P`'s thread `t` on `pager`.
-fn wait(h: &mut H, pager: u32, t: u64) -> Result<Option<PagerFault>, Errno> {
-    h.core.kernel_mut().set_caller(Some(t));
-    let r = h.core.pager_wait(P, pager);
-    h.core.kernel_mut().set_caller(None);
-    r
-}
-
-fn delivered(h: &mut H) -> Vec<(u64, Option<Reply>)> {
-    h.core.kernel_mut().take_delivered()
-}
-
-fn settled(h: &mut H) {
-    assert_eq!(h.core.kernel().saved_replies(), 0, "saved reply caps left");
-    assert_eq!(h.core.stats(None).unwrap().pager_pending, 0);
-    h.check();
-}
-
 /// Three faults queued; the pager takes the oldest and answers it: the other two are still
 /// queued and `PagerWait` returns them in order, then nothing.
 #[test]
@@ -243,22 +211,22 @@ fn answering_one_fault_leaves_the_other_queued_faults_in_order() {
     let meta = |h: &H| h.core.stats(Some(C)).unwrap().meta_bytes;
     let before = meta(&h);
     for (i, t) in [(0, 10), (1, 11), (2, 12)] {
-        assert_eq!(fault(&mut h, C, a + i * PAGE, t), Err(Unresolved::Deferred));
+        assert_eq!(pager_fault(&mut h, C, a + i * PAGE, t), Err(Unresolved::Deferred));
     }
     assert_eq!(h.core.stats(Some(P)).unwrap().pager_pending, 3);
     assert_eq!(meta(&h), before + 3 * cost::PENDING, "one record per fault, charged to C");
-    let f0 = wait(&mut h, pg, 100).unwrap().expect("the oldest fault");
+    let f0 = pager_wait_as(&mut h, P, pg, 100).unwrap().expect("the oldest fault");
     assert_eq!(f0.offset, 0);
     h.core.pager_reply(P, f0.token, PagerAnswer::Zero, &[]).unwrap();
     assert_eq!(delivered(&mut h), vec![(10, None)]);
     assert_eq!(h.core.stats(Some(P)).unwrap().pager_pending, 2, "the other two are still pending");
     // The page (and its tables) is mapped now; two records are still charged.
     let mapped = meta(&h) - 2 * cost::PENDING;
-    let f1 = wait(&mut h, pg, 101).unwrap().expect("the second fault is still queued");
-    let f2 = wait(&mut h, pg, 102).unwrap().expect("the third fault is still queued");
+    let f1 = pager_wait_as(&mut h, P, pg, 101).unwrap().expect("the second fault is still queued");
+    let f2 = pager_wait_as(&mut h, P, pg, 102).unwrap().expect("the third fault is still queued");
     assert_eq!((f1.client, f1.offset, f2.client, f2.offset), (C, PAGE, C, 2 * PAGE));
     assert_ne!(f1.token, f2.token);
-    assert_eq!(wait(&mut h, pg, 103), Ok(None), "nothing else queued: the pager waits");
+    assert_eq!(pager_wait_as(&mut h, P, pg, 103), Ok(None), "nothing else queued: the pager waits");
     assert!(delivered(&mut h).is_empty());
     // Answered out of order: each resumes its own thread.
     h.core.pager_reply(P, f2.token, PagerAnswer::Zero, &[]).unwrap();
@@ -271,7 +239,7 @@ fn answering_one_fault_leaves_the_other_queued_faults_in_order() {
     assert_eq!(meta(&h), mapped, "the records' charges came back (same tables, no record)");
     assert_eq!(h.core.stats(Some(C)).unwrap().slots_charged, 0, "no saved reply cap left charged");
     h.core.destroy_space(P).unwrap();
-    settled(&mut h);
+    pager_settled(&mut h);
 }
 
 /// Faults of C, D, C queued; D is destroyed: its fault leaves the middle of the queue and
@@ -284,15 +252,15 @@ fn a_destroyed_consumers_fault_leaves_the_middle_of_the_queue() {
     let b = pager_area(&mut h, D, pg, 4);
     let meta = |h: &H| h.core.stats(Some(C)).unwrap().meta_bytes;
     let before = meta(&h);
-    assert_eq!(fault(&mut h, C, a + PAGE, 1), Err(Unresolved::Deferred));
-    assert_eq!(fault(&mut h, D, b, 2), Err(Unresolved::Deferred));
-    assert_eq!(fault(&mut h, C, a + 3 * PAGE, 3), Err(Unresolved::Deferred));
+    assert_eq!(pager_fault(&mut h, C, a + PAGE, 1), Err(Unresolved::Deferred));
+    assert_eq!(pager_fault(&mut h, D, b, 2), Err(Unresolved::Deferred));
+    assert_eq!(pager_fault(&mut h, C, a + 3 * PAGE, 3), Err(Unresolved::Deferred));
     h.core.destroy_space(D).unwrap();
     assert_eq!(h.core.stats(Some(P)).unwrap().pager_pending, 2);
-    let f1 = wait(&mut h, pg, 10).unwrap().expect("C's first fault");
-    let f2 = wait(&mut h, pg, 11).unwrap().expect("C's second fault");
+    let f1 = pager_wait_as(&mut h, P, pg, 10).unwrap().expect("C's first fault");
+    let f2 = pager_wait_as(&mut h, P, pg, 11).unwrap().expect("C's second fault");
     assert_eq!((f1.client, f1.offset, f2.client, f2.offset), (C, PAGE, C, 3 * PAGE));
-    assert_eq!(wait(&mut h, pg, 12), Ok(None), "D's fault went with D");
+    assert_eq!(pager_wait_as(&mut h, P, pg, 12), Ok(None), "D's fault went with D");
     assert_eq!(meta(&h), before + 2 * cost::PENDING, "C's two records");
     h.core.pager_reply(P, f1.token, PagerAnswer::Zero, &[]).unwrap();
     let one = meta(&h);
@@ -302,7 +270,7 @@ fn a_destroyed_consumers_fault_leaves_the_middle_of_the_queue() {
     d.sort_by_key(|x| x.0);
     assert_eq!(d, vec![(1, None), (3, None)]);
     h.core.destroy_space(P).unwrap();
-    settled(&mut h);
+    pager_settled(&mut h);
 }
 
 /// A page whose fault was answered (here with `Fail`: it stays absent) is asked for again
@@ -313,9 +281,9 @@ fn a_page_is_asked_for_again_after_its_fault_was_answered() {
     let pg = h.core.pager_create(P, 0o600).unwrap();
     let a = pager_area(&mut h, C, pg, 2);
     let before = h.core.stats(Some(C)).unwrap();
-    assert_eq!(fault(&mut h, C, a, 1), Err(Unresolved::Deferred));
+    assert_eq!(pager_fault(&mut h, C, a, 1), Err(Unresolved::Deferred));
     assert_eq!(h.core.stats(Some(C)).unwrap().meta_bytes, before.meta_bytes + cost::PENDING);
-    let f = wait(&mut h, pg, 10).unwrap().unwrap();
+    let f = pager_wait_as(&mut h, P, pg, 10).unwrap().unwrap();
     h.core.pager_reply(P, f.token, PagerAnswer::Fail, &[]).unwrap();
     let after = h.core.stats(Some(C)).unwrap();
     assert_eq!((after.meta_bytes, after.slots_charged), (before.meta_bytes, before.slots_charged), "charges back");
@@ -323,15 +291,15 @@ fn a_page_is_asked_for_again_after_its_fault_was_answered() {
     assert_eq!((n.client, u64::from(n.reason)), (C, UNRESOLVED_PAGER));
     assert!(delivered(&mut h).is_empty(), "thread 1 stays stopped");
     // Thread 2 faults on the same page: the pager is asked again.
-    assert_eq!(fault(&mut h, C, a + 8, 2), Err(Unresolved::Deferred));
+    assert_eq!(pager_fault(&mut h, C, a + 8, 2), Err(Unresolved::Deferred));
     assert_eq!(h.core.stats(Some(P)).unwrap().pager_pending, 1);
-    let g = wait(&mut h, pg, 11).unwrap().expect("a new fault for the same page");
+    let g = pager_wait_as(&mut h, P, pg, 11).unwrap().expect("a new fault for the same page");
     assert_eq!((g.client, g.offset), (C, 0));
     h.core.pager_reply(P, g.token, PagerAnswer::Zero, &[]).unwrap();
     assert_eq!(delivered(&mut h), vec![(2, None)]);
     assert_eq!(h.read_u64(C, a).unwrap(), 0);
     assert_eq!(h.core.stats(Some(C)).unwrap().slots_charged, before.slots_charged);
-    settled(&mut h);
+    pager_settled(&mut h);
 }
 
 /// The pager's waiting thread is gone when a fault comes (the reply on its saved cap
@@ -342,19 +310,19 @@ fn a_fault_whose_delivery_fails_waits_for_the_next_pager_wait() {
     let mut h = pager_harness();
     let pg = h.core.pager_create(P, 0o600).unwrap();
     let a = pager_area(&mut h, C, pg, 2);
-    assert_eq!(wait(&mut h, pg, 10), Ok(None), "the pager waits");
+    assert_eq!(pager_wait_as(&mut h, P, pg, 10), Ok(None), "the pager waits");
     h.core.kernel_mut().fail_nth_op(Op::ReplySaved, 0, KernelError::InvalidCapability);
-    assert_eq!(fault(&mut h, C, a + PAGE, 1), Err(Unresolved::Deferred));
+    assert_eq!(pager_fault(&mut h, C, a + PAGE, 1), Err(Unresolved::Deferred));
     h.core.kernel_mut().clear_injections();
     assert!(delivered(&mut h).is_empty(), "nothing reached the pager");
     assert_eq!(h.core.stats(Some(P)).unwrap().slots_charged, 0, "its dead waiter is dropped");
     assert_eq!(h.core.stats(Some(P)).unwrap().pager_pending, 1);
-    let f = wait(&mut h, pg, 11).unwrap().expect("the fault is still queued");
+    let f = pager_wait_as(&mut h, P, pg, 11).unwrap().expect("the fault is still queued");
     assert_eq!((f.client, f.offset), (C, PAGE));
     h.core.pager_reply(P, f.token, PagerAnswer::Zero, &[]).unwrap();
     assert_eq!(delivered(&mut h), vec![(1, None)]);
     assert_eq!(h.read_u64(C, a + PAGE).unwrap(), 0);
-    settled(&mut h);
+    pager_settled(&mut h);
 }
 
 // ---- admin.rs `valid_client` -----------------------------------------------------------

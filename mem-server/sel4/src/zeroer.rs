@@ -79,7 +79,7 @@ impl Zeroer {
         let tcb = sel4::cap::Tcb::from_bits(server_slot::ZEROER_TCB);
         let top = STACK.0.get() as usize + STACK_SIZE;
         let mut ctx = sel4::UserContext::default();
-        *ctx.pc_mut() = entry as usize as sel4::Word;
+        *ctx.pc_mut() = entry as *const () as usize as sel4::Word;
         *ctx.sp_mut() = top as sel4::Word;
         let running = tcb.tcb_write_all_registers(true, &mut ctx).is_ok();
         if !running {

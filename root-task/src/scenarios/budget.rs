@@ -20,12 +20,10 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use mem_protocol::system::{ClientBoot, CLIENT_BOOT_VADDR};
-use mem_protocol::{Request, Stats, Target};
+use mem_protocol::{Stats, Target};
 
 use super::{with_client, USER};
 use crate::ctx::Ctx;
-use crate::PAGE;
 use crate::DEFAULT_QUOTA;
 
 /// Rounds of the chain.
@@ -56,22 +54,8 @@ pub fn chain(ctx: &mut Ctx) -> Result<(), String> {
         ctx.drop_reply(reply);
         let mut obj = values.first().copied().unwrap_or(0);
         for round in 1..=ROUNDS {
-            let child = ctx.new_badge()?;
-            let vspace = ctx.clone_space(p.badge, child, DEFAULT_QUOTA)?;
-            let started = (|| {
-                ctx.admin.unit(&Request::Munmap { target: Target::Client(child), addr: CLIENT_BOOT_VADDR, len: PAGE })?;
-                ctx.put_boot(child, &crate::ctx::encode_boot(&ClientBoot { badge: child, scenario: 33, arg: obj | round, peer: 0 })?)?;
-                let entry = mem_launcher::Launcher::elf_entry(ctx.client_elf)?;
-                let report = Some(ctx.report_ep);
-                ctx.start_client(child, vspace, entry, report)
-            })();
-            let c = match started {
-                Ok(c) => c,
-                Err(e) => {
-                    ctx.abandon_space(child, vspace);
-                    return Err(e);
-                }
-            };
+            let c = ctx.start_clone(p.badge, 33, obj | round, 0, |_, _| Ok(()))?;
+            let child = c.badge;
             let parent = core::mem::replace(&mut p, c);
             let (values, reply) = ctx.expect_step(child, 1).map_err(|e| format!("round {round}: {e}"))?;
             ctx.drop_reply(reply);

@@ -7,7 +7,7 @@
 use alloc::format;
 use alloc::string::String;
 
-use mem_protocol::system::{ClientBoot, SharedLayout, CLIENT_BOOT_VADDR};
+use mem_protocol::system::SharedLayout;
 use mem_protocol::{QueryInfo, Request, Target, Value};
 
 use super::{with_client, USER};
@@ -34,10 +34,8 @@ fn both(ctx: &mut Ctx, parent: u32, child: u32, base: u64, i: u64) -> Result<(Qu
 
 /// Everything between the parent's STEP and its answer.
 fn child_part(ctx: &mut Ctx, parent: u32, base: u64) -> Result<(), String> {
-    let child = ctx.new_badge()?;
     let frames_before = ctx.admin.stats(Target::Own)?.frames_in_use;
-    let vspace = ctx.clone_space(parent, child, DEFAULT_QUOTA)?;
-    let started = (|| {
+    let proc = ctx.start_clone(parent, 6, 1 | base, 0, |ctx, child| {
         let (p, c) = both(ctx, parent, child, base, 0)?;
         if p.paddr != c.paddr || !p.cow || !c.cow {
             return Err(format!("after Clone, page 0: parent {p:x?}, child {c:x?}: want one COW frame"));
@@ -49,19 +47,8 @@ fn child_part(ctx: &mut Ctx, parent: u32, base: u64) -> Result<(), String> {
         if cloned < overhead || cloned - overhead > MAX_CHILD_TABLES {
             return Err(format!("Clone added {cloned} frames: want {overhead} + at most {MAX_CHILD_TABLES} page tables (data shared)"));
         }
-        ctx.admin.unit(&Request::Munmap { target: Target::Client(child), addr: CLIENT_BOOT_VADDR, len: PAGE })?;
-        ctx.put_boot(child, &crate::ctx::encode_boot(&ClientBoot { badge: child, scenario: 6, arg: 1 | base, peer: 0 })?)?;
-        let entry = mem_launcher::Launcher::elf_entry(ctx.client_elf)?;
-        let report = Some(ctx.report_ep);
-        ctx.start_client(child, vspace, entry, report)
-    })();
-    let proc = match started {
-        Ok(p) => p,
-        Err(e) => {
-            ctx.abandon_space(child, vspace);
-            return Err(e);
-        }
-    };
+        Ok(())
+    })?;
     let frames_running = ctx.admin.stats(Target::Own)?.frames_in_use;
     with_client(ctx, proc, |ctx, cb| {
         ctx.expect_pass(cb).map_err(|e| format!("child: {e}"))?;

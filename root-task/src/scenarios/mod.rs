@@ -140,6 +140,34 @@ impl Ctx {
         r
     }
 
+    /// Clone `parent`'s space into a new client (`DEFAULT_QUOTA`), run `check` on it, give
+    /// it its own boot record (`scenario`, `arg`, `peer`) and start the program in it; if
+    /// anything fails the child's space goes again.
+    pub fn start_clone(
+        &mut self,
+        parent: u32,
+        scenario: u32,
+        arg: u64,
+        peer: u32,
+        check: impl FnOnce(&mut Ctx, u32) -> Result<(), String>,
+    ) -> Result<Proc, String> {
+        let child = self.new_badge()?;
+        let vspace = self.clone_space(parent, child, crate::DEFAULT_QUOTA)?;
+        let started = (|| {
+            check(self, child)?;
+            let unmap = mem_protocol::Request::Munmap { target: Target::Client(child), addr: mem_protocol::system::CLIENT_BOOT_VADDR, len: crate::PAGE };
+            self.admin.unit(&unmap)?;
+            self.put_boot(child, &crate::ctx::encode_boot(&ClientBoot { badge: child, scenario, arg, peer })?)?;
+            let entry = mem_launcher::Launcher::elf_entry(self.client_elf)?;
+            let report = Some(self.report_ep);
+            self.start_client(child, vspace, entry, report)
+        })();
+        if started.is_err() {
+            self.abandon_space(child, vspace);
+        }
+        started
+    }
+
     /// `Stats` of one client.
     pub fn client_stats(&mut self, badge: u32) -> Result<Stats, String> {
         self.admin.stats(Target::Client(badge))

@@ -9,12 +9,10 @@
 use alloc::format;
 use alloc::string::String;
 
-use mem_protocol::system::{ClientBoot, CLIENT_BOOT_VADDR};
-use mem_protocol::{Request, Target};
+use mem_protocol::Target;
 
 use super::{with_client, USER};
 use crate::ctx::Ctx;
-use crate::PAGE;
 use crate::DEFAULT_QUOTA;
 
 pub fn run(ctx: &mut Ctx) -> Result<(), String> {
@@ -39,22 +37,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
 
 /// Between the parent's STEP and its answer: the clone and the outsider.
 fn family(ctx: &mut Ctx, parent: u32, id: u32, at: u64) -> Result<(), String> {
-    let child = ctx.new_badge()?;
-    let vspace = ctx.clone_space(parent, child, DEFAULT_QUOTA)?;
-    let started = (|| {
-        ctx.admin.unit(&Request::Munmap { target: Target::Client(child), addr: CLIENT_BOOT_VADDR, len: PAGE })?;
-        ctx.put_boot(child, &crate::ctx::encode_boot(&ClientBoot { badge: child, scenario: 31, arg: 1 | at, peer: id })?)?;
-        let entry = mem_launcher::Launcher::elf_entry(ctx.client_elf)?;
-        let report = Some(ctx.report_ep);
-        ctx.start_client(child, vspace, entry, report)
-    })();
-    let proc = match started {
-        Ok(p) => p,
-        Err(e) => {
-            ctx.abandon_space(child, vspace);
-            return Err(e);
-        }
-    };
+    let proc = ctx.start_clone(parent, 31, 1 | at, id, |_, _| Ok(()))?;
     with_client(ctx, proc, |ctx, cb| ctx.expect_pass(cb).map_err(|e| format!("child: {e}")))?;
     let outsider = ctx.spawn(31, 2, id, USER, DEFAULT_QUOTA)?;
     with_client(ctx, outsider, |ctx, ob| ctx.expect_pass(ob).map_err(|e| format!("outsider: {e}")))

@@ -173,3 +173,40 @@ impl Rng {
         xs[(self.next() % xs.len() as u64) as usize]
     }
 }
+
+// ---- pagers (`tests/pager.rs`, `tests/mutants.rs`) ------------------------------------
+
+/// A private area of `pages` pages served by `pager`, mapped by client `c`.
+pub fn pager_area(h: &mut H, c: u32, pager: u32, pages: u64) -> u64 {
+    let mut m = mem_core::mmap::MmapArgs::anon(pages * 4096, mem_core::Prot::RW);
+    m.backing = mem_protocol::Backing::Pager { id: pager };
+    h.core.mmap(c, &m).unwrap()
+}
+
+/// A read fault of thread `t` of client `c` at `addr` (what the server loop does).
+pub fn pager_fault(h: &mut H, c: u32, addr: u64, t: u64) -> Result<u32, Unresolved> {
+    h.core.kernel_mut().set_caller(Some(t));
+    let r = h.core.handle_fault(c, addr, Access::Read);
+    h.core.kernel_mut().set_caller(None);
+    r
+}
+
+/// `PagerWait` by thread `t` of `owner` on `pager`.
+pub fn pager_wait_as(h: &mut H, owner: u32, pager: u32, t: u64) -> Result<Option<mem_protocol::PagerFault>, mem_core::Errno> {
+    h.core.kernel_mut().set_caller(Some(t));
+    let r = h.core.pager_wait(owner, pager);
+    h.core.kernel_mut().set_caller(None);
+    r
+}
+
+/// The replies the model delivered to saved callers since the last call.
+pub fn delivered(h: &mut H) -> Vec<(u64, Option<mem_protocol::Reply>)> {
+    h.core.kernel_mut().take_delivered()
+}
+
+/// No saved reply cap, no pending pager fault, invariants hold.
+pub fn pager_settled(h: &mut H) {
+    assert_eq!(h.core.kernel().saved_replies(), 0, "saved reply caps left");
+    assert_eq!(h.core.stats(None).unwrap().pager_pending, 0);
+    h.check();
+}
