@@ -279,13 +279,16 @@ impl Request {
         }
     }
 
-    /// Can the server answer this request with [`crate::Errno::Again`] (one bounded step
-    /// of a long operation done: send it again to go on)? The client library re-sends
-    /// these until they are done.
+    /// Is this request a long operation done in bounded steps, answered
+    /// [`crate::Errno::Again`] after each step but the last (send it again to go on)?
+    /// `EAGAIN` is never a final answer: any request of a client whose space is being
+    /// cloned may get it once the clone ends (it waited; send it again), and the client
+    /// library sends every request again on `EAGAIN`.
     pub const fn steps(&self) -> bool {
         matches!(
             self,
             Request::Munmap { .. }
+                | Request::Clone { .. }
                 | Request::Mmap { .. }
                 | Request::Populate { .. }
                 | Request::Reset { .. }

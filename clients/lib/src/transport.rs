@@ -125,8 +125,9 @@ impl Client {
         }
         let mut info = send(self.server, req)?;
         let mut reply = reply_of(&info);
-        // A long operation's step: send it again until it is done.
-        while req.steps() && matches!(reply, Err(CallError::Op(Errno::Again))) {
+        // A long operation's step, or a request that waited for a clone of this space:
+        // send it again until it is done (`Request::steps`).
+        while matches!(reply, Err(CallError::Op(Errno::Again))) {
             info = send(self.server, req)?;
             reply = reply_of(&info);
         }
@@ -209,8 +210,9 @@ pub fn call_plain(server: sel4::cap::Endpoint, req: &Request) -> Result<Value, C
         return Err(CallError::Ring);
     }
     let mut reply = reply_of(&send(server, req)?);
-    // A long operation's step (the server answered EAGAIN): send it again until it is done.
-    while req.steps() && matches!(reply, Err(CallError::Op(Errno::Again))) {
+    // A long operation's step, or a request that waited for a clone (the server answered
+    // EAGAIN): send it again until it is done.
+    while matches!(reply, Err(CallError::Op(Errno::Again))) {
         reply = reply_of(&send(server, req)?);
     }
     reply

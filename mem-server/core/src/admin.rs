@@ -10,7 +10,7 @@
 //!   server's own VSpace at `view_base + client * view_stride`, charged to the client's
 //!   slots). Answers with the VSpace cap.
 //! - `Clone`: the same for the child, whose inherited mapping of the parent's buffer is
-//!   removed first (the child gets a buffer of its own).
+//!   removed first (the child gets a buffer of its own), in bounded steps (`clone.rs`).
 //! - `DestroySpace`: the space and everything it holds (`lifecycle.rs`), in bounded steps.
 //!   The freed frames stay pooled, only queued (dirty): zeroing them is idle work
 //!   (`MemCore::lend_dirty`), never part of this request.
@@ -69,21 +69,17 @@ impl<K: Kernel> MemCore<K> {
     }
 
     /// `Clone`: the child as a copy-on-write clone of `parent`, with a shared buffer of its
-    /// own; the child's VSpace cap to hand out.
+    /// own; the child's VSpace cap to hand out. Every step until done.
     pub fn admin_clone(&mut self, parent: u32, child: u32, quota: u64) -> Result<Slot, Errno> {
+        crate::step::to_the_end(|| self.admin_clone_step(parent, child, quota))
+    }
+
+    /// One step of `admin_clone` (`EAGAIN` until the child is complete; `clone.rs`).
+    pub fn admin_clone_step(&mut self, parent: u32, child: u32, quota: u64) -> Result<Slot, Errno> {
         if !self.valid_client(child) {
             return Err(Errno::Inval);
         }
-        let vspace = self.clone_space(parent, child, quota)?;
-        let r = match self.cfg.buffer {
-            Some(b) => self.munmap(child, b.vaddr, b.pages * PAGE_SIZE),
-            None => Ok(()),
-        };
-        if let Err(e) = r.and_then(|()| self.setup_shared_buffer(child)) {
-            let _ = self.destroy_space(child);
-            return Err(e);
-        }
-        Ok(vspace)
+        self.clone_step(parent, child, quota, true)
     }
 
     /// `DestroySpace`. The freed frames stay pooled, dirty: they are zeroed off the request
@@ -106,7 +102,7 @@ impl<K: Kernel> MemCore<K> {
         self.pin_page(client, vaddr)
     }
 
-    fn setup_shared_buffer(&mut self, client: u32) -> Result<(), Errno> {
+    pub(crate) fn setup_shared_buffer(&mut self, client: u32) -> Result<(), Errno> {
         let Some(b) = self.cfg.buffer else { return Ok(()) };
         let frames = self.create_shared_buffer(client, b.vaddr, b.pages)?;
         let Some((base, stride)) = b.view else { return Ok(()) };

@@ -1,4 +1,5 @@
-//! clone: a new address space that shares every private page of its source copy-on-write.
+//! clone: a new address space that shares every private page of its source copy-on-write,
+//! made in bounded steps.
 //!
 //! Every area is copied. Private pages (anonymous, private backend copies) become COW in
 //! both spaces: the source's mapping is downgraded to read-only and the child maps the same
@@ -7,59 +8,202 @@
 //! device memory) stay shared. The child is charged for the private pages it maps, like an
 //! RSS limit, and for its areas, tables and cap copies, so a clone that would exceed the
 //! child's budget fails with ENOMEM and leaves no trace. A pinned page (`pin.rs`) is not
-//! shared: the child gets its own copy at once. Neighbours: `space.rs`, `fault.rs`
-//! (`break_cow`), `shm.rs` (private segments).
+//! shared: the child gets its own copy at once.
+//!
+//! Steps (`step.rs`): the copy goes in address order, at most `STEP_AREAS` areas and
+//! `STEP_PAGES / CLONE_PAGE_COST` pages per step, and how far it came is kept in the child
+//! ([`Cloning`]); a step with more to do is answered `EAGAIN` and the administrator sends
+//! the same `Clone` again; the last one answers with the child's VSpace. The parent is
+//! *frozen* meanwhile (`freeze.rs`): its own requests wait (held, then sent again), the
+//! administrator's on it or on the child are EBUSY, so no area of it changes under the
+//! copy. Its threads' faults are still served: a page written (copied) or filled below the
+//! copy's progress stays the parent's, one above it is copied as it is by then — as on
+//! Linux, where other threads' stores during a fork race with the copy. Nobody can use the
+//! child before the end. A clone that fails (the child's budget, the pools, the parent
+//! destroyed meanwhile: ESRCH) has its child destroyed in the following steps, then the
+//! error is the answer: nothing is left behind; destroying the child ends the clone.
+//! Neighbours: `space.rs`, `fault.rs` (`break_cow`), `shm.rs` (private segments),
+//! `freeze.rs`, `admin.rs` (the request, the child's own shared buffer).
 
-use mem_protocol::{Errno, PageSize};
+use mem_protocol::{Errno, PageSize, PAGE_SIZE};
 
 use crate::kernel::{Caching, Kernel, Slot};
 use crate::pagetable::Pte;
 use crate::space::{hw_rights, map_page, record_page, MapReq};
+use crate::step::{Step, STEP_PAGES};
 use crate::MemCore;
 
+/// Page entries one cloned page counts for in a step: a downgrade of the parent's mapping,
+/// a cap copy and a map in the child, about three unmaps' worth.
+pub const CLONE_PAGE_COST: u64 = 3;
+
+/// A clone in progress, kept in the child's space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cloning {
+    /// The space being copied.
+    pub parent: u32,
+    /// Every area of the parent that starts below `at` is in the child, and so is every
+    /// page below `at`.
+    pub at: u64,
+    /// `at` lies in an area already copied (its pages from `at` on still to do).
+    pub in_area: bool,
+    /// The clone failed: the child is being destroyed, then this is the answer.
+    pub failed: Option<Errno>,
+}
+
 impl<K: Kernel> MemCore<K> {
-    /// Create `child`'s space as a copy-on-write clone of `parent`'s, with `quota` pages.
+    /// Create `child`'s space as a copy-on-write clone of `parent`'s, with `quota` pages:
+    /// every step until done.
     pub fn clone_space(&mut self, parent: u32, child: u32, quota: u64) -> Result<Slot, Errno> {
+        crate::step::to_the_end(|| self.clone_step(parent, child, quota, false))
+    }
+
+    /// One step of a clone (`EAGAIN` until the child is complete, then its VSpace).
+    /// `new_buffer`: replace the child's copy of the parent's shared buffer by one of its
+    /// own (`admin.rs`) before it is complete.
+    pub fn clone_step(&mut self, parent: u32, child: u32, quota: u64, new_buffer: bool) -> Result<Slot, Errno> {
         self.settle();
+        let c = match self.spaces.get(&child) {
+            None => self.clone_start(parent, child, quota)?,
+            Some(sp) => match sp.cloning {
+                Some(c) if c.parent == parent => c,
+                _ if !self.spaces.contains_key(&parent) => return Err(Errno::Srch),
+                _ => return Err(Errno::Exist),
+            },
+        };
+        if let Some(e) = c.failed {
+            // Destroying the child, a step at a time; then the error.
+            return match self.destroy_space_step(child) {
+                Err(Errno::Again) => Err(Errno::Again),
+                _ => Err(e),
+            };
+        }
+        let mut st = Step::new();
+        match self.clone_some(parent, child, &mut st) {
+            Ok(false) => Err(Errno::Again),
+            // Finishing (the child's own buffer) is a step of its own.
+            Ok(true) if st.pages < STEP_PAGES / 2 || st.areas < crate::step::STEP_AREAS / 2 => Err(Errno::Again),
+            Ok(true) => match self.clone_finish(parent, child, new_buffer) {
+                Ok(vs) => Ok(vs),
+                Err(e) => {
+                    self.clone_fail(child, e);
+                    Err(Errno::Again)
+                }
+            },
+            Err(e) => {
+                self.clone_fail(child, e);
+                Err(Errno::Again)
+            }
+        }
+    }
+
+    /// The first step: the child's empty space, the parent frozen.
+    fn clone_start(&mut self, parent: u32, child: u32, quota: u64) -> Result<Cloning, Errno> {
         let psp = self.spaces.get(&parent).ok_or(Errno::Srch)?;
-        let cred = psp.cred;
-        let vspace = self.create_space(child, cred, quota)?;
-        if let Err(e) = self.clone_into(parent, child) {
-            let _ = self.destroy_space(child);
+        if psp.frozen_for.is_some() || psp.cloning.is_some() {
+            return Err(Errno::Busy);
+        }
+        let (cred, n) = (psp.cred, psp.areas.len() as u64);
+        self.create_space(child, cred, quota)?;
+        let room = self.spaces.get(&child).ok_or(Errno::Srch)?.area_room(n, self.cfg.limits.max_map_count);
+        if let Err(e) = room {
+            let _ = self.destroy_space(child); // empty: one step
             return Err(e);
         }
+        let c = Cloning { parent, at: 0, in_area: false, failed: None };
+        self.space_mut(child)?.cloning = Some(c);
+        self.space_mut(parent)?.frozen_for = Some(child);
+        self.cloning_now += 1;
+        Ok(c)
+    }
+
+    /// Copy what `st` allows: `true` when the whole parent is in the child.
+    fn clone_some(&mut self, parent: u32, child: u32, st: &mut Step) -> Result<bool, Errno> {
+        loop {
+            let c = self.spaces.get(&child).and_then(|sp| sp.cloning).ok_or(Errno::Srch)?;
+            let (s, end, prot) = if c.in_area {
+                let (s, a) = self.spaces.get(&child).and_then(|sp| sp.areas.find(c.at)).ok_or(Errno::Busy)?;
+                (s, a.end, a.prot)
+            } else {
+                let Some((s, a)) = self.next_area(parent, c.at) else { return Ok(true) };
+                if st.areas == 0 {
+                    return Ok(false);
+                }
+                st.areas -= 1;
+                self.spaces.get(&child).ok_or(Errno::Srch)?.area_room(1, self.cfg.limits.max_map_count)?;
+                if let Some(obj) = a.kind.object() {
+                    if let Some(o) = self.objs.get_mut(obj) {
+                        o.add_area(child);
+                    }
+                }
+                let csp = self.space_mut(child)?;
+                csp.areas.insert(s, a);
+                csp.cloning = Some(Cloning { at: s, in_area: true, ..c });
+                (s, a.end, a.prot)
+            };
+            let mut at = c.at.max(s);
+            while let Some((base, pte, size)) = self.spaces.get(&parent).ok_or(Errno::Srch)?.pt.next_mapped(at, end) {
+                if st.pages < CLONE_PAGE_COST {
+                    self.set_cloning(child, at, true);
+                    return Ok(false);
+                }
+                st.pages -= CLONE_PAGE_COST;
+                if pte.pinned() {
+                    self.clone_pinned(child, base, pte, prot)?;
+                } else {
+                    self.clone_page(parent, child, base, size, pte, prot)?;
+                }
+                at = base + size.bytes();
+                self.set_cloning(child, at, true);
+            }
+            self.set_cloning(child, end, false);
+        }
+    }
+
+    fn set_cloning(&mut self, child: u32, at: u64, in_area: bool) {
+        if let Some(c) = self.spaces.get_mut(&child).and_then(|sp| sp.cloning.as_mut()) {
+            c.at = at;
+            c.in_area = in_area;
+        }
+    }
+
+    /// The last step: the child's own buffer, the parent's private shm segments, the
+    /// parent thawed.
+    fn clone_finish(&mut self, parent: u32, child: u32, new_buffer: bool) -> Result<Slot, Errno> {
+        if new_buffer {
+            if let Some(b) = self.cfg.buffer {
+                self.munmap(child, b.vaddr, b.pages * PAGE_SIZE)?;
+                self.setup_shared_buffer(child)?;
+            }
+        }
         self.shm_share_private(parent, child);
+        let csp = self.space_mut(child)?;
+        csp.cloning = None;
+        let vspace = csp.pt.vspace();
+        self.unfreeze(parent);
         Ok(vspace)
     }
 
-    fn clone_into(&mut self, parent: u32, child: u32) -> Result<(), Errno> {
-        let n = self.spaces.get(&parent).ok_or(Errno::Srch)?.areas.len() as u64;
-        self.spaces.get(&child).ok_or(Errno::Srch)?.area_room(n, self.cfg.limits.max_map_count)?;
-        // Areas first (object references counted), then pages; area by area, no list.
-        let mut from = 0u64;
-        while let Some((s, a)) = self.next_area(parent, from) {
-            from = a.end;
-            if let Some(obj) = a.kind.object() {
-                if let Some(o) = self.objs.get_mut(obj) {
-                    o.add_area(child);
-                }
-            }
-            self.space_mut(child)?.areas.insert(s, a);
+    /// The clone of `child` failed with `e` (first failure wins): the parent thaws, the
+    /// child goes in the next steps.
+    pub(crate) fn clone_fail(&mut self, child: u32, e: Errno) {
+        let Some(c) = self.spaces.get_mut(&child).and_then(|sp| sp.cloning.as_mut()) else { return };
+        if c.failed.is_some() {
+            return;
         }
-        let mut from = 0u64;
-        while let Some((s, a)) = self.next_area(parent, from) {
-            from = a.end;
-            let mut at = s;
-            while let Some((base, pte, size)) = self.spaces[&parent].pt.next_mapped(at, a.end) {
-                at = base + size.bytes();
-                if pte.pinned() {
-                    self.clone_pinned(child, base, pte, a.prot)?;
-                } else {
-                    self.clone_page(parent, child, base, size, pte, a.prot)?;
-                }
-            }
+        c.failed = Some(e);
+        let parent = c.parent;
+        self.unfreeze(parent);
+    }
+
+    /// `client` is being destroyed: a clone it is part of ends (as parent, the clone fails
+    /// with ESRCH; as the child being made, the clone is over).
+    pub(crate) fn clone_abandon(&mut self, client: u32) {
+        let Some(sp) = self.spaces.get(&client) else { return };
+        if let Some(child) = sp.frozen_for {
+            self.clone_fail(child, Errno::Srch);
         }
-        Ok(())
+        self.clone_fail(client, Errno::Srch);
     }
 
     fn next_area(&self, client: u32, from: u64) -> Option<(u64, crate::area::Area)> {

@@ -77,6 +77,9 @@ impl<K: Kernel> MemCore<K> {
         if !self.is_admin(caller) && !self.has_space(caller) {
             return Answer { reply: Reply::Err(Errno::Srch), cap: None, held: false };
         }
+        if let Some(a) = self.clone_wait(caller, req) {
+            return a;
+        }
         let a = match self.dispatch_inner(caller, req, buf) {
             Ok((v, cap)) => Answer { reply: Reply::Ok(v), cap, held: false },
             Err(e) => Answer { reply: Reply::Err(e), cap: None, held: false },
@@ -146,7 +149,7 @@ impl<K: Kernel> MemCore<K> {
             Request::Clone { source, child, quota_pages } => {
                 self.admin(caller)?;
                 let p = self.resolve_target(caller, source)?;
-                self.admin_clone(p, child, quota_pages).map(|vs| (Value::Unit, Some(vs)))
+                self.admin_clone_step(p, child, quota_pages).map(|vs| (Value::Unit, Some(vs)))
             }
             Request::ShmGet { key, size, create, exclusive, mode } => {
                 val(self.shmget(caller, key, size, create, exclusive, mode).map(Value::Id))

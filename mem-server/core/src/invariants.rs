@@ -56,6 +56,10 @@ impl<K: Kernel> MemCore<K> {
 
     /// Recompute and compare all incremental counts; `Err` describes the first mismatch.
     pub fn check_invariants(&self) -> Result<(), String> {
+        let frozen = self.spaces.iter().filter(|(_, s)| s.frozen_for.is_some()).count() as u32;
+        if frozen != self.cloning_now {
+            return Err(format!("{frozen} spaces frozen, count says {}", self.cloning_now));
+        }
         let mut refs: BTreeMap<Slot, (u32, PageSize)> = BTreeMap::new();
         let mut in_use: u64 = 0;
         let mut charged: BTreeMap<u32, u64> = BTreeMap::new();
@@ -102,6 +106,9 @@ impl<K: Kernel> MemCore<K> {
             }
             // Saved reply caps (pager faults of this client, its pagers' waiting thread).
             copies += self.pagers.saved_slots_of(id);
+            // And requests waiting for a clone (`freeze.rs`).
+            copies += sp.held.len() as u64;
+            self.check_clone_links(id, sp)?;
             if copies != sp.budget.slots {
                 return Err(format!("client {id}: {copies} cap copies, charge says {}", sp.budget.slots));
             }
@@ -213,6 +220,32 @@ impl<K: Kernel> MemCore<K> {
             let m = obj_meta.get(&id).copied().unwrap_or(0);
             if m != sp.budget.obj_meta {
                 return Err(format!("client {id}: object metadata recount {m}, counter {}", sp.budget.obj_meta));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<K: Kernel> MemCore<K> {
+    /// A frozen parent and the child being made name each other, waiting requests exist
+    /// only while frozen, and the count of clones in progress is right.
+    fn check_clone_links(&self, id: u32, sp: &crate::space::Space) -> Result<(), String> {
+        if !sp.held.is_empty() && sp.frozen_for.is_none() {
+            return Err(format!("client {id}: {} requests held but not frozen", sp.held.len()));
+        }
+        if let Some(child) = sp.frozen_for {
+            let c = self.spaces.get(&child).and_then(|c| c.cloning);
+            if !c.is_some_and(|c| c.parent == id && c.failed.is_none()) {
+                return Err(format!("client {id}: frozen for {child}, which is not its clone in progress ({c:?})"));
+            }
+        }
+        if let Some(c) = sp.cloning {
+            let frozen = self.spaces.get(&c.parent).and_then(|p| p.frozen_for) == Some(id);
+            if frozen == c.failed.is_some() {
+                return Err(format!("client {id}: clone of {} {c:?}, parent frozen: {frozen}", c.parent));
+            }
+            if c.in_area && c.failed.is_none() && sp.areas.find(c.at).is_none() {
+                return Err(format!("client {id}: clone progress {:#x} in no area", c.at));
             }
         }
         Ok(())

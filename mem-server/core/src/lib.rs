@@ -37,6 +37,7 @@ pub mod check;
 pub mod clone;
 pub mod dispatch;
 pub mod fault;
+pub mod freeze;
 pub mod gaps;
 pub mod invariants;
 pub mod kernel;
@@ -221,6 +222,8 @@ pub struct MemCore<K: Kernel> {
     /// tables), never given back, and the cap slots they hold.
     pub(crate) server_pages: u64,
     pub(crate) server_slots: u32,
+    /// Clones in progress (`clone.rs`): while 0, no request needs the freeze check.
+    pub(crate) cloning_now: u32,
 }
 
 impl<K: Kernel> MemCore<K> {
@@ -251,6 +254,7 @@ impl<K: Kernel> MemCore<K> {
             notes: notes::Notes::default(),
             server_pages: 0,
             server_slots: 0,
+            cloning_now: 0,
         }
     }
 

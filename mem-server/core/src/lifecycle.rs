@@ -73,6 +73,9 @@ impl<K: Kernel> MemCore<K> {
             pinned_detached: alloc::vec::Vec::new(),
             pinned: 0,
             populate_next: (0, 0, 0),
+            cloning: None,
+            frozen_for: None,
+            held: alloc::vec::Vec::new(),
         };
         self.spaces.insert(client, sp);
         self.reserved_meta = reserved;
@@ -92,7 +95,8 @@ impl<K: Kernel> MemCore<K> {
         if !self.spaces.contains_key(&client) {
             return Err(Errno::Srch);
         }
-        // Both are done at the first step and find nothing later.
+        // These are done at the first step and find nothing later.
+        self.clone_abandon(client);
         self.release_shared_buffer(client);
         self.pagers_client_gone(client);
         let (lo, hi) = self.spaces.get(&client).ok_or(Errno::Srch)?.areas.user_range();

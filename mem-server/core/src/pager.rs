@@ -401,7 +401,7 @@ impl<K: Kernel> MemCore<K> {
 
     /// Delete a saved reply cap (if still there) and free its slot; a delete the kernel
     /// refuses is retried later (`settle`), the slot freed only then.
-    fn drop_saved(&mut self, slot: Slot) {
+    pub(crate) fn drop_saved(&mut self, slot: Slot) {
         if self.k.cap_delete(slot).is_ok() {
             self.res.slots.free(slot);
         } else {

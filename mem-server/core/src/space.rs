@@ -53,6 +53,12 @@ pub struct Space {
     /// Where a stepped Populate of `[.0, .1)` goes on (`.2`), so the request sent again
     /// after `EAGAIN` does not walk what it already did (`populate.rs`, `step.rs`).
     pub populate_next: (u64, u64, u64),
+    /// Being made as a clone (`clone.rs`): how far the copy has come.
+    pub cloning: Option<crate::clone::Cloning>,
+    /// Being cloned into this child: the space's own requests wait (`freeze.rs`).
+    pub frozen_for: Option<u32>,
+    /// Reply caps of this client's threads whose requests wait for the clone to finish.
+    pub held: Vec<Slot>,
 }
 
 impl Space {
@@ -69,6 +75,7 @@ impl Space {
             + self.areas.len() as u64 * cost::AREA
             + self.pt.table_count() as u64 * cost::TABLE
             + self.pinned_detached.capacity() as u64 * 4
+            + self.held.capacity() as u64 * 4
             + self.budget.obj_meta
     }
 

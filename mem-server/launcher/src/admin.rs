@@ -79,7 +79,14 @@ impl Admin {
         sel4::with_ipc_buffer_mut(|ipc| ipc.set_recv_slot(&root_path(slot)));
         let mut words = [0u64; mem_protocol::IPC_BUFFER_WORDS];
         let n = encode_request_words(req, &mut words).map_err(|e| format!("{}: encode: {e:?}", req.name()))?;
-        let (info, raw) = self.client.call_raw(REQUEST_LABEL, &words[..n]);
+        // A long operation (`Clone`) answers EAGAIN after each step but the last: send it
+        // again until it is done.
+        let (info, raw) = loop {
+            let (info, raw) = self.client.call_raw(REQUEST_LABEL, &words[..n]);
+            if info.label() == mem_protocol::system::SERVER_DIED_LABEL || decode_reply_words(raw.words()) != Ok(Reply::Err(mem_protocol::Errno::Again)) {
+                break (info, raw);
+            }
+        };
         if info.label() == mem_protocol::system::SERVER_DIED_LABEL {
             let _ = root_path(slot).delete();
             objs.slots.free(slot);
