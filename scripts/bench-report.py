@@ -127,19 +127,26 @@ def main():
         print(f"Latency ({a.arch}): a victim faults page after page while another client (or the")
         print("administrator: destroy, clone) has the server do the operation, on the same core.")
         print()
-        print("| operation | victim's worst fault | victim's mean fault | the operation | server's longest step |")
-        print("|---|---:|---:|---:|---:|")
+        print("| operation | victim's worst fault | victim's mean fault | the operation | server's longest step | of |")
+        print("|---|---:|---:|---:|---:|---|")
         for n in names:
+            step, kind = steps[n]
             print(f"| {n} | {fmt(instr[f'latency-{n}'])} | {fmt(instr.get(f'latency-{n}-mean'))} "
-                  f"| {fmt(instr.get(f'latency-{n}-total'))} | {fmt(steps[n])} |")
+                  f"| {fmt(instr.get(f'latency-{n}-total'))} | {fmt(step)} | {kind or '-'} |")
     return 0
 
 
+# Request tags (`Request::tag`) and the server's other step kinds (`meter.rs`).
+KINDS = {1: "DestroySpace", 3: "Mmap", 4: "Munmap", 9: "Populate", 10: "Reset", 11: "Clone",
+         14: "ShmDt", 15: "ShmCtl", 20: "Stats", 27: "Layout", 100: "fault", 101: "other",
+         102: "zeroed batch"}
+
+
 def latency_steps(path):
-    """The server's longest step during each latency operation: the first `BENCH-STEP-MAX`
-    after each `BENCH-LATENCY <name>` line."""
+    """The server's longest step during each latency operation, and what it was: the first
+    `BENCH-STEP-MAX` (and `-KIND`) after each `BENCH-LATENCY <name>` line."""
     text = open(path, "rb").read().decode("utf-8", "replace").replace("\r", "")
-    steps, current = {}, None
+    steps, current, last = {}, None, None
     for line in text.splitlines():
         m = re.match(r"^BENCH-LATENCY (\S+)$", line)
         if m:
@@ -147,8 +154,13 @@ def latency_steps(path):
             continue
         m = re.match(r"^BENCH-STEP-MAX (\d+)$", line)
         if m and current:
-            steps[current] = int(m.group(1))
-            current = None
+            steps[current] = [int(m.group(1)), None]
+            last, current = steps[current], None
+            continue
+        m = re.match(r"^BENCH-STEP-MAX-KIND (\d+)$", line)
+        if m and last is not None:
+            last[1] = KINDS.get(int(m.group(1)), f"tag {m.group(1)}")
+            last = None
     return steps
 
 

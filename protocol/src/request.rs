@@ -289,6 +289,7 @@ impl Request {
             self,
             Request::Munmap { .. }
                 | Request::Clone { .. }
+                | Request::CreateSpace { .. }
                 | Request::Mmap { .. }
                 | Request::Populate { .. }
                 | Request::Reset { .. }

@@ -125,6 +125,8 @@ fn latency(ctx: &mut Ctx) -> Result<(), String> {
                 let req = Request::Clone { source: Target::Client(ab), child, quota_pages: ADMIN_AGGRESSOR_QUOTA };
                 let r = ctx.request_cap(&req).map(|(_, vspace)| (child, vspace));
                 let total = now() - t0;
+                // The clone's longest step, before the child goes again.
+                ctx.admin.unit(&Request::Nop)?;
                 if let Ok((child, vspace)) = r {
                     ctx.abandon_space(child, vspace);
                 }

@@ -25,12 +25,12 @@
 //! Neighbours: `space.rs`, `fault.rs` (`break_cow`), `shm.rs` (private segments),
 //! `freeze.rs`, `admin.rs` (the request, the child's own shared buffer).
 
-use mem_protocol::{Errno, PageSize, PAGE_SIZE};
+use mem_protocol::{Errno, PageSize};
 
 use crate::kernel::{Caching, Kernel, Slot};
 use crate::pagetable::Pte;
 use crate::space::{hw_rights, map_page, record_page, MapReq};
-use crate::step::{Step, STEP_PAGES};
+use crate::step::{Step, STEP_AREAS, STEP_PAGES};
 use crate::MemCore;
 
 /// Page entries one cloned page counts for in a step: a downgrade of the parent's mapping,
@@ -79,17 +79,18 @@ impl<K: Kernel> MemCore<K> {
             };
         }
         let mut st = Step::new();
-        match self.clone_some(parent, child, &mut st) {
+        let skip = if new_buffer { self.cfg.buffer.map(|b| b.vaddr) } else { None };
+        let r = match self.clone_some(parent, child, &mut st, skip) {
+            Ok(false) => return Err(Errno::Again),
+            // The child's own buffer is made in steps of their own.
+            Ok(true) if new_buffer && (st.pages < STEP_PAGES || st.areas < STEP_AREAS) => return Err(Errno::Again),
+            Ok(true) if new_buffer => self.setup_buffer_step(child),
+            Ok(true) => Ok(true),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(true) => Ok(self.clone_finish(parent, child)),
             Ok(false) => Err(Errno::Again),
-            // Finishing (the child's own buffer) is a step of its own.
-            Ok(true) if st.pages < STEP_PAGES / 2 || st.areas < crate::step::STEP_AREAS / 2 => Err(Errno::Again),
-            Ok(true) => match self.clone_finish(parent, child, new_buffer) {
-                Ok(vs) => Ok(vs),
-                Err(e) => {
-                    self.clone_fail(child, e);
-                    Err(Errno::Again)
-                }
-            },
             Err(e) => {
                 self.clone_fail(child, e);
                 Err(Errno::Again)
@@ -117,8 +118,9 @@ impl<K: Kernel> MemCore<K> {
         Ok(c)
     }
 
-    /// Copy what `st` allows: `true` when the whole parent is in the child.
-    fn clone_some(&mut self, parent: u32, child: u32, st: &mut Step) -> Result<bool, Errno> {
+    /// Copy what `st` allows: `true` when the whole parent is in the child. The area that
+    /// starts at `skip` (the parent's shared buffer) is left out.
+    fn clone_some(&mut self, parent: u32, child: u32, st: &mut Step, skip: Option<u64>) -> Result<bool, Errno> {
         loop {
             let c = self.spaces.get(&child).and_then(|sp| sp.cloning).ok_or(Errno::Srch)?;
             let (s, end, prot) = if c.in_area {
@@ -130,6 +132,10 @@ impl<K: Kernel> MemCore<K> {
                     return Ok(false);
                 }
                 st.areas -= 1;
+                if skip == Some(s) && a.system {
+                    self.set_cloning(child, a.end, false);
+                    continue;
+                }
                 self.spaces.get(&child).ok_or(Errno::Srch)?.area_room(1, self.cfg.limits.max_map_count)?;
                 if let Some(obj) = a.kind.object() {
                     if let Some(o) = self.objs.get_mut(obj) {
@@ -167,21 +173,17 @@ impl<K: Kernel> MemCore<K> {
         }
     }
 
-    /// The last step: the child's own buffer, the parent's private shm segments, the
-    /// parent thawed.
-    fn clone_finish(&mut self, parent: u32, child: u32, new_buffer: bool) -> Result<Slot, Errno> {
-        if new_buffer {
-            if let Some(b) = self.cfg.buffer {
-                self.munmap(child, b.vaddr, b.pages * PAGE_SIZE)?;
-                self.setup_shared_buffer(child)?;
-            }
-        }
+    /// The end: the parent's private shm segments are the child's too, the parent thaws;
+    /// the child's VSpace.
+    fn clone_finish(&mut self, parent: u32, child: u32) -> Slot {
         self.shm_share_private(parent, child);
-        let csp = self.space_mut(child)?;
-        csp.cloning = None;
-        let vspace = csp.pt.vspace();
+        let mut vspace = 0;
+        if let Some(csp) = self.spaces.get_mut(&child) {
+            csp.cloning = None;
+            vspace = csp.pt.vspace();
+        }
         self.unfreeze(parent);
-        Ok(vspace)
+        vspace
     }
 
     /// The clone of `child` failed with `e` (first failure wins): the parent thaws, the

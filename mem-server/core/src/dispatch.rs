@@ -95,7 +95,7 @@ impl<K: Kernel> MemCore<K> {
         match *req {
             Request::CreateSpace { client, uid, gid, quota_pages } => {
                 self.admin(caller)?;
-                self.admin_create(client, Cred { uid, gid }, quota_pages).map(|vs| (Value::Unit, Some(vs)))
+                self.admin_create_step(client, Cred { uid, gid }, quota_pages).map(|vs| (Value::Unit, Some(vs)))
             }
             Request::DestroySpace { client } => {
                 self.admin(caller)?;

@@ -33,6 +33,7 @@ extern crate alloc;
 pub mod admin;
 pub mod area;
 pub mod backend;
+pub mod buffer;
 pub mod check;
 pub mod clone;
 pub mod dispatch;

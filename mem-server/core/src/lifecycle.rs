@@ -73,6 +73,7 @@ impl<K: Kernel> MemCore<K> {
             pinned_detached: alloc::vec::Vec::new(),
             pinned: 0,
             populate_next: (0, 0, 0),
+            building: false,
             cloning: None,
             frozen_for: None,
             held: alloc::vec::Vec::new(),

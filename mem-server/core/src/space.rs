@@ -53,6 +53,8 @@ pub struct Space {
     /// Where a stepped Populate of `[.0, .1)` goes on (`.2`), so the request sent again
     /// after `EAGAIN` does not walk what it already did (`populate.rs`, `step.rs`).
     pub populate_next: (u64, u64, u64),
+    /// Being made by `CreateSpace` (its shared buffer not complete yet, `buffer.rs`).
+    pub building: bool,
     /// Being made as a clone (`clone.rs`): how far the copy has come.
     pub cloning: Option<crate::clone::Cloning>,
     /// Being cloned into this child: the space's own requests wait (`freeze.rs`).

@@ -248,3 +248,41 @@ fn a_frozen_client_that_cannot_hold_more_requests_gets_eagain_at_once() {
     assert_eq!(h.read_u64(CHILD, BASE + 200 * PAGE), Err(Unresolved::NoArea));
     h.check();
 }
+
+#[test]
+fn create_and_clone_make_the_shared_buffer_in_steps() {
+    const BUF: u64 = 0x7010_0000;
+    const PAGES: u64 = 24;
+    let mut h = H::with(mem_model::ModelConfig::riscv64(256 * MB), |c| {
+        c.large_pages = false;
+        c.buffer = Some(mem_core::BufferConfig { vaddr: BUF, pages: PAGES, view: Some((0x9000_0000, 0x20_0000)) });
+    });
+    let create = Request::CreateSpace { client: PARENT, uid: 1000, gid: 1000, quota_pages: 1 << 16 };
+    let mut steps = 0;
+    let r = loop {
+        let calls = h.core.kernel().calls();
+        let r = h.core.dispatch(ADMIN, &create, &mut []);
+        assert!(h.core.kernel().calls() - calls <= 4 * mem_core::buffer::BUFFER_STEP_PAGES + 16);
+        h.core.check_invariants().unwrap();
+        steps += 1;
+        if r.reply != Reply::Err(Errno::Again) {
+            break r;
+        }
+        assert!(!h.core.has_view(PARENT) || h.core.shared_buffer(PARENT).unwrap().len() < PAGES as usize);
+    };
+    assert_eq!(r.reply, Reply::Ok(Value::Unit));
+    assert!(r.cap.is_some());
+    assert_eq!(steps, 1 + PAGES.div_ceil(mem_core::buffer::BUFFER_STEP_PAGES));
+    assert_eq!(h.core.shared_buffer(PARENT).unwrap().len(), PAGES as usize);
+    assert_eq!(h.core.dispatch(ADMIN, &create, &mut []).reply, Reply::Err(Errno::Exist));
+    h.write_u64(PARENT, BUF, 5).unwrap();
+    fill(&mut h, PARENT, BASE, 100, 0, 1);
+    // The child gets a buffer of its own, not a copy of the parent's.
+    while step(&mut h, 1 << 16) == Err(Errno::Again) {}
+    assert_eq!(h.core.shared_buffer(CHILD).unwrap().len(), PAGES as usize);
+    assert!(h.core.shared_buffer(CHILD).unwrap().iter().all(|f| !h.core.shared_buffer(PARENT).unwrap().contains(f)));
+    assert_eq!(h.read_u64(CHILD, BUF).unwrap(), 0);
+    assert_eq!(h.read_u64(PARENT, BUF).unwrap(), 5);
+    assert_eq!(h.read_u64(CHILD, BASE + 99 * PAGE).unwrap(), 100);
+    h.check();
+}

@@ -26,15 +26,32 @@ pub static ZERO: Meter = Meter::new("zero");
 /// The longest the server spent on one message (a request, a fault, a zeroing batch's
 /// signal) since the last report: its latency bound as measured.
 pub static STEP_MAX: AtomicU64 = AtomicU64::new(0);
-/// What that message was: a request's tag, 100 a VM fault, 101 anything else.
+/// What that message was: a request's tag, or one of the `KIND_` values.
 pub static STEP_MAX_KIND: AtomicU64 = AtomicU64::new(0);
+/// The longest step of each kind since the last report.
+static STEP_MAX_OF: [AtomicU64; KINDS] = [const { AtomicU64::new(0) }; KINDS];
+const KINDS: usize = 104;
+/// Step kinds besides request tags: a VM fault, another message, taking back a zeroed
+/// batch (`zeroer.rs`), and what is not counted (the `Nop` that prints the meters).
+pub const KIND_FAULT: u64 = 100;
+pub const KIND_OTHER: u64 = 101;
+pub const KIND_ZEROER: u64 = 102;
+pub const KIND_NONE: u64 = 103;
 
 /// Count one message of `kind` that started at `start` towards [`STEP_MAX`].
 pub fn step(start: u64, kind: u64) {
+    if kind == KIND_NONE {
+        return;
+    }
     let d = now().wrapping_sub(start);
     if d > STEP_MAX.load(Ordering::Relaxed) {
         STEP_MAX.store(d, Ordering::Relaxed);
         STEP_MAX_KIND.store(kind, Ordering::Relaxed);
+    }
+    if let Some(m) = STEP_MAX_OF.get(kind as usize) {
+        if d > m.load(Ordering::Relaxed) {
+            m.store(d, Ordering::Relaxed);
+        }
     }
 }
 pub static FAULT: Meter = Meter::new("fault-server");
@@ -141,4 +158,10 @@ pub fn report() {
     MAP.report();
     crate::say!("BENCH-STEP-MAX {}", STEP_MAX.swap(0, Ordering::Relaxed));
     crate::say!("BENCH-STEP-MAX-KIND {}", STEP_MAX_KIND.swap(0, Ordering::Relaxed));
+    for (kind, m) in STEP_MAX_OF.iter().enumerate() {
+        let d = m.swap(0, Ordering::Relaxed);
+        if d > 0 {
+            crate::say!("BENCH-STEP-MAX-OF {kind} {d}");
+        }
+    }
 }
