@@ -243,16 +243,19 @@ impl Res {
         }
     }
 
-    /// A run of at most `want` contiguous free slots, halving the length until one exists.
+    /// A run of at most `want` contiguous free slots: `want`, else 8, else one slot (each
+    /// search bounded: `SlotAlloc::alloc_contig`), so a fragmented CNode costs a shorter
+    /// batch, never a long search.
     fn slot_run(&mut self, want: u32) -> Result<(Slot, u32), Errno> {
-        let mut n = want.min(self.slots.free_count());
-        while n > 0 {
-            if let Ok(first) = self.slots.alloc_contig(n) {
-                return Ok((first, n));
+        let n = want.min(self.slots.free_count());
+        for m in [n, n.min(8)] {
+            if m > 1 {
+                if let Ok(first) = self.slots.alloc_contig(m) {
+                    return Ok((first, m));
+                }
             }
-            n /= 2;
         }
-        Err(Errno::NoMem)
+        self.slots.alloc().map(|s| (s, 1))
     }
 
     fn origin(&self, slot: Slot) -> Option<usize> {

@@ -15,6 +15,9 @@ use mem_protocol::Errno;
 
 use crate::kernel::Slot;
 
+/// Most bitmap words (64 slots each) one search for a run reads.
+pub const MAX_RUN_SCAN: usize = 256;
+
 #[derive(Clone, Debug)]
 pub struct SlotAlloc {
     lo: Slot,
@@ -73,13 +76,16 @@ impl SlotAlloc {
         Ok(self.lo + (w * 64 + bit) as Slot)
     }
 
-    /// `n` contiguous slots (first fit from the search hint, wrapping around once).
+    /// `n` contiguous slots (first fit from the search hint, then from the bottom), found
+    /// within [`MAX_RUN_SCAN`] bitmap words each way: a search costs a bounded amount
+    /// whatever the fragmentation (the caller asks for a shorter run, or one slot, if this
+    /// fails).
     pub fn alloc_contig(&mut self, n: u32) -> Result<Slot, Errno> {
         if n == 0 || n > self.total - self.in_use {
             return Err(Errno::NoMem);
         }
         let start = self.hint.min(self.used.len() - 1);
-        let found = self.find_run(start, n).or_else(|| self.find_run(0, n));
+        let found = self.find_run(start, n).or_else(|| if start > 0 { self.find_run(0, n) } else { None });
         let first = found.ok_or(Errno::NoMem)?;
         self.mark(first, n, true);
         self.in_use += n;
@@ -87,39 +93,50 @@ impl SlotAlloc {
         Ok(self.lo + first as Slot)
     }
 
-    /// First index (relative to `lo`) of a run of `n` free slots at or after word
-    /// `from_word` (bits past the top are marked used, so a run never leaves the range).
+    /// First index (relative to `lo`) of a run of `n` free slots starting at or after word
+    /// `from_word`, within [`MAX_RUN_SCAN`] words (bits past the top are marked used, so a
+    /// run never leaves the range). A word at a time: whole free words extend a run, a
+    /// run inside one word is found by shifting its free mask, the free bits at a word's
+    /// top begin a run that the next word may finish.
     fn find_run(&self, from_word: usize, n: u32) -> Option<usize> {
         let n = n as usize;
-        let mut run_start = from_word * 64;
-        let mut run = 0usize;
-        for w in from_word..self.used.len() {
+        let end = self.used.len().min(from_word.saturating_add(MAX_RUN_SCAN));
+        let (mut run_start, mut run) = (from_word * 64, 0usize);
+        for w in from_word..end {
             let u = self.used[w];
             if u == 0 {
                 if run == 0 {
                     run_start = w * 64;
                 }
                 run += 64;
-            } else if u == !0 {
-                run = 0;
-            } else {
-                for b in 0..64 {
-                    if u & (1 << b) != 0 {
-                        run = 0;
-                    } else {
-                        if run == 0 {
-                            run_start = w * 64 + b;
-                        }
-                        run += 1;
-                        if run >= n {
-                            return Some(run_start);
-                        }
-                    }
+                if run >= n {
+                    return Some(run_start);
                 }
+                continue;
             }
-            if run >= n {
+            // The free bits at the bottom finish a run begun below.
+            let low = u.trailing_zeros() as usize;
+            if run > 0 && run + low >= n {
                 return Some(run_start);
             }
+            if n < 64 {
+                // Bit i of `m`: slots i .. i + n of this word are all free.
+                let mut m = !u;
+                let mut len = 1;
+                while len * 2 <= n {
+                    m &= m >> len;
+                    len *= 2;
+                }
+                if len < n {
+                    m &= m >> (n - len);
+                }
+                if m != 0 {
+                    return Some(w * 64 + m.trailing_zeros() as usize);
+                }
+            }
+            // The free bits at the top begin a run.
+            run = u.leading_zeros() as usize;
+            run_start = w * 64 + 64 - run;
         }
         None
     }
@@ -228,5 +245,41 @@ mod tests {
             a.free(s);
         }
         assert_eq!(a.alloc_contig(100).unwrap(), 1);
+    }
+
+    #[test]
+    fn runs_found_are_free_and_searches_stay_bounded() {
+        // Fragment 2^18 slots at random, then ask for runs: every run returned was free.
+        let mut a = SlotAlloc::new(1, 1 + (1 << 18));
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut held = Vec::new();
+        while a.free_count() > 1000 {
+            held.push(a.alloc().unwrap());
+        }
+        for _ in 0..600 {
+            let s = held.swap_remove((rnd() % held.len() as u64) as usize);
+            a.free(s);
+        }
+        for _ in 0..200 {
+            let n = 1 + (rnd() % 100) as u32;
+            if let Ok(r) = a.alloc_contig(n) {
+                for s in r..r + n {
+                    assert!(a.is_used(s));
+                    assert!(!held.contains(&s), "slot {s} handed out twice");
+                    held.push(s);
+                }
+            }
+        }
+        // Freed again, a whole run is found at once.
+        for s in held.drain(..) {
+            a.free(s);
+        }
+        assert_eq!(a.alloc_contig(256).map(|r| r >= 1), Ok(true));
     }
 }

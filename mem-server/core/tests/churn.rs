@@ -275,14 +275,15 @@ mod quota_prop {
                     Ok(()) => assert_eq!(h.read_u64(IDS[c], a), Ok(v)),
                     Err(e) => {
                         // A shared object whose owner went and that no mapper had room for is
-                        // destroyed: its areas are dead (no page there any more).
+                        // destroyed: its areas are dead (no page there any more); a write
+                        // to a read-only one is refused first, as on Linux.
                         let dead = h.core.area_kind(IDS[c], a) == Some(mem_protocol::AreaKindCode::Dead);
-                        let want = if dead {
-                            Unresolved::NoArea
-                        } else if p.writable() {
-                            Unresolved::NoMemory
-                        } else {
+                        let want = if !p.writable() {
                             Unresolved::Denied
+                        } else if dead {
+                            Unresolved::NoArea
+                        } else {
+                            Unresolved::NoMemory
                         };
                         assert_eq!(e, want, "{op:?}");
                     }
