@@ -1,7 +1,8 @@
 //! Free-range index: the gaps between areas, searchable first-fit in O(log n).
 //!
-//! An arena-based treap keyed by gap start, each node augmented with the largest gap length
-//! in its subtree, so "lowest gap that fits `len` bytes at or above `lo`" prunes every subtree
+//! A treap keyed by gap start (one allocation per gap: nothing is ever rebuilt or moved in
+//! bulk, so every operation costs O(depth) whatever the past peak), each node augmented
+//! with the largest gap length in its subtree, so "lowest gap that fits `len` bytes at or above `lo`" prunes every subtree
 //! that cannot hold it (axmem scans its sorted areas linearly instead). Gaps never overlap and
 //! are sorted by start, so their ends are sorted too, which lets the search skip everything
 //! below `lo`. Used only by `area.rs`, which keeps it equal to the complement of its areas.
@@ -15,30 +16,32 @@
 //! that it settles for the lowest gap of `len + align - 4 KiB` (which fits whatever its
 //! start), so a client cannot make one search visit every gap.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
-
-const NIL: u32 = u32::MAX;
 
 /// Gaps long enough but misaligned that one aligned search examines before it settles for
 /// a gap that fits whatever its start.
 pub const MISFIT_BUDGET: u32 = 64;
 
+type Link = Option<Box<Node>>;
+
+/// One gap. Nodes are allocated one by one (no arena): inserting or removing a gap never
+/// moves or rebuilds the others, so every operation is O(depth) whatever the past peak,
+/// and a removed gap's memory is given back at once.
 #[derive(Clone, Debug)]
 struct Node {
     start: u64,
     len: u64,
     max: u64,
     prio: u32,
-    left: u32,
-    right: u32,
+    left: Link,
+    right: Link,
 }
 
 /// The set of free ranges `[start, start + len)`.
 #[derive(Clone, Debug)]
 pub struct Gaps {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
-    root: u32,
+    root: Link,
     seed: u32,
     count: usize,
 }
@@ -49,12 +52,74 @@ impl Default for Gaps {
     }
 }
 
+fn max_of(l: &Link) -> u64 {
+    l.as_ref().map_or(0, |n| n.max)
+}
+
+fn update(n: &mut Node) {
+    n.max = n.len.max(max_of(&n.left)).max(max_of(&n.right));
+}
+
+/// Split subtree `t` into (keys < key, keys >= key).
+fn split(t: Link, key: u64) -> (Link, Link) {
+    let Some(mut n) = t else { return (None, None) };
+    if n.start < key {
+        let (a, b) = split(n.right.take(), key);
+        n.right = a;
+        update(&mut n);
+        (Some(n), b)
+    } else {
+        let (a, b) = split(n.left.take(), key);
+        n.left = b;
+        update(&mut n);
+        (a, Some(n))
+    }
+}
+
+/// Merge two subtrees where every key of `a` is below every key of `b`.
+fn merge(a: Link, b: Link) -> Link {
+    match (a, b) {
+        (None, b) => b,
+        (a, None) => a,
+        (Some(mut a), Some(mut b)) => {
+            if a.prio > b.prio {
+                a.right = merge(a.right.take(), Some(b));
+                update(&mut a);
+                Some(a)
+            } else {
+                b.left = merge(Some(a), b.left.take());
+                update(&mut b);
+                Some(b)
+            }
+        }
+    }
+}
+
+/// Change the gap starting at `start` (in subtree `t`) in place; the lengths along the
+/// path are recomputed on the way back.
+fn reshape_in(t: &mut Link, start: u64, new_start: u64, new_len: u64) -> bool {
+    let Some(n) = t else { return false };
+    let found = if n.start == start {
+        n.start = new_start;
+        n.len = new_len;
+        true
+    } else if start < n.start {
+        reshape_in(&mut n.left, start, new_start, new_len)
+    } else {
+        reshape_in(&mut n.right, start, new_start, new_len)
+    };
+    if found {
+        update(n);
+    }
+    found
+}
+
 impl Gaps {
     /// An empty index whose priorities are drawn from `seed` (any value; 0 is remapped).
     pub fn new(seed: u64) -> Self {
         let mixed = splitmix64(seed);
         let s = (mixed ^ (mixed >> 32)) as u32;
-        Gaps { nodes: Vec::new(), free: Vec::new(), root: NIL, seed: if s == 0 { 0x9E37_79B9 } else { s }, count: 0 }
+        Gaps { root: None, seed: if s == 0 { 0x9E37_79B9 } else { s }, count: 0 }
     }
 
     /// Number of gaps.
@@ -76,156 +141,26 @@ impl Gaps {
         x
     }
 
-    fn max_of(&self, n: u32) -> u64 {
-        if n == NIL {
-            0
-        } else {
-            self.nodes[n as usize].max
-        }
-    }
-
-    fn update(&mut self, n: u32) {
-        let (l, r) = (self.nodes[n as usize].left, self.nodes[n as usize].right);
-        let m = self.nodes[n as usize].len.max(self.max_of(l)).max(self.max_of(r));
-        self.nodes[n as usize].max = m;
-    }
-
-    /// Split subtree `t` into (keys < key, keys >= key).
-    fn split(&mut self, t: u32, key: u64) -> (u32, u32) {
-        if t == NIL {
-            return (NIL, NIL);
-        }
-        if self.nodes[t as usize].start < key {
-            let (a, b) = self.split(self.nodes[t as usize].right, key);
-            self.nodes[t as usize].right = a;
-            self.update(t);
-            (t, b)
-        } else {
-            let (a, b) = self.split(self.nodes[t as usize].left, key);
-            self.nodes[t as usize].left = b;
-            self.update(t);
-            (a, t)
-        }
-    }
-
-    /// Merge two subtrees where every key of `a` is below every key of `b`.
-    fn merge(&mut self, a: u32, b: u32) -> u32 {
-        if a == NIL {
-            return b;
-        }
-        if b == NIL {
-            return a;
-        }
-        if self.nodes[a as usize].prio > self.nodes[b as usize].prio {
-            let r = self.merge(self.nodes[a as usize].right, b);
-            self.nodes[a as usize].right = r;
-            self.update(a);
-            a
-        } else {
-            let l = self.merge(a, self.nodes[b as usize].left);
-            self.nodes[b as usize].left = l;
-            self.update(b);
-            b
-        }
-    }
-
     /// Insert the gap `[start, start + len)`; it must not overlap an existing one.
     pub fn insert(&mut self, start: u64, len: u64) {
         debug_assert!(len > 0);
         let prio = self.rand();
-        let node = Node { start, len, max: len, prio, left: NIL, right: NIL };
-        let n = match self.free.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
-        };
-        let (a, b) = self.split(self.root, start);
-        let a = self.merge(a, n);
-        self.root = self.merge(a, b);
+        let node = Box::new(Node { start, len, max: len, prio, left: None, right: None });
+        let (a, b) = split(self.root.take(), start);
+        self.root = merge(merge(a, Some(node)), b);
         self.count += 1;
     }
 
     /// Remove the gap starting exactly at `start`; returns its length.
     pub fn remove(&mut self, start: u64) -> Option<u64> {
-        let (a, b) = self.split(self.root, start);
-        let (m, c) = self.split(b, start.saturating_add(1));
-        let removed = if m == NIL {
-            None
-        } else {
-            self.free.push(m);
+        let (a, b) = split(self.root.take(), start);
+        let (m, c) = split(b, start.saturating_add(1));
+        let removed = m.map(|n| n.len);
+        if removed.is_some() {
             self.count -= 1;
-            Some(self.nodes[m as usize].len)
-        };
-        self.root = self.merge(a, c);
-        if self.nodes.capacity() > 64 && self.count * 4 < self.nodes.capacity() {
-            self.compact();
         }
+        self.root = merge(a, c);
         removed
-    }
-
-    /// Rebuild the arena densely (same tree shape, same priorities) so that the memory a
-    /// past peak of gaps took is given back: the arena never holds more than a constant
-    /// factor of the live gaps (`ledger::cost::AREA` counts on it). O(n), no recursion.
-    fn compact(&mut self) {
-        let mut order: Vec<Node> = Vec::with_capacity(self.count);
-        let mut stack: Vec<u32> = Vec::new();
-        let mut t = self.root;
-        while t != NIL || !stack.is_empty() {
-            while t != NIL {
-                stack.push(t);
-                t = self.nodes[t as usize].left;
-            }
-            let Some(n) = stack.pop() else { break };
-            order.push(self.nodes[n as usize].clone());
-            t = self.nodes[n as usize].right;
-        }
-        // Cartesian-tree build over the sorted gaps with their priorities (a max-heap on
-        // priority, as `merge` keeps it), then the subtree maxima bottom-up.
-        let mut spine: Vec<u32> = Vec::new();
-        for n in order.iter_mut() {
-            n.left = NIL;
-            n.right = NIL;
-        }
-        for i in 0..order.len() as u32 {
-            let mut last = NIL;
-            while let Some(&top) = spine.last() {
-                if order[top as usize].prio > order[i as usize].prio {
-                    break;
-                }
-                last = top;
-                spine.pop();
-            }
-            order[i as usize].left = last;
-            if let Some(&top) = spine.last() {
-                order[top as usize].right = i;
-            }
-            spine.push(i);
-        }
-        self.root = spine.first().copied().unwrap_or(NIL);
-        self.nodes = order;
-        self.free = Vec::new();
-        // Post-order: children before parents.
-        let mut post: Vec<u32> = Vec::with_capacity(self.nodes.len());
-        let mut todo: Vec<u32> = Vec::new();
-        if self.root != NIL {
-            todo.push(self.root);
-        }
-        while let Some(n) = todo.pop() {
-            post.push(n);
-            for c in [self.nodes[n as usize].left, self.nodes[n as usize].right] {
-                if c != NIL {
-                    todo.push(c);
-                }
-            }
-        }
-        for &n in post.iter().rev() {
-            self.update(n);
-        }
     }
 
     /// Change the gap starting at `start` in place to `[new_start, new_start + new_len)`.
@@ -234,45 +169,19 @@ impl Gaps {
     /// no gap starts at `start`.
     pub fn reshape(&mut self, start: u64, new_start: u64, new_len: u64) -> bool {
         debug_assert!(new_len > 0);
-        let mut path: [u32; 128] = [NIL; 128];
-        let mut depth = 0;
-        let mut t = self.root;
-        while t != NIL {
-            if depth == path.len() {
-                // Astronomically unlikely treap depth: fall back to remove + insert.
-                return self.remove(start).map(|_| self.insert(new_start, new_len)).is_some();
-            }
-            path[depth] = t;
-            depth += 1;
-            let n = &self.nodes[t as usize];
-            if n.start == start {
-                break;
-            }
-            t = if start < n.start { n.left } else { n.right };
-        }
-        if t == NIL {
-            return false;
-        }
-        let n = &mut self.nodes[t as usize];
-        n.start = new_start;
-        n.len = new_len;
-        for &p in path[..depth].iter().rev() {
-            self.update(p);
-        }
-        true
+        reshape_in(&mut self.root, start, new_start, new_len)
     }
 
     /// The gap with the greatest start `<= addr`, as `(start, len)`.
     pub fn floor(&self, addr: u64) -> Option<(u64, u64)> {
-        let mut t = self.root;
+        let mut t = &self.root;
         let mut best = None;
-        while t != NIL {
-            let n = &self.nodes[t as usize];
+        while let Some(n) = t {
             if n.start <= addr {
                 best = Some((n.start, n.len));
-                t = n.right;
+                t = &n.right;
             } else {
-                t = n.left;
+                t = &n.left;
             }
         }
         best
@@ -287,56 +196,27 @@ impl Gaps {
     /// `[a, a + len)` lies inside one gap.
     pub fn first_fit(&self, len: u64, align: u64, lo: u64) -> Option<u64> {
         let mut budget = MISFIT_BUDGET;
-        match self.first_fit_in(self.root, len, len, align, lo, &mut budget) {
+        match first_fit_in(&self.root, len, len, align, lo, &mut budget) {
             Some(a) => Some(a),
             None if budget == 0 => {
                 // Too many misfits: any gap this long fits whatever its start.
                 let need = len.checked_add(align - 4096)?;
                 let mut unlimited = u32::MAX;
-                self.first_fit_in(self.root, need, len, align, lo, &mut unlimited)
+                first_fit_in(&self.root, need, len, align, lo, &mut unlimited)
             }
             None => None,
         }
     }
 
-    /// Lowest fit in subtree `t` among gaps of at least `need` bytes: an `align`-aligned
-    /// range of `len` bytes at or above `lo`.
-    fn first_fit_in(&self, t: u32, need: u64, len: u64, align: u64, lo: u64, budget: &mut u32) -> Option<u64> {
-        if t == NIL || self.nodes[t as usize].max < need || *budget == 0 {
-            return None;
-        }
-        let n = &self.nodes[t as usize];
-        // Gaps in the left subtree end at or below n.start: useless if n.start <= lo.
-        if n.start > lo {
-            if let Some(a) = self.first_fit_in(n.left, need, len, align, lo, budget) {
-                return Some(a);
-            }
-            if *budget == 0 {
-                return None;
-            }
-        }
-        let gap_end = n.start + n.len;
-        let from = n.start.max(lo);
-        if n.len >= need && gap_end > from {
-            match align_up(from, align) {
-                Some(a) if a.checked_add(len).is_some_and(|e| e <= gap_end) => return Some(a),
-                _ => *budget = budget.saturating_sub(1),
-            }
-        }
-        self.first_fit_in(n.right, need, len, align, lo, budget)
-    }
-
     /// Height of the tree (tests: the shape stays logarithmic).
     pub fn height(&self) -> usize {
         let mut best = 0;
-        let mut stack = alloc::vec![(self.root, 1usize)];
+        let mut stack: Vec<(&Link, usize)> = alloc::vec![(&self.root, 1usize)];
         while let Some((t, d)) = stack.pop() {
-            if t == NIL {
-                continue;
-            }
+            let Some(n) = t else { continue };
             best = best.max(d);
-            stack.push((self.nodes[t as usize].left, d + 1));
-            stack.push((self.nodes[t as usize].right, d + 1));
+            stack.push((&n.left, d + 1));
+            stack.push((&n.right, d + 1));
         }
         best
     }
@@ -344,27 +224,51 @@ impl Gaps {
     /// All gaps in address order (tests and debugging).
     pub fn to_vec(&self) -> Vec<(u64, u64)> {
         let mut out = Vec::with_capacity(self.count);
-        let mut stack = Vec::new();
-        let mut t = self.root;
-        while t != NIL || !stack.is_empty() {
-            while t != NIL {
-                stack.push(t);
-                t = self.nodes[t as usize].left;
+        let mut stack: Vec<&Node> = Vec::new();
+        let mut t = self.root.as_deref();
+        loop {
+            while let Some(n) = t {
+                stack.push(n);
+                t = n.left.as_deref();
             }
-            let n = stack.pop().unwrap_or(NIL);
-            if n == NIL {
-                break;
-            }
-            out.push((self.nodes[n as usize].start, self.nodes[n as usize].len));
-            t = self.nodes[n as usize].right;
+            let Some(n) = stack.pop() else { break };
+            out.push((n.start, n.len));
+            t = n.right.as_deref();
         }
         out
     }
 
-    /// Heap bytes used (benchmarks report metadata per page).
+    /// Heap bytes used (benchmarks report metadata per page): one allocation per gap.
     pub fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * core::mem::size_of::<Node>() + self.free.capacity() * 4
+        self.count * core::mem::size_of::<Node>()
     }
+}
+
+/// Lowest fit in subtree `t` among gaps of at least `need` bytes: an `align`-aligned range
+/// of `len` bytes at or above `lo`.
+fn first_fit_in(t: &Link, need: u64, len: u64, align: u64, lo: u64, budget: &mut u32) -> Option<u64> {
+    let n = t.as_ref()?;
+    if n.max < need || *budget == 0 {
+        return None;
+    }
+    // Gaps in the left subtree end at or below n.start: useless if n.start <= lo.
+    if n.start > lo {
+        if let Some(a) = first_fit_in(&n.left, need, len, align, lo, budget) {
+            return Some(a);
+        }
+        if *budget == 0 {
+            return None;
+        }
+    }
+    let gap_end = n.start + n.len;
+    let from = n.start.max(lo);
+    if n.len >= need && gap_end > from {
+        match align_up(from, align) {
+            Some(a) if a.checked_add(len).is_some_and(|e| e <= gap_end) => return Some(a),
+            _ => *budget = budget.saturating_sub(1),
+        }
+    }
+    first_fit_in(&n.right, need, len, align, lo, budget)
 }
 
 /// SplitMix64: spreads a seed over all bits.
@@ -422,7 +326,7 @@ mod tests {
     }
 
     #[test]
-    fn removing_most_gaps_gives_the_arena_back() {
+    fn removing_most_gaps_gives_the_memory_back() {
         let mut g = Gaps::new(3);
         for i in 0..10_000u64 {
             g.insert(i * 0x2000, 0x1000);
