@@ -236,10 +236,16 @@ impl Ctx {
         let _ = tcb.tcb_set_priority(tcb, ROOT_PRIORITY);
     }
 
+    /// The server-wide counters once the server is idle (frames of dead objects are
+    /// released when it is: `mem-core` `dying.rs`), so that reclaim can be checked exactly.
+    pub fn sys_stats(&mut self) -> Result<mem_protocol::Stats, String> {
+        self.wait_idle();
+        self.admin.stats(mem_protocol::Target::Own)
+    }
+
     /// Wait until every other thread is blocked, idle ones included (the server's zeroing
     /// thread has nothing left to zero): the root task drops to the lowest priority, which
     /// lets every runnable thread run first, then takes its own priority back.
-    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     pub fn wait_idle(&mut self) {
         let tcb = sel4::init_thread::slot::TCB.cap();
         let _ = tcb.tcb_set_priority(tcb, 0);

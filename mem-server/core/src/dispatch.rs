@@ -82,6 +82,12 @@ impl<K: Kernel> MemCore<K> {
         }
         let a = match self.dispatch_inner(caller, req, buf) {
             Ok((v, cap)) => Answer { reply: Reply::Ok(v), cap, held: false },
+            // Memory refused while dead objects' frames wait to be released: release a
+            // slice, and the client sends the request again (`dying.rs`).
+            Err(Errno::NoMem | Errno::NoSpc) if self.has_dying() => {
+                self.release_step();
+                Answer { reply: Reply::Err(Errno::Again), cap: None, held: false }
+            }
             Err(e) => Answer { reply: Reply::Err(e), cap: None, held: false },
         };
         // A request whose caller was saved (`PagerWait` with nothing queued) gets no reply

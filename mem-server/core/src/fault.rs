@@ -44,7 +44,12 @@ impl<K: Kernel> MemCore<K> {
         if !self.deferred.0.is_empty() {
             self.settle();
         }
-        let r = self.fault_inner(client, vaddr, access);
+        let mut r = self.fault_inner(client, vaddr, access);
+        if r == Err(Unresolved::NoMemory) && self.has_dying() {
+            // Release a slice of dead objects' frames (`dying.rs`); the thread retries.
+            self.release_step();
+            r = Ok(0);
+        }
         match r {
             Ok(_) => {
                 self.faults += 1;

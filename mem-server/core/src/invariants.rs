@@ -66,8 +66,9 @@ impl<K: Kernel> MemCore<K> {
         let mut obj_meta: BTreeMap<u32, u64> = BTreeMap::new();
         let mut reserved = 0u64;
         for (id, sp) in self.spaces.iter() {
-            let mut c = sp.pt.table_count() as u64 + crate::lifecycle::VSPACE_PAGES;
-            in_use += sp.pt.table_count() as u64 + 2;
+            let tearing = sp.teardown.as_ref().map_or(0, |t| t.len() as u64);
+            let mut c = sp.pt.table_count() as u64 + tearing + crate::lifecycle::VSPACE_PAGES;
+            in_use += sp.pt.table_count() as u64 + tearing + 2;
             reserved += sp.budget.meta_limit;
             let mut at = 0;
             let mut pages = 0;
@@ -180,6 +181,18 @@ impl<K: Kernel> MemCore<K> {
                     return Err(format!("object {id}: owned by {o}, which has no space"));
                 }
             }
+        }
+        for r in self.dying.iter() {
+            for &f in r.frames.values() {
+                refs.entry(f).or_insert((0, PageSize::Small)).0 += 1;
+            }
+            if let Some(o) = r.owner {
+                *charged.entry(o).or_insert(0) += r.pages;
+                *obj_meta.entry(o).or_insert(0) += r.meta;
+            }
+        }
+        if self.dying.iter().map(|r| r.frames.len() as u64).sum::<u64>() != self.dying.frames() {
+            return Err(format!("dying frames: recount differs from {}", self.dying.frames()));
         }
         self.pagers.check()?;
         if reserved != self.reserved_meta {

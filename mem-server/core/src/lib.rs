@@ -37,6 +37,7 @@ pub mod buffer;
 pub mod check;
 pub mod clone;
 pub mod dispatch;
+pub mod dying;
 pub mod fault;
 pub mod freeze;
 pub mod gaps;
@@ -120,6 +121,9 @@ pub struct Config {
     pub large_pages: bool,
     /// Frames retyped per `Untyped_Retype` when the pool is empty (max 256).
     pub retype_batch: u32,
+    /// Most frame references one step drops when objects die (`dying.rs`); an object
+    /// with more is released a slice at a time later. Unbounded: at once.
+    pub release_slice: u64,
     pub max_spaces: u32,
     pub shm: ShmLimits,
     /// Per-client budgets (`ledger.rs`).
@@ -154,6 +158,7 @@ impl Config {
             fault_around_sequential: false,
             large_pages: true,
             retype_batch: 64,
+            release_slice: u64::MAX,
             max_spaces: 512,
             shm: ShmLimits {
                 max_segments: 4096,
@@ -225,6 +230,8 @@ pub struct MemCore<K: Kernel> {
     pub(crate) server_slots: u32,
     /// Clones in progress (`clone.rs`): while 0, no request needs the freeze check.
     pub(crate) cloning_now: u32,
+    /// Frames of dead objects still to be released (`dying.rs`).
+    pub(crate) dying: dying::Dying,
 }
 
 impl<K: Kernel> MemCore<K> {
@@ -256,6 +263,7 @@ impl<K: Kernel> MemCore<K> {
             server_pages: 0,
             server_slots: 0,
             cloning_now: 0,
+            dying: dying::Dying::default(),
         }
     }
 

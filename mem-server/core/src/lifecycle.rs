@@ -37,6 +37,10 @@ use crate::MemCore;
 /// Frames (4 KiB units) a VSpace root costs (`res::Res::alloc_vspace`).
 pub const VSPACE_PAGES: u64 = 2;
 
+/// Page tables one step of `DestroySpace` gives back (an unmap and the kernel clearing the
+/// table each: about 6,000 instructions).
+pub const TABLE_STEP: usize = 12;
+
 impl<K: Kernel> MemCore<K> {
     /// Create the address space of `client` with a budget derived from `quota` pages.
     pub fn create_space(&mut self, client: u32, cred: Cred, quota: u64) -> Result<Slot, Errno> {
@@ -75,6 +79,8 @@ impl<K: Kernel> MemCore<K> {
             populate_next: (0, 0, 0),
             building: false,
             cloning: None,
+            destroying: false,
+            teardown: None,
             frozen_for: None,
             held: alloc::vec::Vec::new(),
         };
@@ -90,31 +96,47 @@ impl<K: Kernel> MemCore<K> {
     }
 
     /// One step of destroying `client`'s space (`step.rs`): its areas go a step at a time
-    /// (`EAGAIN` while some are left), then, in the last step, everything else.
+    /// (`EAGAIN` while some are left), then what it owned, then its page tables
+    /// [`TABLE_STEP`] a step, then, in the last step, the VSpace.
     pub fn destroy_space_step(&mut self, client: u32) -> Result<(), Errno> {
         self.settle();
-        if !self.spaces.contains_key(&client) {
-            return Err(Errno::Srch);
+        let sp = self.space_mut(client)?;
+        if !sp.destroying {
+            sp.destroying = true;
+            self.clone_abandon(client);
+            self.release_shared_buffer(client);
+            self.pagers_client_gone(client);
         }
-        // These are done at the first step and find nothing later.
-        self.clone_abandon(client);
-        self.release_shared_buffer(client);
-        self.pagers_client_gone(client);
-        let (lo, hi) = self.spaces.get(&client).ok_or(Errno::Srch)?.areas.user_range();
-        if !self.remove_range_budget(client, lo, hi, &mut crate::step::Step::new())? {
+        if self.spaces.get(&client).ok_or(Errno::Srch)?.teardown.is_none() {
+            let (lo, hi) = self.spaces.get(&client).ok_or(Errno::Srch)?.areas.user_range();
+            if !self.remove_range_budget(client, lo, hi, &mut crate::step::Step::new())? {
+                return Err(Errno::Again);
+            }
+            self.release_pins(client);
+            self.owner_gone(client);
+            crate::shm::forget_client(self, client);
+            self.dying_forget(client);
+            self.notes.forget(client);
+            let sp = self.space_mut(client)?;
+            let tables = sp.pt.take_tables();
+            sp.teardown = Some(tables);
             return Err(Errno::Again);
         }
-        self.release_pins(client);
-        self.owner_gone(client);
-        crate::shm::forget_client(self, client);
-        self.notes.forget(client);
-        let mut sp = self.spaces.remove(&client).ok_or(Errno::Srch)?;
-        self.reserved_meta -= sp.budget.meta_limit;
-        // Tables, then the VSpace; any the kernel refuses wait in `deferred` (the VSpace
-        // after its tables, so it is never reused with a stale table in it).
-        for t in sp.pt.take_tables() {
-            space::finish_release(&mut self.k, &mut self.res, &mut self.deferred, PendingRelease::Table(t));
+        // Tables, a step at a time; any the kernel refuses wait in `deferred`.
+        let MemCore { k, res, deferred, spaces, .. } = self;
+        let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
+        for _ in 0..TABLE_STEP {
+            let Some(t) = sp.teardown.as_mut().and_then(|t| t.pop()) else { break };
+            space::finish_release(k, res, deferred, PendingRelease::Table(t));
+            sp.charged -= 1;
         }
+        if sp.teardown.as_ref().is_some_and(|t| !t.is_empty()) {
+            return Err(Errno::Again);
+        }
+        let sp = self.spaces.remove(&client).ok_or(Errno::Srch)?;
+        self.reserved_meta -= sp.budget.meta_limit;
+        // The VSpace after its tables (any the kernel refused are queued before it, so
+        // it is never reused with a stale table in it).
         let vspace = sp.pt.vspace();
         // Caps handed out for it (the administrator's copy, a TCB's) must not survive into
         // its next use.

@@ -121,12 +121,11 @@ impl<K: Kernel> MemCore<K> {
 
     /// Destroy `obj` if no area and no holder refers to it; uncharge its owner.
     pub(crate) fn release_obj_if_unused(&mut self, obj: ObjId) {
-        if let Some((owner, pages, meta)) = self.objs.release_if_unused(&mut self.res, obj) {
-            if let Some(sp) = owner.and_then(|c| self.spaces.get_mut(&c)) {
-                sp.charged = sp.charged.saturating_sub(pages);
-                sp.budget.put_meta(meta);
-            }
-            self.shm_object_gone(obj);
-        }
+        let Some(o) = self.objs.take_if_unused(obj) else { return };
+        let (pages, meta) = o.charge();
+        let owner = o.owner;
+        let seg = self.shm_unregister(obj);
+        self.release_frames(crate::dying::Release { frames: o.into_frames(), owner, pages, meta, seg });
+        self.backend_object_gone(obj);
     }
 }

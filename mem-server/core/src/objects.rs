@@ -83,6 +83,10 @@ impl MemObject {
     pub fn charge(&self) -> (u64, u64) {
         charge_of(self.npages, self.present(), self.prepaid)
     }
+    /// Its frames, by page index (the references they hold go with them).
+    pub fn into_frames(self) -> BTreeMap<u64, Slot> {
+        self.pages
+    }
     /// One more area of `client` maps this object.
     pub fn add_area(&mut self, client: u32) {
         self.area_refs += 1;
@@ -184,9 +188,9 @@ impl Objects {
         (before.0 - after.0, before.1 - after.1)
     }
 
-    /// Release the object if nothing refers to it any more. Returns `(owner, pages, meta)`
-    /// it was charging so the caller can uncharge the owner.
-    pub fn release_if_unused(&mut self, res: &mut Res, id: ObjId) -> Option<(Option<u32>, u64, u64)> {
+    /// Take the object out if nothing refers to it any more (its id is free again); the
+    /// caller releases its frames (`dying.rs`) and uncharges its owner.
+    pub fn take_if_unused(&mut self, id: ObjId) -> Option<MemObject> {
         let obj = self.get(id)?;
         if obj.area_refs != 0 || obj.holders != 0 {
             return None;
@@ -199,11 +203,7 @@ impl Objects {
             self.slab = Vec::new();
             self.free = Vec::new();
         }
-        for &f in obj.pages.values() {
-            res.frame_unref(f, PageSize::Small);
-        }
-        let (pages, meta) = obj.charge();
-        Some((obj.owner, pages, meta))
+        Some(obj)
     }
 
     /// Objects owned by `client`.

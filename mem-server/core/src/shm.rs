@@ -371,24 +371,29 @@ impl<K: Kernel> MemCore<K> {
 
     /// An object was destroyed: drop the segment that owned it and its charges (the
     /// object's own pages and metadata were uncharged by `release_obj_if_unused`).
-    pub(crate) fn shm_object_gone(&mut self, obj: ObjId) {
-        if let Some(id) = self.shm.by_obj.remove(&obj) {
-            if let Some(s) = self.shm.segs.remove(&id) {
-                self.shm.pages -= s.pages;
-                if let Some(u) = self.shm.uids.get_mut(&s.cuid) {
-                    u.0 -= s.pages;
-                    u.1 -= 1;
-                    if *u == (0, 0) {
-                        self.shm.uids.remove(&s.cuid);
-                    }
-                }
-                if let Some(sp) = s.payer.and_then(|c| self.spaces.get_mut(&c)) {
-                    sp.budget.segments -= 1;
-                    sp.budget.put_meta(cost::SEGMENT);
-                }
+    /// The object of a segment is gone: the segment leaves the registry now (its id and
+    /// key are free); what it counts against the limits and its payer (`SegCharge`) is
+    /// returned by the caller once the object's frames are released (`dying.rs`).
+    pub(crate) fn shm_unregister(&mut self, obj: ObjId) -> Option<SegCharge> {
+        let id = self.shm.by_obj.remove(&obj)?;
+        let s = self.shm.segs.remove(&id)?;
+        Some(SegCharge { pages: s.pages, cuid: s.cuid, payer: s.payer })
+    }
+
+    /// Give back what a segment whose frames are all released counted.
+    pub(crate) fn shm_uncharge(&mut self, s: SegCharge) {
+        self.shm.pages -= s.pages;
+        if let Some(u) = self.shm.uids.get_mut(&s.cuid) {
+            u.0 -= s.pages;
+            u.1 -= 1;
+            if *u == (0, 0) {
+                self.shm.uids.remove(&s.cuid);
             }
         }
-        self.backend_object_gone(obj);
+        if let Some(sp) = s.payer.and_then(|c| self.spaces.get_mut(&c)) {
+            sp.budget.segments -= 1;
+            sp.budget.put_meta(cost::SEGMENT);
+        }
     }
 
     /// `child` (a clone of `parent`) may use `parent`'s private segments.
@@ -401,6 +406,15 @@ impl<K: Kernel> MemCore<K> {
             }
         }
     }
+}
+
+/// What a removed segment counts against the shm limits and its payer's budget until its
+/// frames are released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegCharge {
+    pub pages: u64,
+    pub cuid: u32,
+    pub payer: Option<u32>,
 }
 
 /// mprotect of `[start, end)`, inside one area, to `new`: if that area is a piece of an

@@ -55,6 +55,10 @@ pub struct Space {
     pub populate_next: (u64, u64, u64),
     /// Being made by `CreateSpace` (its shared buffer not complete yet, `buffer.rs`).
     pub building: bool,
+    /// Being destroyed (`lifecycle.rs`): the first step's work is done.
+    pub destroying: bool,
+    /// Being destroyed, its areas gone: the page tables still to give back.
+    pub teardown: Option<Vec<Slot>>,
     /// Being made as a clone (`clone.rs`): how far the copy has come.
     pub cloning: Option<crate::clone::Cloning>,
     /// Being cloned into this child: the space's own requests wait (`freeze.rs`).

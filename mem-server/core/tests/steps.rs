@@ -205,3 +205,25 @@ fn steps_release_2mib_pages_whole() {
     assert_eq!(h.core.mapped_pages(1), 0);
     h.check();
 }
+
+#[test]
+fn destroy_gives_page_tables_back_a_few_at_a_time() {
+    let mut h = harness();
+    // One page in each of 60 different 2 MiB ranges: 60 leaf tables and their parents.
+    for i in 0..60 {
+        fill(&mut h, 1, BASE + i * 2 * MB, 1);
+    }
+    let frames = h.core.stats(None).unwrap().frames_in_use;
+    let mut tables_seen = Vec::new();
+    let (r, steps) = stepped(&mut h, ADMIN, &Request::DestroySpace { client: 1 }, |h| {
+        tables_seen.push(h.core.stats(None).unwrap().frames_in_use);
+    });
+    assert_eq!(r, Ok(Value::Unit));
+    // 60 one-page areas, 16 a step; then the tables, TABLE_STEP a step.
+    assert!(steps >= 60 / 16 + 60 / mem_core::lifecycle::TABLE_STEP as u64, "{steps} steps");
+    for w in tables_seen.windows(2) {
+        assert!(w[0] - w[1] <= 16.max(mem_core::lifecycle::TABLE_STEP as u64));
+    }
+    assert!(h.core.stats(None).unwrap().frames_in_use < frames - 60);
+    h.check();
+}

@@ -146,6 +146,9 @@ fn main() -> ! {
     cfg.fault_around = 15;
     cfg.fault_around_sequential = true;
     cfg.retype_batch = 64;
+    // Dead objects' frames are released 512 at a time, when idle or under pressure
+    // (`mem-core` `dying.rs`): about 55,000 instructions a slice.
+    cfg.release_slice = 512;
     cfg.seed = boot.seed;
     cfg.direct_map = Some(SERVER_DIRECT_VADDR);
     cfg.buffer = Some(BufferConfig {

@@ -10,7 +10,10 @@
 //! mapped in the server for good: `kernel_sel4.rs`), marks the batch done and signals
 //! `ZEROER_DONE`, which is bound to the main thread: its `Recv` returns with
 //! `ZEROER_DONE_BADGE`, it takes the batch back into the clean pool (`MemCore::zeroed`) and
-//! lends the next one. The two threads share only the batch below (atomics, handed over
+//! lends the next one. With nothing to zero but frames of dead objects to release
+//! (`mem-core` `dying.rs`), it lends an empty batch: the thread answers as soon as it
+//! runs, that is when the server is idle, and the main thread then releases one slice.
+//! The two threads share only the batch below (atomics, handed over
 //! whole: the main thread never touches a lent frame, the zeroing thread nothing else).
 //!
 //! Cost: on the request path one atomic load and one pool-length test per message; per
@@ -97,11 +100,22 @@ impl Zeroer {
         }
         match BATCH_STATE.state.load(Ordering::Acquire) {
             WORKING => return,
-            DONE => self.take_back(core),
+            DONE => {
+                self.take_back(core);
+                // The zeroing thread ran, so the server was idle: one slice of the other
+                // idle work, frames of dead objects (`mem-core` `dying.rs`).
+                if core.has_dying() {
+                    core.release_step();
+                }
+            }
             _ => {}
         }
-        if core.has_dirty_frames() {
-            self.lend(core);
+        let lent = core.has_dirty_frames() && self.lend(core);
+        if !lent && core.has_dying() {
+            // Nothing to zero: an empty batch, to hear back when the server is idle.
+            BATCH_STATE.len.store(0, Ordering::Relaxed);
+            BATCH_STATE.state.store(WORKING, Ordering::Release);
+            sel4::cap::Notification::from_bits(server_slot::ZEROER_WAKE).signal();
         }
     }
 
@@ -120,8 +134,9 @@ impl Zeroer {
         crate::meter::ZERO.add_events(start, 0);
     }
 
+    /// Lend a batch of dirty frames; `false` if none could be lent.
     #[cold]
-    fn lend(&mut self, core: &mut MemCore<Sel4Kernel>) {
+    fn lend(&mut self, core: &mut MemCore<Sel4Kernel>) -> bool {
         #[cfg(feature = "bench")]
         let start = crate::meter::now();
         let mut frames: [Slot; BATCH] = [0; BATCH];
@@ -141,13 +156,14 @@ impl Zeroer {
         }
         core.unlend(&back[..nback]);
         if keep == 0 {
-            return;
+            return false;
         }
         BATCH_STATE.len.store(keep, Ordering::Relaxed);
         BATCH_STATE.state.store(WORKING, Ordering::Release);
         sel4::cap::Notification::from_bits(server_slot::ZEROER_WAKE).signal();
         #[cfg(feature = "bench")]
         crate::meter::ZERO.add_events(start, 0);
+        true
     }
 }
 

@@ -16,7 +16,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use mem_protocol::{Stats, Target};
+use mem_protocol::Stats;
 
 use super::USER;
 use mem_launcher::Proc;
@@ -45,7 +45,7 @@ pub fn quota(ctx: &mut Ctx) -> Result<(), String> {
     attack(ctx, 4, |ctx, before| {
         // The segment outlives its creator, charged to the creator's user and bounded: its
         // 1,024 touched pages are all that is left.
-        let s = ctx.admin.stats(Target::Own)?;
+        let s = ctx.sys_stats()?;
         if s.shm_segments != before.shm_segments + 1 {
             return Err(format!("expected the attacker's segment to live on: {} segments", s.shm_segments));
         }
@@ -81,7 +81,7 @@ fn figures(s: &Stats) -> (u64, u64, u64, u64) {
 /// Run attack class `class`; `after` runs once the attacker is gone (with the counters
 /// from before the attacker started, the victim alive) and must leave the system clean.
 fn attack(ctx: &mut Ctx, class: u64, after: impl FnOnce(&mut Ctx, &Stats) -> Result<(), String>) -> Result<(), String> {
-    let before = ctx.admin.stats(Target::Own)?;
+    let before = ctx.sys_stats()?;
     let victim = ctx.spawn(13, class, 0, USER, DEFAULT_QUOTA)?;
     let vb = victim.badge;
     let (values, vreply) = match ctx.expect_step(vb, 1) {
@@ -90,7 +90,7 @@ fn attack(ctx: &mut Ctx, class: u64, after: impl FnOnce(&mut Ctx, &Stats) -> Res
     };
     let peer = if class == 5 { values.get(1).copied().unwrap_or(0) as u32 } else { vb };
     // With the victim in place: what the attacker leaves must be measured against this.
-    let with_victim = ctx.admin.stats(Target::Own)?;
+    let with_victim = ctx.sys_stats()?;
     let mut procs = alloc::vec![victim];
     let r = run_attacker(ctx, class, peer, &mut procs);
     // The attacker and the first bystander go (the victim stays: it is waiting).
@@ -107,7 +107,7 @@ fn attack(ctx: &mut Ctx, class: u64, after: impl FnOnce(&mut Ctx, &Stats) -> Res
     let r = r.and_then(|()| ctx.expect_pass(vb).map_err(|e| format!("victim: {e}")));
     let r = ctx.finish(alloc::vec![victim], r);
     r?;
-    let now = ctx.admin.stats(Target::Own)?;
+    let now = ctx.sys_stats()?;
     if figures(&now) != figures(&before) {
         return Err(format!(
             "counters not back: (frames, slots, spaces, segments) {:?} after, {:?} before",

@@ -20,7 +20,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use mem_protocol::{Stats, Target};
+use mem_protocol::Stats;
 
 use super::{with_client, USER};
 use crate::ctx::Ctx;
@@ -47,7 +47,7 @@ fn same_resources(what: &str, before: &Stats, after: &Stats) -> Result<(), Strin
 }
 
 pub fn chain(ctx: &mut Ctx) -> Result<(), String> {
-    let before = ctx.admin.stats(Target::Own)?;
+    let before = ctx.sys_stats()?;
     let mut p = ctx.spawn(33, 0, 0, USER, DEFAULT_QUOTA)?;
     let r = (|| {
         let (values, reply) = ctx.expect_step(p.badge, 1)?;
@@ -65,7 +65,7 @@ pub fn chain(ctx: &mut Ctx) -> Result<(), String> {
             if s.charged_pages > s.quota_pages || s.meta_bytes > s.meta_limit {
                 return Err(format!("round {round}: the survivor holds {} pages of a quota of {} ({} of {} metadata bytes)", s.charged_pages, s.quota_pages, s.meta_bytes, s.meta_limit));
             }
-            let sys = ctx.admin.stats(Target::Own)?;
+            let sys = ctx.sys_stats()?;
             if sys.frames_in_use > before.frames_in_use + s.quota_pages {
                 return Err(format!("round {round}: {} frames in use, {} before the scenario + one quota of {}", sys.frames_in_use, before.frames_in_use, s.quota_pages));
             }
@@ -73,7 +73,7 @@ pub fn chain(ctx: &mut Ctx) -> Result<(), String> {
         Ok(())
     })();
     ctx.finish(alloc::vec![p], r)?;
-    same_resources("after the chain", &before, &ctx.admin.stats(Target::Own)?)
+    same_resources("after the chain", &before, &ctx.sys_stats()?)
 }
 
 /// Run a client of scenario 34 to its STEP 1: (segments made, errno).
@@ -94,7 +94,7 @@ pub fn shm_share(ctx: &mut Ctx) -> Result<(), String> {
     const B: (u32, u32) = (4000, 4000);
     const KEY_A: u32 = 0x5_0000;
     const KEY_B: u32 = 0x6_0000;
-    let before = ctx.admin.stats(Target::Own)?;
+    let before = ctx.sys_stats()?;
     let mut made_a = 0u64;
     let mut fillers = 0;
     let r = (|| {
@@ -109,7 +109,7 @@ pub fn shm_share(ctx: &mut Ctx) -> Result<(), String> {
                 return Err(format!("filler {fillers}: {made} segments, then errno {errno}"));
             }
         }
-        let s = ctx.admin.stats(Target::Own)?;
+        let s = ctx.sys_stats()?;
         if s.shm_segments != before.shm_segments + made_a {
             return Err(format!("{} segments after the fillers, want {} more than {}", s.shm_segments, made_a, before.shm_segments));
         }
@@ -140,5 +140,5 @@ pub fn shm_share(ctx: &mut Ctx) -> Result<(), String> {
         with_client(ctx, p, |ctx, b| ctx.expect_pass(b))?;
     }
     r?;
-    same_resources("after the cleaners", &before, &ctx.admin.stats(Target::Own)?)
+    same_resources("after the cleaners", &before, &ctx.sys_stats()?)
 }

@@ -5,7 +5,6 @@
 use alloc::format;
 use alloc::string::String;
 
-use mem_protocol::Target;
 
 use super::{with_client, USER};
 use crate::ctx::Ctx;
@@ -15,7 +14,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.spawn(26, 0, 0, USER, DEFAULT_QUOTA)?;
     with_client(ctx, p, |ctx, b| {
         ctx.expect_pass(b)?;
-        let s = ctx.admin.stats(Target::Own)?;
+        let s = ctx.sys_stats()?;
         if s.shm_segments != 0 {
             return Err(format!("{} shm segments left after the C client", s.shm_segments));
         }

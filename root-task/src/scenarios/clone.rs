@@ -34,7 +34,7 @@ fn both(ctx: &mut Ctx, parent: u32, child: u32, base: u64, i: u64) -> Result<(Qu
 
 /// Everything between the parent's STEP and its answer.
 fn child_part(ctx: &mut Ctx, parent: u32, base: u64) -> Result<(), String> {
-    let frames_before = ctx.admin.stats(Target::Own)?.frames_in_use;
+    let frames_before = ctx.sys_stats()?.frames_in_use;
     let proc = ctx.start_clone(parent, 6, 1 | base, 0, |ctx, child| {
         let (p, c) = both(ctx, parent, child, base, 0)?;
         if p.paddr != c.paddr || !p.cow || !c.cow {
@@ -42,13 +42,14 @@ fn child_part(ctx: &mut Ctx, parent: u32, base: u64) -> Result<(), String> {
         }
         // Frame count: the clone costs the child's VSpace (2 frames), its page tables and
         // its new shared buffer, but none of the parent's 16 data pages (nor its image).
-        let cloned = ctx.admin.stats(Target::Own)?.frames_in_use - frames_before;
+        let cloned = ctx.sys_stats()?.frames_in_use - frames_before;
         let overhead = 2 + SharedLayout::PAGES;
         if cloned < overhead || cloned - overhead > MAX_CHILD_TABLES {
             return Err(format!("Clone added {cloned} frames: want {overhead} + at most {MAX_CHILD_TABLES} page tables (data shared)"));
         }
         Ok(())
     })?;
+    // Not waiting for idle here: that would let the child run to its end first.
     let frames_running = ctx.admin.stats(Target::Own)?.frames_in_use;
     with_client(ctx, proc, |ctx, cb| {
         ctx.expect_pass(cb).map_err(|e| format!("child: {e}"))?;

@@ -54,7 +54,7 @@ fn refused(what: &str, r: Result<Value, CallError>, want: Errno) -> Result<(), S
 }
 
 pub fn run(ctx: &mut Ctx) -> Result<(), String> {
-    let before = ctx.admin.stats(Target::Own)?;
+    let before = ctx.sys_stats()?;
     // The boot record's `peer` is the device's address (it fits 32 bits on both boards).
     let p = ctx.spawn(29, AT, RTC as u32, USER, DEFAULT_QUOTA)?;
     let r = with_client(ctx, p, |ctx, b| {
@@ -86,7 +86,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         Ok(())
     });
     r?;
-    let after = ctx.admin.stats(Target::Own)?;
+    let after = ctx.sys_stats()?;
     if (after.frames_free, after.slots_free, after.frames_in_use) != (before.frames_free, before.slots_free, before.frames_in_use) {
         return Err(format!("after the driver is destroyed: frames free {} -> {}, slots free {} -> {}, frames in use {} -> {}", before.frames_free, after.frames_free, before.slots_free, after.slots_free, before.frames_in_use, after.frames_in_use));
     }

@@ -3,7 +3,6 @@
 
 use alloc::string::String;
 
-use mem_protocol::Target;
 
 use super::{with_client, USER};
 use crate::ctx::Ctx;
@@ -13,6 +12,6 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
     let p = ctx.spawn(10, 0, 0, USER, DEFAULT_QUOTA)?;
     with_client(ctx, p, |ctx, b| {
         ctx.expect_pass(b)?;
-        ctx.admin.stats(Target::Own).map(|_| ())
+        ctx.sys_stats().map(|_| ())
     })
 }

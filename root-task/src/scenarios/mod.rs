@@ -85,7 +85,7 @@ pub const COUNT: usize = SCENARIOS.len() + 1;
 /// Run every scenario; returns (passed, total).
 #[cfg_attr(feature = "bench", allow(dead_code))]
 pub fn run_all(ctx: &mut Ctx) -> (usize, usize) {
-    let before: Result<Stats, String> = ctx.admin.stats(Target::Own);
+    let before: Result<Stats, String> = ctx.sys_stats();
     let mut passed = 0;
     let mut report = |name: &str, r: Result<(), String>| match r {
         Ok(()) => {

@@ -6,7 +6,6 @@ use alloc::format;
 use alloc::string::String;
 
 use mem_protocol::system::UNRESOLVED_NO_AREA;
-use mem_protocol::Target;
 
 use super::{with_client, USER};
 use crate::ctx::Ctx;
@@ -26,6 +25,6 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         if !(hole..hole + 3 * PAGE).contains(&addr) {
             return Err(format!("unresolved address {addr:#x} not in the hole at {hole:#x}"));
         }
-        ctx.admin.stats(Target::Own).map(|_| ())
+        ctx.sys_stats().map(|_| ())
     })
 }

@@ -6,14 +6,14 @@
 use alloc::format;
 use alloc::string::String;
 
-use mem_protocol::{Stats, Target};
+use mem_protocol::Stats;
 
 use crate::ctx::Ctx;
 
 #[cfg_attr(feature = "bench", allow(dead_code))]
 pub fn run(ctx: &mut Ctx, before: Result<Stats, String>) -> Result<(), String> {
     let before = before.map_err(|e| format!("Stats before the first client: {e}"))?;
-    let after = ctx.admin.stats(Target::Own)?;
+    let after = ctx.sys_stats()?;
     if after.spaces != before.spaces {
         return Err(format!("{} spaces left (was {})", after.spaces, before.spaces));
     }

@@ -39,7 +39,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         // The thread is taken out of its call by the reset: the reply cap goes with it.
         ctx.drop_reply(reply);
         let (data, mark, id) = (values.first().copied().unwrap_or(0), values.get(1).copied().unwrap_or(0), values.get(2).copied().unwrap_or(0));
-        let sys = ctx.admin.stats(Target::Own)?;
+        let sys = ctx.sys_stats()?;
         let before = ctx.client_stats(badge)?;
         if !mapped(ctx, badge, data) {
             return Err(format!("the client's data at {data:#x} is not mapped before the reset"));
@@ -83,7 +83,7 @@ fn checks(ctx: &mut Ctx, b: u32, data: u64, sys: &mem_protocol::Stats, before: &
     }
     // Its 64 data pages and 16 populated pages at least (the segment was charged in full
     // at shmget but only its touched page had a frame).
-    let now = ctx.admin.stats(Target::Own)?;
+    let now = ctx.sys_stats()?;
     if sys.frames_in_use - now.frames_in_use < 64 + 16 || now.shm_segments + 1 != sys.shm_segments {
         return Err(format!(
             "after Reset: frames in use {} -> {} (the client's charge {} -> {}), shm segments {} -> {} (its removed segment must go)",

@@ -6,7 +6,6 @@
 use alloc::format;
 use alloc::string::String;
 
-use mem_protocol::Target;
 
 use super::{with_client, OTHER_USER, USER};
 use crate::ctx::Ctx;
@@ -14,7 +13,7 @@ use crate::DEFAULT_QUOTA;
 
 /// Segments the server counts.
 fn segments(ctx: &mut Ctx) -> Result<u64, String> {
-    Ok(ctx.admin.stats(Target::Own)?.shm_segments)
+    Ok(ctx.sys_stats()?.shm_segments)
 }
 
 /// Intruder (refused), then reader (sees the data), each to completion.

@@ -9,14 +9,13 @@
 use alloc::format;
 use alloc::string::String;
 
-use mem_protocol::Target;
 
 use super::{with_client, USER};
 use crate::ctx::Ctx;
 use crate::DEFAULT_QUOTA;
 
 pub fn run(ctx: &mut Ctx) -> Result<(), String> {
-    let segments = ctx.admin.stats(Target::Own)?.shm_segments;
+    let segments = ctx.sys_stats()?.shm_segments;
     let p = ctx.spawn(31, 0, 0, USER, DEFAULT_QUOTA)?;
     with_client(ctx, p, |ctx, pb| {
         let (values, reply) = ctx.expect_step(pb, 1).map_err(|e| format!("parent: {e}"))?;
@@ -28,7 +27,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         ctx.answer(reply);
         ctx.expect_pass(pb).map_err(|e| format!("parent: {e}"))
     })?;
-    let left = ctx.admin.stats(Target::Own)?.shm_segments;
+    let left = ctx.sys_stats()?.shm_segments;
     if left != segments {
         return Err(format!("{left} shm segments after the scenario, {segments} before"));
     }
