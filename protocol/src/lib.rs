@@ -56,6 +56,6 @@ pub use errno::{Errno, OpResult};
 pub use layout::{AreaKindCode, LayoutEntry, LayoutInfo};
 pub use error::ProtocolError;
 pub use postcard::experimental::max_size::MaxSize;
-pub use prot::{Access, PageSize, Prot, LARGE_PAGE_SIZE, PAGE_SIZE, STEP_PAGES};
+pub use prot::{Access, PageSize, Prot, LARGE_PAGE_SIZE, PAGE_SIZE, MMAP_POPULATE_PAGES, STEP_PAGES};
 pub use reply::{FaultNote, PagerFault, QueryInfo, Reply, ReplyError, ShmStat, Stats, Value, ValueKind};
 pub use request::Request;

@@ -124,7 +124,9 @@ impl PageSize {
 pub const PAGE_SIZE: u64 = 4096;
 /// Large page size in bytes.
 pub const LARGE_PAGE_SIZE: u64 = 2 * 1024 * 1024;
-/// Most page entries the server releases or maps for one request before it answers
-/// [`crate::Errno::Again`] (a bounded step; the request is sent again to go on). An mmap
-/// with `populate` maps at most this many pages itself.
+/// Most page entries the server releases for one request before it answers
+/// [`crate::Errno::Again`] (a bounded step; the request is sent again to go on).
 pub const STEP_PAGES: u64 = 64;
+/// Most pages an mmap with `populate` maps itself (the client library asks for the rest
+/// with Populate, which goes in steps of its own).
+pub const MMAP_POPULATE_PAGES: u64 = 16;

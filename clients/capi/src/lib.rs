@@ -259,7 +259,7 @@ pub extern "C" fn mmap(addr: *mut c_void, len: size_t, prot: i32, flags: i32, _f
     };
     match call(&req) {
         Ok(Value::Addr(a)) => {
-            let first = mem_protocol::STEP_PAGES * mem_protocol::PAGE_SIZE;
+            let first = mem_protocol::MMAP_POPULATE_PAGES * mem_protocol::PAGE_SIZE;
             if flags & MAP_POPULATE != 0 && len as u64 > first {
                 // The server maps one bounded step's worth with the mmap; the rest, best
                 // effort as on Linux (the mapping stands anyway).

@@ -228,7 +228,7 @@ impl Client {
     ) -> Result<u64, Errno> {
         let req = mmap_request(addr, len, prot, max_prot, flags, backing)?;
         let at = self.addr(&req)?;
-        let first = mem_protocol::STEP_PAGES * PAGE_SIZE;
+        let first = mem_protocol::MMAP_POPULATE_PAGES * PAGE_SIZE;
         if flags & MAP_POPULATE != 0 && len > first {
             // The server maps one bounded step's worth with the mmap; the rest comes with
             // Populate, best effort as MAP_POPULATE is (the mapping stands anyway).

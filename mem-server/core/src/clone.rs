@@ -34,8 +34,8 @@ use crate::step::{Step, STEP_AREAS, STEP_PAGES};
 use crate::MemCore;
 
 /// Page entries one cloned page counts for in a step: a downgrade of the parent's mapping,
-/// a cap copy and a map in the child, about three unmaps' worth.
-pub const CLONE_PAGE_COST: u64 = 3;
+/// a cap copy and a map in the child (and now and then a page table), about four unmaps' worth.
+pub const CLONE_PAGE_COST: u64 = 4;
 
 /// A clone in progress, kept in the child's space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

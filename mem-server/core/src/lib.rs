@@ -325,6 +325,11 @@ impl<K: Kernel> MemCore<K> {
         &self.cfg
     }
 
+    /// Have seL4 clear the untyped memory now rather than on first use (`res::Res::preclear`).
+    pub fn preclear(&mut self) -> usize {
+        self.res.preclear(&mut self.k)
+    }
+
     /// Releases the kernel refused that wait for a retry (0 in a healthy system).
     pub fn deferred_count(&self) -> usize {
         self.deferred.0.len()

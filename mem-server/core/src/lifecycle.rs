@@ -37,6 +37,10 @@ use crate::MemCore;
 /// Frames (4 KiB units) a VSpace root costs (`res::Res::alloc_vspace`).
 pub const VSPACE_PAGES: u64 = 2;
 
+/// Pending pager faults one step of `DestroySpace` settles (each a note, a saved reply cap
+/// deleted).
+pub const PAGER_STEP: usize = 32;
+
 /// Page tables one step of `DestroySpace` gives back (an unmap and the kernel clearing the
 /// table each: about 6,000 instructions).
 pub const TABLE_STEP: usize = 12;
@@ -105,7 +109,11 @@ impl<K: Kernel> MemCore<K> {
             sp.destroying = true;
             self.clone_abandon(client);
             self.release_shared_buffer(client);
-            self.pagers_client_gone(client);
+        }
+        // Its pagers' pending faults (reported) and its own (dropped), a bounded number a
+        // step; finds nothing once done.
+        if !self.pagers_client_gone_step(client, PAGER_STEP) {
+            return Err(Errno::Again);
         }
         if self.spaces.get(&client).ok_or(Errno::Srch)?.teardown.is_none() {
             let (lo, hi) = self.spaces.get(&client).ok_or(Errno::Srch)?.areas.user_range();

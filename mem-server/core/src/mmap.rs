@@ -170,8 +170,8 @@ impl<K: Kernel> MemCore<K> {
         }
         if a.populate {
             // Like MAP_POPULATE: best effort, the mapping stands even if memory runs out;
-            // one step's pages at most (the client library populates the rest).
-            let end = range.end.min(range.start + crate::step::STEP_PAGES * PAGE_SIZE);
+            // a few pages at most (the client library populates the rest).
+            let end = range.end.min(range.start + mem_protocol::MMAP_POPULATE_PAGES * PAGE_SIZE);
             let _ = self.populate_range(client, range.start, end);
         }
         Ok(range.start)

@@ -78,6 +78,8 @@ pub struct Pagers {
     pending: BTreeMap<u32, Pending>,
     /// (client, page) → token of its pending fault.
     by_page: BTreeMap<(u32, u64), u32>,
+    /// (pager, token) of every pending fault: a pager's faults without a scan.
+    by_pager: alloc::collections::BTreeSet<(u32, u32)>,
     next_token: u32,
 }
 
@@ -129,6 +131,9 @@ impl Pagers {
                     return Err(alloc::format!("pager token {t} queued twice"));
                 }
             }
+        }
+        if self.by_pager.len() != self.pending.len() || self.by_pager.iter().any(|&(g, t)| self.pending.get(&t).is_none_or(|p| p.pager != g)) {
+            return Err(alloc::format!("pager index: {} entries for {} pending faults, or one names the wrong pager", self.by_pager.len(), self.pending.len()));
         }
         if self.by_page.len() != self.pending.len() {
             return Err(alloc::format!("{} pages index {} pending faults", self.by_page.len(), self.pending.len()));
@@ -230,6 +235,7 @@ impl<K: Kernel> MemCore<K> {
         let token = next_token(g);
         g.pending.insert(token, Pending { pager, client, page, offset, access, waiters: alloc::vec![slot] });
         g.by_page.insert((client, page), token);
+        g.by_pager.insert((pager, token));
         if let Some(p) = g.by_id.get_mut(&pager) {
             p.queue.push_back(token);
         }
@@ -367,8 +373,14 @@ impl<K: Kernel> MemCore<K> {
         let g = &mut self.pagers;
         let p = g.pending.remove(&token)?;
         g.by_page.remove(&(p.client, p.page));
+        g.by_pager.remove(&(p.pager, token));
         if let Some(pg) = g.by_id.get_mut(&p.pager) {
-            pg.queue.retain(|&t| t != token);
+            // Faults usually go in the order they came: the oldest is at the front.
+            if pg.queue.front() == Some(&token) {
+                pg.queue.pop_front();
+            } else if let Some(i) = pg.queue.iter().position(|&t| t == token) {
+                pg.queue.remove(i);
+            }
         }
         if let Some(sp) = self.spaces.get_mut(&p.client) {
             sp.budget.obj_meta = sp.budget.obj_meta.saturating_sub(cost::PENDING);
@@ -417,11 +429,18 @@ impl<K: Kernel> MemCore<K> {
     }
 
     /// `client` is being destroyed: its pagers die (their pending faults are reported,
-    /// their owner's waiting thread dropped) and its own pending faults are dropped.
-    pub(crate) fn pagers_client_gone(&mut self, client: u32) {
+    /// their owner's waiting thread dropped) and its own pending faults are dropped. At
+    /// most `budget` pending faults a call (`DestroySpace` steps): `false` while some are
+    /// left.
+    pub(crate) fn pagers_client_gone_step(&mut self, client: u32, mut budget: usize) -> bool {
         for id in self.pagers.owned_by(client) {
-            let tokens: Vec<u32> = self.pagers.pending.iter().filter(|(_, p)| p.pager == id).map(|(&t, _)| t).collect();
-            for t in tokens {
+            loop {
+                let next = self.pagers.by_pager.range((id, 0)..=(id, u32::MAX)).next().map(|&(_, t)| t);
+                let Some(t) = next else { break };
+                if budget == 0 {
+                    return false;
+                }
+                budget -= 1;
                 if let Some(p) = self.take_pending(t) {
                     self.report(&p, UNRESOLVED_PAGER);
                 }
@@ -437,8 +456,13 @@ impl<K: Kernel> MemCore<K> {
                 sp.budget.obj_meta = sp.budget.obj_meta.saturating_sub(cost::PAGER);
             }
         }
-        let mine: Vec<u32> = self.pagers.pending.iter().filter(|(_, p)| p.client == client).map(|(&t, _)| t).collect();
-        for t in mine {
+        loop {
+            let next = self.pagers.by_page.range((client, 0)..=(client, u64::MAX)).next().map(|(_, &t)| t);
+            let Some(t) = next else { break };
+            if budget == 0 {
+                return false;
+            }
+            budget -= 1;
             if let Some(p) = self.take_pending(t) {
                 for &slot in &p.waiters {
                     self.drop_saved(slot);
@@ -446,6 +470,7 @@ impl<K: Kernel> MemCore<K> {
                 }
             }
         }
+        true
     }
 
     /// A note was queued outside the fault path (a pager's answer): the seL4 side signals

@@ -359,7 +359,7 @@ impl PageTree {
         }
         let n = self.geo.entries(level) as u64;
         // Entries whose span starts before `end` (and ends after `start`), last first.
-        let last = if end - 1 >= base { ((end - 1 - base) >> shift).min(n - 1) } else { return None };
+        let last = if end > base { ((end - 1 - base) >> shift).min(n - 1) } else { return None };
         let mut i = last + 1;
         while i > 0 {
             i -= 1;

@@ -5,18 +5,18 @@
 //! areas (their pages come from the pager, on faults only). Used by the Populate
 //! request and mmap's `populate`.
 //!
-//! The Populate request is all or nothing: it first counts what the range needs (private
-//! pages and cap copies of the caller, pages of each shared object's owner) and fails with
-//! ENOMEM before any change if a budget cannot hold it; then pages it maps are marked
-//! `fresh`, and if one still cannot be had (the system out of memory) every page this
-//! request mapped is released again before ENOMEM. (mmap's `populate` is best effort like
-//! MAP_POPULATE: the mapping stands, and at most one step's pages are mapped with it; the
-//! client library asks for the rest with Populate.)
-//!
-//! It goes in bounded steps (`step.rs`): each maps at most `STEP_PAGES` pages' worth of
-//! the range and answers `EAGAIN` while some is left; the budget check of a step covers
-//! the whole rest of the range, so a later step can fail only if the client itself took
-//! its budget meanwhile (then what earlier steps mapped stays).
+//! The Populate request goes in bounded steps (`step.rs`): each maps what
+//! [`POPULATE_UNITS`] of work allow (at most `STEP_PAGES` pages) and answers `EAGAIN`
+//! while some of the range is left. Each step is all or nothing: it
+//! counts what its part needs (private pages and cap copies of the caller, pages of each
+//! shared object's owner) and fails with ENOMEM before any change if a budget cannot hold
+//! it; pages it maps are marked `fresh`, and if one still cannot be had (the system out of
+//! memory) every page this step mapped is released again before ENOMEM. What earlier
+//! steps mapped stays, as with Linux's `MADV_POPULATE_WRITE`; a range within one
+//! anonymous area that plainly exceeds what the quota has left is refused before the
+//! first step. (Counting the whole range at every step would cost O(range) a step.)
+//! (mmap's `populate` is best effort like MAP_POPULATE: the mapping stands, and at most
+//! one step's pages are mapped with it; the client library asks for the rest.)
 //! Neighbours: `fault.rs` (`fill`), `check.rs`.
 
 use mem_protocol::{Errno, PAGE_SIZE};
@@ -25,6 +25,13 @@ use crate::area::AreaKind;
 use crate::check;
 use crate::kernel::Kernel;
 use crate::MemCore;
+
+/// Work one Populate step may do, in units of about 500 instructions: a page mapped costs 3
+/// (10 where it is a cap copy of an object's frame), and the frames it takes cost what
+/// getting them did (`res::Res::work`: 1 zeroed, 6 freshly retyped, 512 a zeroed 2 MiB
+/// frame). About 70,000 instructions, and at most one retype batch more; a step maps at
+/// least one page.
+pub const POPULATE_UNITS: u64 = 140;
 
 impl<K: Kernel> MemCore<K> {
     /// Populate `[addr, addr + len)` of `client`'s space: every step until done.
@@ -44,21 +51,32 @@ impl<K: Kernel> MemCore<K> {
             (s, e, n) if (s, e) == (r.start, r.end) && s < n && n < e => n,
             _ => r.start,
         };
+        if from == r.start {
+            // Plainly too big for the quota (one anonymous area with more absent pages
+            // than the quota has left, whatever the caller has mapped): refused up front.
+            if let Some((_, a)) = sp.areas.find(r.start) {
+                let absent = ((r.end - r.start) / PAGE_SIZE).saturating_sub(sp.pt.pages);
+                if a.end >= r.end && matches!(a.kind, AreaKind::Anon) && sp.over_quota(absent) {
+                    return Err(Errno::NoMem);
+                }
+            }
+        }
         let to = r.end.min(from.saturating_add(crate::step::STEP_PAGES * PAGE_SIZE));
-        self.populate_fits(client, from, r.end)?;
-        self.populate_chunk(client, from, to)?;
+        self.populate_fits(client, from, to)?;
+        let reached = self.populate_chunk(client, from, to)?;
         let sp = self.spaces.get_mut(&client).ok_or(Errno::Srch)?;
-        if to < r.end {
-            sp.populate_next = (r.start, r.end, to);
+        if reached < r.end {
+            sp.populate_next = (r.start, r.end, reached);
             return Err(Errno::Again);
         }
         sp.populate_next = (0, 0, 0);
         Ok(())
     }
 
-    /// Populate `[from, to)`, all or nothing (budgets already checked).
-    fn populate_chunk(&mut self, client: u32, from: u64, to: u64) -> Result<(), Errno> {
-        let result = self.populate_marked(client, from, to, true);
+    /// Populate `[from, to)` or the part of it one step's work allows, all or nothing
+    /// (budgets already checked); returns where it stopped.
+    fn populate_chunk(&mut self, client: u32, from: u64, to: u64) -> Result<u64, Errno> {
+        let result = self.populate_marked(client, from, to, true, POPULATE_UNITS);
         // Clear the marks; on failure release what this request mapped.
         let MemCore { k, res, spaces, deferred, .. } = self;
         let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
@@ -135,20 +153,24 @@ impl<K: Kernel> MemCore<K> {
 
     /// Populate without marks (best effort for mmap's `populate`, all of the buffer setup).
     pub(crate) fn populate_range(&mut self, client: u32, start: u64, end: u64) -> Result<(), Errno> {
-        self.populate_marked(client, start, end, false)
+        self.populate_marked(client, start, end, false, u64::MAX).map(|_| ())
     }
 
-    fn populate_marked(&mut self, client: u32, start: u64, end: u64, mark: bool) -> Result<(), Errno> {
+    /// Populate `[start, end)`, or stop early once `budget` units of work are spent
+    /// (`POPULATE_UNITS`); returns where it stopped (`end` when done).
+    fn populate_marked(&mut self, client: u32, start: u64, end: u64, mark: bool, budget: u64) -> Result<u64, Errno> {
         let around = self.cfg.fault_around;
         if mark {
             self.cfg.fault_around = 0;
         }
-        let r = self.populate_walk(client, start, end, mark);
+        let r = self.populate_walk(client, start, end, mark, budget);
         self.cfg.fault_around = around;
         r
     }
 
-    fn populate_walk(&mut self, client: u32, start: u64, end: u64, mark: bool) -> Result<(), Errno> {
+    fn populate_walk(&mut self, client: u32, start: u64, end: u64, mark: bool, budget: u64) -> Result<u64, Errno> {
+        let work0 = self.res.work;
+        let mut spent = 0u64;
         let mut at = start;
         // The area of the page before, while `at` is still inside it (one area lookup
         // per area, not per page).
@@ -174,7 +196,12 @@ impl<K: Kernel> MemCore<K> {
                 at = base + size.bytes();
                 continue;
             }
+            if spent + (self.res.work - work0) >= budget {
+                return Ok(at);
+            }
             self.fill(client, s, &area, at)?;
+            // A map (and a cap copy where the page is an object's).
+            spent += if matches!(area.kind, AreaKind::Anon) { 3 } else { 10 };
             if mark {
                 // Fault-around is off while marking: the fill mapped exactly the page
                 // (small, or a large one covering it) that `at` was missing.
@@ -187,6 +214,6 @@ impl<K: Kernel> MemCore<K> {
             }
             at += PAGE_SIZE;
         }
-        Ok(())
+        Ok(end)
     }
 }

@@ -350,3 +350,31 @@ fn faults_waiting_on_a_pager_are_bounded_by_the_faulting_clients_budget() {
     let s = h.core.stats(None).unwrap();
     assert!(s.slots_in_use <= boot.slots_in_use, "{s:?} vs {boot:?}");
 }
+
+#[test]
+fn a_pager_with_many_queued_faults_goes_in_bounded_steps() {
+    let mut h = harness();
+    let id = h.core.pager_create(P, 0o666).unwrap();
+    let a = pager_area(&mut h, C, id, 300);
+    for i in 0..300 {
+        assert_eq!(pager_fault(&mut h, C, a + i * PAGE, 1000 + i), Err(Unresolved::Deferred));
+    }
+    assert_eq!(h.core.kernel().saved_replies(), 300);
+    let destroy = mem_protocol::Request::DestroySpace { client: P };
+    let mut steps = 0;
+    loop {
+        let calls = h.core.kernel().calls();
+        let r = h.core.dispatch(ADMIN, &destroy, &mut []).reply;
+        assert!(h.core.kernel().calls() - calls <= 2 * mem_core::lifecycle::PAGER_STEP as u64 + 16);
+        h.core.check_invariants().unwrap();
+        steps += 1;
+        if r != Reply::Err(Errno::Again) {
+            assert_eq!(r, Reply::Ok(Value::Unit));
+            break;
+        }
+    }
+    assert!(steps > 300 / mem_core::lifecycle::PAGER_STEP as u64, "{steps} steps");
+    // The faults were reported, the threads stay stopped, nothing is left saved.
+    assert!(delivered(&mut h).is_empty());
+    pager_settled(&mut h);
+}

@@ -244,8 +244,12 @@ impl Kernel for Sel4Kernel {
         // Destination node: the server's CNode itself (depth 0 from the root), `dest` the
         // offset inside it.
         let node = cnode().absolute_cptr_for_self();
-        ut.untyped_retype(&arch::blueprint(ty), &node, dest as usize, count as usize)
-            .map_err(kerr)?;
+        #[cfg(feature = "bench")]
+        let start = crate::meter::now();
+        let r = ut.untyped_retype(&arch::blueprint(ty), &node, dest as usize, count as usize);
+        #[cfg(feature = "bench")]
+        crate::meter::step(start, crate::meter::KIND_RETYPE);
+        r.map_err(kerr)?;
         for s in dest..dest.saturating_add(count) {
             self.set_large(s, ty == ObjectType::LargePage);
         }
