@@ -126,7 +126,7 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const LARGE_PAGE_SIZE: u64 = 2 * 1024 * 1024;
 /// Most page entries the server releases for one request before it answers
 /// [`crate::Errno::Again`] (a bounded step; the request is sent again to go on).
-pub const STEP_PAGES: u64 = 64;
+pub const STEP_PAGES: u64 = 48;
 /// Most pages an mmap with `populate` maps itself (the client library asks for the rest
 /// with Populate, which goes in steps of its own).
 pub const MMAP_POPULATE_PAGES: u64 = 16;
