@@ -2,7 +2,10 @@
 //! an mmap `Fixed` over what is there, populate, reset, shmdt, destroying a space — are
 //! done in steps of at most [`STEP_PAGES`] page entries and [`STEP_AREAS`] areas, so no
 //! request holds the server longer than one step whatever the sizes (a page entry costs
-//! the server about a thousand instructions with its `Page_Unmap`).
+//! the server about a thousand instructions with its `Page_Unmap`, a cap copy's twice).
+//! Populate counts work instead (`populate.rs`), Clone, CreateSpace and the end of
+//! DestroySpace have steps of their own (`clone.rs`, `buffer.rs`, `lifecycle.rs`), and
+//! dead objects' frames go a slice at a time (`dying.rs`).
 //!
 //! A request that still has work after one step is answered `EAGAIN` (`Errno::Again`);
 //! the client library sends it again, unchanged, and meanwhile the server serves
@@ -18,12 +21,11 @@
 //! steps to the end itself; `dispatch` runs one step per request.
 //!
 //! Not split yet, and so bounded only by the sizes involved (say so when you measure):
-//! `Clone` (its snapshot needs the parent stopped for its whole length), destroying a
-//! shared object with many pages, `Layout` of very large areas (resident pages are
-//! counted), a pager with many queued faults going away, `MapPhys` of a large device
-//! range (administrator or grant holder only), splitting a 2 MiB page at a boundary (512
-//! maps, once per boundary). Neighbours: `munmap.rs`, `reset.rs`, `lifecycle.rs`,
-//! `populate.rs`, `shm.rs`, `dispatch.rs`.
+//! destroying a shared object that other spaces map (`kill_object`), `Layout` of very
+//! large areas (resident pages are counted), `MapPhys` of a large device range
+//! (administrator or grant holder only), splitting a 2 MiB page at a boundary (512 maps,
+//! once per boundary), a 2 MiB frame zeroed on a fault. Neighbours: `munmap.rs`,
+//! `reset.rs`, `lifecycle.rs`, `populate.rs`, `shm.rs`, `dispatch.rs`, `clone.rs`.
 
 use mem_protocol::{Errno, PageSize, PAGE_SIZE};
 
