@@ -112,8 +112,9 @@ pub struct Config {
     /// one are mapped with it (stopping at the area end, a present page or the quota).
     /// 0 = off.
     pub fault_around: u32,
-    /// Fault-around only where it pays: when the access looks sequential (the page before
-    /// the faulting one is mapped, same area) and the client keeps at least twice
+    /// Fault-around only where it pays: when the access looks sequential (the faulting
+    /// page is the one right after the last run of pages a fault mapped in the space)
+    /// and the client keeps at least twice
     /// `fault_around` pages of quota free (so near its quota every page is allocated on
     /// its own touch, as without fault-around).
     pub fault_around_sequential: bool,

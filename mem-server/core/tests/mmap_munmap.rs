@@ -220,6 +220,37 @@ fn sequential_fault_around_maps_ahead_only_in_order_and_never_near_the_quota() {
     h.check();
 }
 
+/// Sequential means after the last fault's run, not merely after a mapped page: a fresh
+/// mapping placed right after a populated one (merged into one area with it, as a heap's
+/// large block lands after its segments) gets one page for its first touch, and the
+/// window only when the touches go on in order.
+#[test]
+fn fault_around_is_not_taken_for_a_fresh_mapping_next_to_populated_pages() {
+    let mut h = H::with(mem_model::ModelConfig::riscv64(64 * MB), |c| {
+        c.large_pages = false;
+        c.fault_around = 15;
+        c.fault_around_sequential = true;
+    });
+    h.client(1, 0, 0, 1 << 20);
+    let base = 0x10_0000_0000;
+    let seg = MmapArgs::anon(16 * 4096, Prot::RW).at(base, Placement::FixedNoReplace);
+    h.core.mmap(1, &seg).unwrap();
+    h.core.populate(1, base, 16 * 4096).unwrap();
+    let big = MmapArgs::anon(76 * 4096, Prot::RW).at(base + 16 * 4096, Placement::FixedNoReplace);
+    h.core.mmap(1, &big).unwrap();
+    assert_eq!(h.core.layout(1).unwrap().len(), 1, "merged into one area");
+    assert!(h.accessible(1, base + 15 * 4096, mem_core::Access::Write));
+    assert_eq!(h.core.handle_fault(1, base + 16 * 4096, mem_core::Access::Write), Ok(1), "the header page alone");
+    assert_eq!(h.core.mapped_pages(1), 17);
+    assert_eq!(h.core.handle_fault(1, base + 17 * 4096, mem_core::Access::Write), Ok(16), "in order: the window");
+    // Unmapping and mapping again right there is not a sequential touch either.
+    h.core.munmap(1, base + 16 * 4096, 76 * 4096).unwrap();
+    h.core.mmap(1, &big).unwrap();
+    assert_eq!(h.core.handle_fault(1, base + 16 * 4096, mem_core::Access::Write), Ok(1));
+    assert_eq!(h.core.mapped_pages(1), 17);
+    h.check();
+}
+
 #[test]
 fn common_fault_costs_one_kernel_invocation() {
     let mut h = h();
