@@ -192,9 +192,12 @@ SEL4_PROFILE_DIR := $(if $(filter dev,$(SEL4_PROFILE)),debug,$(SEL4_PROFILE))
 
 # Debian packages for the seL4 build. QEMU 10 comes from bookworm-backports; ipxe-qemu
 # (a recommended package of it) has the NIC option ROM that QEMU aarch64 virt needs.
+# picolibc (with gcc-riscv64-unknown-elf, which its riscv64 package is built for) is the
+# C library of the libc-client program (SQLite and Lua on seL4).
 SEL4_DEB_PACKAGES := cmake ninja-build device-tree-compiler libxml2-utils \
 	gcc-riscv64-linux-gnu gcc-aarch64-linux-gnu binutils-riscv64-linux-gnu \
-	binutils-aarch64-linux-gnu lld-22 libclang1-14 libclang-common-14-dev ipxe-qemu
+	binutils-aarch64-linux-gnu lld-22 libclang1-14 libclang-common-14-dev ipxe-qemu \
+	picolibc-aarch64-linux-gnu picolibc-riscv64-unknown-elf gcc-riscv64-unknown-elf
 QEMU_DEB_PACKAGES := qemu-system-misc qemu-system-arm
 QEMU_MIN_VER      := 10
 BACKPORTS_SUITE   := bookworm-backports
@@ -339,14 +342,16 @@ target-specs: setup-cross
 # Build order: the memory server (package mem-server-sel4, binary mem-server) for the
 # <arch>-sel4-nofpu target (no floating-point or vector registers: the root task gives its
 # TCB seL4's fpuDisabled flag, so IPC with it never switches FPU state), the scenario client
-# (binary scenario-client) for the plain <arch>-sel4 target, then the root task for
-# <arch>-sel4-roottask, which embeds both ELFs (include_bytes! of the paths in
-# MEM_SERVER_ELF and SCENARIO_CLIENT_ELF).
+# (binary scenario-client) and the libc client (binary libc-client: SQLite and Lua on
+# picolibc) for the plain <arch>-sel4 target, then the root task for <arch>-sel4-roottask,
+# which embeds the three ELFs (include_bytes! of the paths in MEM_SERVER_ELF,
+# SCENARIO_CLIENT_ELF and LIBC_CLIENT_ELF).
 SEL4_CARGO_FLAGS = $(BUILD_STD) -Zunstable-options $(SEL4_RUSTFLAGS) --profile $(SEL4_PROFILE) $(LOCKED)
 ROOT_TASK_ELF    := $(CARGO_SEL4_DIR)/$(ROOTTASK_TARGET)/$(SEL4_PROFILE_DIR)/root-task.elf
 SERVER_TARGET    := $(SEL4_TARGET)-nofpu
 SERVER_ELF       := $(CARGO_SEL4_DIR)/$(SERVER_TARGET)/$(SEL4_PROFILE_DIR)/mem-server.elf
 CLIENT_ELF       := $(CARGO_SEL4_DIR)/$(SEL4_TARGET)/$(SEL4_PROFILE_DIR)/scenario-client.elf
+LIBC_CLIENT_ELF  := $(CARGO_SEL4_DIR)/$(SEL4_TARGET)/$(SEL4_PROFILE_DIR)/libc-client.elf
 
 components: check-arch check-deps setup-sel4 target-specs kernel
 	@echo "==> memory server for $(ARCH) ($(SERVER_TARGET), $(SEL4_PROFILE))"
@@ -357,11 +362,15 @@ components: check-arch check-deps setup-sel4 target-specs kernel
 	$(SEL4_ENV) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
 	  --manifest-path root-task/Cargo.toml -p scenario-client \
 	  --target $(SEL4_TARGET) --target-dir $(CARGO_SEL4_DIR)
-	@test -f $(SERVER_ELF) && test -f $(CLIENT_ELF)
+	@echo "==> libc client (SQLite, Lua on picolibc) for $(ARCH) ($(SEL4_TARGET), $(SEL4_PROFILE))"
+	$(SEL4_ENV) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
+	  --manifest-path root-task/Cargo.toml -p libc-client \
+	  --target $(SEL4_TARGET) --target-dir $(CARGO_SEL4_DIR)
+	@test -f $(SERVER_ELF) && test -f $(CLIENT_ELF) && test -f $(LIBC_CLIENT_ELF)
 
 root-task: check-arch check-deps setup-sel4 target-specs kernel components
 	@echo "==> root task for $(ARCH) ($(ROOTTASK_TARGET), $(SEL4_PROFILE))"
-	$(SEL4_ENV) MEM_SERVER_ELF=$(SERVER_ELF) SCENARIO_CLIENT_ELF=$(CLIENT_ELF) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
+	$(SEL4_ENV) MEM_SERVER_ELF=$(SERVER_ELF) SCENARIO_CLIENT_ELF=$(CLIENT_ELF) LIBC_CLIENT_ELF=$(LIBC_CLIENT_ELF) $(DEB_CARGO) build $(SEL4_CARGO_FLAGS) \
 	  --manifest-path root-task/Cargo.toml -p root-task $(SEL4_FEATURES) \
 	  --target $(ROOTTASK_TARGET) --target-dir $(CARGO_SEL4_DIR)
 	@test -f $(ROOT_TASK_ELF)

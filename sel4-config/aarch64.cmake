@@ -13,3 +13,6 @@ set(ARM_CPU cortex-a57 CACHE STRING "" FORCE)
 set(KernelArmHypervisorSupport ON CACHE BOOL "" FORCE)
 # Lets threads holding the SMC cap make SMC calls (e.g. PSCI) through the kernel.
 set(KernelAllowSMCCalls ON CACHE BOOL "" FORCE)
+# User-level reads of the virtual counter (CNTVCT_EL0, CNTFRQ_EL0): the time of day of
+# C programs on picolibc (clients/libc/shim.c).
+set(KernelArmExportVCNTUser ON CACHE BOOL "" FORCE)

@@ -74,6 +74,8 @@ pub struct Ctx {
     /// Root CNode slot of the report endpoint (the launcher's).
     pub report_ep: usize,
     pub client_elf: &'static [u8],
+    /// The program of the scenarios that run C programs on picolibc (`libc-client`).
+    pub libc_elf: &'static [u8],
     next_badge: u32,
     /// Set once the server has faulted or died: nothing can be asked of it any more.
     pub server_dead: Option<String>,
@@ -82,17 +84,23 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(launcher: Launcher, client_elf: &'static [u8]) -> Self {
+    pub fn new(launcher: Launcher, client_elf: &'static [u8], libc_elf: &'static [u8]) -> Self {
         let next_badge = mem_protocol::system::FIRST_CLIENT_BADGE;
         let report_ep = launcher.report_endpoint();
-        Self { launcher, report_ep, client_elf, next_badge, server_dead: None, pending: VecDeque::new() }
+        Self { launcher, report_ep, client_elf, libc_elf, next_badge, server_dead: None, pending: VecDeque::new() }
     }
 
     /// Create a client running the scenario program with `boot` (encoded into its boot
     /// page), reporting on the report endpoint.
     pub fn create_client(&mut self, badge: u32, uid: u32, gid: u32, quota: u64, boot: mem_protocol::system::ClientBoot) -> Result<mem_launcher::Proc, String> {
+        let elf = self.client_elf;
+        self.create_client_from(elf, badge, uid, gid, quota, boot)
+    }
+
+    /// [`Ctx::create_client`] running program `elf`.
+    pub fn create_client_from(&mut self, elf: &'static [u8], badge: u32, uid: u32, gid: u32, quota: u64, boot: mem_protocol::system::ClientBoot) -> Result<mem_launcher::Proc, String> {
         let bytes = encode_boot(&boot)?;
-        let spec = mem_launcher::ClientSpec { badge, uid, gid, quota, elf: self.client_elf, boot: Some(&bytes), report: Some(self.report_ep) };
+        let spec = mem_launcher::ClientSpec { badge, uid, gid, quota, elf, boot: Some(&bytes), report: Some(self.report_ep) };
         self.launcher.create_client(&spec)
     }
 

@@ -41,6 +41,7 @@ struct Aligned<T: ?Sized>(T);
 
 static SERVER_ELF: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("MEM_SERVER_ELF")));
 static CLIENT_ELF: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("SCENARIO_CLIENT_ELF")));
+static LIBC_ELF: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("LIBC_CLIENT_ELF")));
 
 /// Pages each client may hold unless a scenario says otherwise.
 pub const DEFAULT_QUOTA: u64 = 4096;
@@ -114,5 +115,5 @@ fn setup(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<ctx::Ctx> {
         launcher.untypeds_given(),
         launcher.objs.free_bytes() >> 10,
     );
-    Ok(ctx::Ctx::new(launcher, &CLIENT_ELF.0))
+    Ok(ctx::Ctx::new(launcher, &CLIENT_ELF.0, &LIBC_ELF.0))
 }

@@ -443,6 +443,16 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     unsafe { HEAP.c_free(p.cast()) }
 }
 
+/// Strict commit (1) or not (0): in strict mode every block the heap maps is populated at
+/// once, so an exhausted quota makes `malloc` return NULL (errno `ENOMEM`) and no touch of
+/// heap memory can ever fault beyond the quota (what C programs that check malloc expect);
+/// otherwise large blocks stay lazy (a large `calloc` costs nothing until touched). Off by
+/// default.
+#[no_mangle]
+pub extern "C" fn mem_heap_strict(on: i32) {
+    mem_client::heap::set_strict_commit(on != 0);
+}
+
 /// Give free heap memory back to the server; 1 if anything was given back.
 #[no_mangle]
 pub extern "C" fn mem_heap_trim() -> i32 {

@@ -14,6 +14,9 @@
 //! remaining quota could never back them, like Linux's heuristic overcommit (one `Stats`
 //! round trip per large block). A large block can still meet the quota at a later touch if
 //! the client spends its quota elsewhere in between, as overcommitted memory can on Linux.
+//! In strict commit mode ([`set_strict_commit`], for C runtimes whose programs expect
+//! `malloc` to return null when memory runs out: SQLite, Lua) large blocks are populated
+//! when mapped too, so no touch of heap memory can ever meet the quota.
 //!
 //! What a heap of this kind costs the client is charged to it like any mapping: pages
 //! when first touched, areas in its metadata budget. When the server refuses (quota,
@@ -23,7 +26,19 @@
 
 use mem_protocol::{Backing, Placement, Prot, Request, Share, Target, Value};
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use crate::transport::call_plain;
+
+/// Large blocks populated when mapped too (see the module's documentation).
+static STRICT_COMMIT: AtomicBool = AtomicBool::new(false);
+
+/// Strict commit for every [`ServerPages`] of this process: from now on every block the
+/// heap maps is populated at once, so an exhausted quota fails the allocation (null)
+/// instead of a later touch.
+pub fn set_strict_commit(on: bool) {
+    STRICT_COMMIT.store(on, Ordering::Relaxed);
+}
 
 /// The heap of a process whose memory the server provides.
 pub type ServerHeap = mem_heap::Heap<ServerPages>;
@@ -49,7 +64,8 @@ impl Pages for ServerPages {
         // quota could never back is refused at once, rather than handed out to fail at
         // the first touch beyond the quota. Small ones (dlmalloc's segments) are not
         // checked: the quota stops them at their first touch anyway.
-        if len >= mem_heap::LARGE {
+        let strict = STRICT_COMMIT.load(Ordering::Relaxed);
+        if len >= mem_heap::LARGE && !strict {
             let stats = call_plain(self.server, &Request::Stats { target: Target::Own });
             if let Ok(Value::Stats(s)) = stats {
                 let room = s.quota_pages.saturating_sub(s.charged_pages);
@@ -77,7 +93,7 @@ impl Pages for ServerPages {
         // dlmalloc's segments are populated now: it writes its own headers into them and
         // hands their bytes out piecemeal, so a page the quota cannot back must fail here
         // (null from the allocator) rather than at some later touch (an unresolved fault).
-        if len < mem_heap::LARGE {
+        if len < mem_heap::LARGE || strict {
             let populate = Request::Populate { target: Target::Own, addr, len: len as u64 };
             if let Err(e) = call_plain(self.server, &populate) {
                 let _ = call_plain(self.server, &Request::Munmap { target: Target::Own, addr, len: len as u64 });

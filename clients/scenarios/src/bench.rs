@@ -330,6 +330,38 @@ pub fn run(c: &mut Client) -> Outcome {
     });
     k.report("null-request", t, N);
 
+    // The process's heap (mem-heap through mem-capi's C malloc): a malloc + free pair of
+    // 64 bytes (dlmalloc reuses the same chunk) and of 300 KB (a large block: mapped on
+    // its own, one Stats round trip to check the quota, unmapped at free; untouched, as in
+    // the Linux row of glibc's malloc). One warm-up pair each first.
+    for size in [64usize, 300 * 1024] {
+        // SAFETY: a block this heap just returned (or null).
+        unsafe { mem_capi::free(mem_capi::malloc(size)) };
+        let t = k.measure(|| {
+            for i in 0..N {
+                // black_box: LLVM knows `malloc` and `free` by name and would delete a
+                // pair whose block is never used (the untouched large one).
+                let p = core::hint::black_box(mem_capi::malloc(core::hint::black_box(size)));
+                if size < 4096 && !p.is_null() {
+                    // SAFETY: `p` is a live block of `size` >= 8 bytes, 16-byte aligned.
+                    unsafe { poke(p as u64, i) };
+                }
+                // SAFETY: `p` came from `malloc` just above (or is null).
+                unsafe { mem_capi::free(p) };
+            }
+        });
+        // The pair must have worked (a null would measure a failure path).
+        let p = core::hint::black_box(mem_capi::malloc(core::hint::black_box(size)));
+        if p.is_null() {
+            return Err(crate::report::Fail::new(2007).detail(size as u64));
+        }
+        // SAFETY: `p` came from `malloc` just above.
+        unsafe { mem_capi::free(p) };
+        k.report(if size < 4096 { "heap-small" } else { "heap-large" }, t, N);
+        // The server's meters of the pairs (which requests, how many, faults).
+        let _ = c.nop();
+    }
+
     // Copy-on-write: 256 touched pages, the root task clones this space, one store each.
     let cow = 256;
     let first = 100;

@@ -142,6 +142,7 @@ impl TagMeters {
             let i = self.instructions[t].swap(0, Ordering::Relaxed);
             if n > 0 {
                 crate::say!("BENCH-INSTR {}-{t} {}", self.name, i * 10 / n);
+                crate::say!("BENCH-EVENTS {}-{t} {n}", self.name);
             }
         }
     }

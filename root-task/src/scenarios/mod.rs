@@ -25,6 +25,7 @@ mod fixed_mmap;
 mod heap;
 mod hostile;
 mod lazy_mmap;
+mod libc;
 mod mmap_hint;
 mod mprotect;
 mod msync;
@@ -49,7 +50,7 @@ type Run = fn(&mut Ctx) -> Result<(), String>;
 /// pager, the heap, the C client, threads, then device frames, mmap hints, a private
 /// segment shared with a clone, reset, and the budget rules (the fork-and-exit chain, the
 /// per-user shm share), in order; `reclaim` runs last, around all of them.
-const SCENARIOS: [(&str, Run); 27] = [
+const SCENARIOS: [(&str, Run); 29] = [
     ("lazy-mmap", lazy_mmap::run),
     ("munmap-hole", munmap_hole::run),
     ("mprotect", mprotect::run),
@@ -77,6 +78,8 @@ const SCENARIOS: [(&str, Run); 27] = [
     ("reset", reset::run),
     ("budget-chain", budget::chain),
     ("shm-share", budget::shm_share),
+    ("sqlite", libc::sqlite),
+    ("lua", libc::lua),
 ];
 
 /// Number of scenarios (reclaim included).
@@ -119,6 +122,15 @@ impl Ctx {
         let boot = ClientBoot { badge, scenario, arg, peer };
         self.create_client(badge, cred.0, cred.1, quota, boot)
             .map_err(|e| format!("creating client {badge} (scenario {scenario}, arg {arg}): {e}"))
+    }
+
+    /// [`Ctx::spawn`] of the `libc-client` program (C programs on picolibc).
+    pub fn spawn_libc(&mut self, scenario: u32, arg: u64, cred: (u32, u32), quota: u64) -> Result<Proc, String> {
+        let badge = self.new_badge()?;
+        let boot = ClientBoot { badge, scenario, arg, peer: 0 };
+        let elf = self.libc_elf;
+        self.create_client_from(elf, badge, cred.0, cred.1, quota, boot)
+            .map_err(|e| format!("creating libc client {badge} (scenario {scenario}, arg {arg}): {e}"))
     }
 
     /// Destroy `procs` (unless the server is dead: then nothing can be asked of it) and
