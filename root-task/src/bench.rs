@@ -13,7 +13,9 @@
 //!    steady state.
 //! 4. The bench client: every other operation; at its STEP(1) the root task clones its
 //!    space (the clone is never started: it only holds the pages), so its next stores are
-//!    copy-on-write faults; the clone is destroyed afterwards.
+//!    copy-on-write faults; the clone is destroyed afterwards. At STEP(2) the root task
+//!    creates 32 other spaces with areas and pages of their own (the growth rows' second
+//!    round), at STEP(3) destroys them.
 //! 5. A `Nop` from the administrator makes a bench server print what zeroing frames cost
 //!    it. Then `BENCH-DONE`.
 
@@ -37,7 +39,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
     let b = p.badge;
     let r = ctx.expect_pass(b);
     ctx.finish(alloc::vec![p], r)?;
-    let p = ctx.spawn(22, 0, 0, (1000, 1000), QUOTA)?;
+    let p = ctx.spawn(22, 0, 0, (1000, 1000), BENCH_QUOTA)?;
     let b = p.badge;
     let r = (|| {
         let (_, reply) = ctx.expect_step(b, 0)?;
@@ -52,13 +54,76 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         let req = Request::Clone { source: Target::Client(b), child, quota_pages: QUOTA };
         let (_, vspace) = ctx.request_cap(&req)?;
         ctx.answer(reply);
-        let r = ctx.expect_pass(b);
+        // The growth rows' second round: other clients alive (the clone, whose pages the
+        // copy-on-write stores needed, goes first: its metadata reservation is large).
+        let step2 = ctx.expect_step(b, 2);
         ctx.abandon_space(child, vspace);
-        r
+        let r = step2.and_then(|(_, reply)| match others(ctx) {
+            Ok(made) => {
+                ctx.answer(reply);
+                let r = ctx.expect_step(b, 3).map(|(_, reply)| ctx.answer(reply));
+                for (badge, vspace) in made {
+                    ctx.abandon_space(badge, vspace);
+                }
+                r
+            }
+            Err(e) => {
+                ctx.drop_reply(reply);
+                Err(e)
+            }
+        });
+        r.and_then(|_| ctx.expect_pass(b))
     })();
     ctx.finish(alloc::vec![p], r)?;
     latency(ctx)?;
     ctx.admin.unit(&Request::Nop).map_err(|e| format!("Nop: {e}"))
+}
+
+/// Quota of the benchmark client itself: its loops, and the metadata of the 50,000 areas
+/// of the growth rows (448 bytes each, 256 bytes of metadata per page of quota).
+const BENCH_QUOTA: u64 = 100_000;
+/// Spaces alive during the growth rows' second round (the client's `GROWTH_CLIENTS`).
+const OTHERS: usize = 32;
+
+/// The other clients of the growth rows: `OTHERS` spaces (no threads: the server's
+/// structures are what counts), each with a populated area of 4 pages and a lazy one of
+/// 256. Their (badge, VSpace cap slot), for `abandon_space`; on failure what was made is
+/// destroyed again.
+fn others(ctx: &mut Ctx) -> Result<alloc::vec::Vec<(u32, usize)>, String> {
+    use mem_protocol::{Backing, Placement, Prot, Share};
+    let mut made = alloc::vec::Vec::new();
+    let r = (|| {
+        for _ in 0..OTHERS {
+            let badge = ctx.new_badge()?;
+            let req = Request::CreateSpace { client: badge, uid: 1001, gid: 1001, quota_pages: DEFAULT_QUOTA };
+            let (_, vspace) = ctx.request_cap(&req)?;
+            made.push((badge, vspace));
+            for (pages, populate) in [(4u64, true), (256, false)] {
+                let req = Request::Mmap {
+                    target: Target::Client(badge),
+                    addr: 0,
+                    len: pages * 4096,
+                    prot: Prot::RW,
+                    max_prot: Prot::RW,
+                    placement: Placement::Anywhere,
+                    share: Share::Private,
+                    backing: Backing::Anonymous,
+                    populate,
+                };
+                ctx.admin.request(&req).map_err(|e| format!("growth: other client's mmap: {e}"))?;
+            }
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => Ok(made),
+        Err(e) => {
+            for (badge, vspace) in made {
+                ctx.abandon_space(badge, vspace);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Quota of the latency aggressors: 65,536 pages and the metadata of 65,530 areas.

@@ -28,12 +28,26 @@
 //! other fault operations touch pages last-first, so each of their faults maps one page.
 //!
 //! `cow-fault`: 256 touched pages, STEP(1) — the root task clones this space (the clone
-//! holds every page) — then one store per page.
+//! holds every page) — then one store per page (`cow-fault-store`), plus this client's
+//! munmap of the copies, per page (Linux's figure frees the copy at exit too).
+//!
+//! `mprotect`: one present page between two `PROT_NONE` guard pages (Linux's geometry: no
+//! split, no merge); `mprotect-merge`: a page next to an area of the same protection, so
+//! every other call splits or merges.
+//!
+//! `mmap-touch-munmap-256[-random]`: map 256 pages, write each once in address order (or
+//! a shuffled one), unmap; per page.
+//!
+//! Growth rows `grow-<op>-a<areas>-c<clients>`: a fault, an isolated mprotect, an mmap +
+//! munmap and a null request with 10 / 1,000 / 50,000 areas in this client, alone and
+//! with 32 other clients alive (made and destroyed by the root task at STEP 2 / 3).
+
+extern crate alloc;
 
 use core::arch::asm;
 
 use mem_client::linux::{
-    IPC_CREAT, MAP_ANONYMOUS, MAP_FIXED, MAP_POPULATE, MAP_PRIVATE, PROT_READ, PROT_RW,
+    IPC_CREAT, MAP_ANONYMOUS, MAP_FIXED, MAP_POPULATE, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_RW,
 };
 use mem_client::Client;
 use mem_protocol::PAGE_SIZE;
@@ -48,9 +62,9 @@ const AREA_PAGES: u64 = 256;
 const FAULT_BASE: u64 = 0x20_0000_1000;
 const AREA_STRIDE: u64 = 2 << 20;
 /// Pages the warm-up client touches: enough clean frames for every page the operations
-/// below touch or populate (about 5 N + 768), so each of them finds a clean frame and the
+/// below touch or populate (about 10 N, and the other clients' pages of the growth rows), so each of them finds a clean frame and the
 /// report adds what zeroing it cost (`-clean` operations).
-pub const WARM_PAGES: u64 = 6 * N;
+pub const WARM_PAGES: u64 = 12 * N;
 
 /// What is counted: instructions, or kernel entries.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -284,6 +298,27 @@ pub fn run(c: &mut Client) -> Outcome {
     });
     k.report("mmap-touch-munmap-clean", t, N);
 
+    // What a program's steady state sees: map 256 pages, write each once (in address
+    // order: fault-around applies; or in a shuffled order: one fault per page), unmap;
+    // per touched page, everything included (the report adds `zero` per page).
+    let order = shuffled();
+    for (name, random) in [("mmap-touch-munmap-256-clean", false), ("mmap-touch-munmap-256-random-clean", true)] {
+        let t = k.measure(|| {
+            for r in 0..RUN_ROUNDS {
+                if let Ok(a) = c.mmap(0, RUN_PAGES * PAGE_SIZE, PROT_RW, anon) {
+                    for j in 0..RUN_PAGES {
+                        let i = if random { u64::from(order[j as usize]) } else { j };
+                        // SAFETY: inside the RW mapping just returned.
+                        unsafe { poke(a + i * PAGE_SIZE, r) };
+                    }
+                    let _ = c.munmap(a, RUN_PAGES * PAGE_SIZE);
+                }
+            }
+        });
+        let pages = RUN_PAGES * RUN_ROUNDS;
+        k.report(name, t.saturating_sub(base * pages / N), pages);
+    }
+
     let a = c.mmap(0, 3 * PAGE_SIZE, PROT_RW, anon).or_fail(2003)?;
     for p in 0..3 {
         // SAFETY: inside the RW mapping just returned.
@@ -297,7 +332,16 @@ pub fn run(c: &mut Client) -> Outcome {
             let _ = c.mprotect(one, PAGE_SIZE, if i % 2 == 0 { PROT_READ } else { PROT_RW });
         }
     });
+    k.report("mprotect-merge", t, N);
+    // Linux's geometry: one present page between two PROT_NONE guard pages, so no call
+    // splits or merges anything.
+    let g = c.mmap(0, 3 * PAGE_SIZE, PROT_NONE, anon).or_fail(2008)?;
+    c.mprotect(g + PAGE_SIZE, PAGE_SIZE, PROT_RW).or_fail(2009)?;
+    // SAFETY: the middle page of the guarded mapping is read-write now.
+    unsafe { poke(g + PAGE_SIZE, 1) };
+    let t = k.measure(|| mprotect_loop(c, g + PAGE_SIZE, N));
     k.report("mprotect", t, N);
+    c.munmap(g, 3 * PAGE_SIZE).or_fail(2014)?;
     let t = k.measure(|| {
         for i in 0..N {
             let _ = c.mprotect(a + PAGE_SIZE, PAGE_SIZE, if i % 2 == 0 { PROT_READ } else { PROT_RW });
@@ -369,8 +413,111 @@ pub fn run(c: &mut Client) -> Outcome {
     touch_pages(first, cow);
     step(1, &[]);
     let t = k.measure(|| touch_pages(first, cow)).saturating_sub(base * cow / N);
-    k.report("cow-fault", t, cow);
-    unmap_areas(c, first, cow)
+    k.report("cow-fault-store", t, cow);
+    // Linux's figure (fork + child write + exit, minus fork + exit) includes freeing the
+    // copy at exit: so does ours, with this client's munmap of the copies (the clone
+    // still holds the originals), per page.
+    let free = k.measure(|| {
+        let _ = unmap_areas(c, first, cow);
+    });
+    k.report("cow-fault", t + free, cow);
+
+    growth(c, &k, base)
+}
+
+/// `mprotect` of the page at `a` back and forth between read-only and read-write, `n` times.
+fn mprotect_loop(c: &mut Client, a: u64, n: u64) {
+    for i in 0..n {
+        let _ = c.mprotect(a, PAGE_SIZE, if i % 2 == 0 { PROT_READ } else { PROT_RW });
+    }
+}
+
+/// Extra areas of the growth rows: one page each, every other page, from here (below
+/// riscv64 Sv39's 256 GiB user top).
+const GROWTH_BASE: u64 = 0x30_0000_0000;
+/// Area counts of the growth rows (10: about what the client has anyway).
+const GROWTH_AREAS: [u64; 3] = [10, 1_000, 50_000];
+/// Other clients alive during the second round (the root task makes them at STEP 2).
+pub const GROWTH_CLIENTS: u64 = 32;
+
+/// Growth rows: a fault, an isolated mprotect, an mmap + munmap and a null request with
+/// 10 / 1,000 / 50,000 areas in this client, first alone, then (STEP 2: the root task
+/// creates `GROWTH_CLIENTS` other spaces with areas and pages of their own; STEP 3: it
+/// destroys them) with 32 other clients alive. Rows `grow-<op>-a<areas>-c<clients>`;
+/// faults are first touches of clean frames (the `zero` cost is not added here), one page
+/// each; the loops are shorter (256) than the main rows'.
+fn growth(c: &mut Client, k: &Counter, base: u64) -> Outcome {
+    let anon = MAP_PRIVATE | MAP_ANONYMOUS;
+    let n = 256;
+    for clients in [0, GROWTH_CLIENTS] {
+        if clients > 0 {
+            step(2, &[]);
+        }
+        let mut have = 0;
+        for areas in GROWTH_AREAS {
+            // One-page areas with a hole between them (never merged), untouched.
+            let extra = areas.saturating_sub(GROWTH_AREAS[0]);
+            while have < extra {
+                let at = GROWTH_BASE + 2 * have * PAGE_SIZE;
+                c.mmap(at, PAGE_SIZE, PROT_READ, anon | MAP_FIXED).or_fail(2020)?;
+                have += 1;
+            }
+            let name = |op: &str| alloc::format!("grow-{op}-a{areas}-c{clients}");
+            let first = 120;
+            fault_areas(c, first, AREA_PAGES)?;
+            let t = k.measure(|| touch_pages(first, n)).saturating_sub(base * n / N);
+            k.report(&name("fault"), t, n);
+            unmap_areas(c, first, AREA_PAGES)?;
+            let g = c.mmap(0, 3 * PAGE_SIZE, PROT_NONE, anon).or_fail(2021)?;
+            c.mprotect(g + PAGE_SIZE, PAGE_SIZE, PROT_RW).or_fail(2022)?;
+            // SAFETY: the middle page of the guarded mapping is read-write now.
+            unsafe { poke(g + PAGE_SIZE, 1) };
+            let t = k.measure(|| mprotect_loop(c, g + PAGE_SIZE, n));
+            k.report(&name("mprotect"), t, n);
+            c.munmap(g, 3 * PAGE_SIZE).or_fail(2023)?;
+            let t = k.measure(|| {
+                for _ in 0..n {
+                    if let Ok(a) = c.mmap(0, PAGE_SIZE, PROT_RW, anon) {
+                        let _ = c.munmap(a, PAGE_SIZE);
+                    }
+                }
+            });
+            k.report(&name("mmap-munmap"), t, n);
+            // The first Nop makes a bench server print its meters: not measured.
+            let _ = c.nop();
+            let t = k.measure(|| {
+                for _ in 0..n {
+                    let _ = c.nop();
+                }
+            });
+            k.report(&name("null-request"), t, n);
+        }
+        c.munmap(GROWTH_BASE, 2 * have * PAGE_SIZE).or_fail(2024)?;
+        if clients > 0 {
+            step(3, &[]);
+        }
+    }
+    Ok(())
+}
+
+/// Pages per mapping and mappings of the `mmap-touch-munmap-256` rows.
+const RUN_PAGES: u64 = 256;
+const RUN_ROUNDS: u64 = 4;
+
+/// 0..RUN_PAGES in a fixed shuffled order (Fisher-Yates over a xorshift generator).
+fn shuffled() -> [u16; RUN_PAGES as usize] {
+    let mut v = [0u16; RUN_PAGES as usize];
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = i as u16;
+    }
+    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..v.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    v
 }
 
 fn shm_cycle(c: &mut Client, touch: bool) -> Outcome {
