@@ -8,7 +8,10 @@
 //! same packing directly (postcard writes into the words, gathering bytes in a register:
 //! no byte buffer, no copy) and decode by unpacking into a buffer the size of the largest
 //! message of the kind, then decoding the bytes (cheaper per byte than reading the words
-//! in place, as `make bench-sel4` measured). The client library (sending side)
+//! in place, as `make bench-sel4` measured). The hot path's messages (the replies
+//! `Ok(Unit | Addr | Id)` and `Err`, the requests `Nop`, `Munmap`, `Mprotect`) take fast
+//! paths that read and write the same bytes without serde's generic code (`fast.rs`).
+//! The client library (sending side)
 //! and the seL4 server loop (receiving side) are the users; the memory-server core never
 //! sees bytes. Every failure is a [`ProtocolError`], never a panic.
 
@@ -76,22 +79,34 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Reply, ProtocolError> {
 /// Encode `request` straight into message words (framing word first); returns the number
 /// of words used. `words` of [`MAX_REQUEST_WORDS`] always suffice.
 pub fn encode_request_words(request: &Request, words: &mut [u64]) -> Result<usize, ProtocolError> {
+    if let Some(n) = crate::fast::encode_request(request, words) {
+        return Ok(n);
+    }
     encode_words(request, MAX_REQUEST_BYTES, words)
 }
 
 /// Decode a request from message words as produced by [`encode_request_words`].
 pub fn decode_request_words(words: &[u64]) -> Result<Request, ProtocolError> {
+    if let Some(r) = crate::fast::decode_request(words) {
+        return Ok(r);
+    }
     unpack_and_decode::<MAX_REQUEST_BYTES, _>(words, decode_request)
 }
 
 /// Encode `reply` straight into message words (framing word first); returns the number of
 /// words used. `words` of [`MAX_REPLY_WORDS`] always suffice.
 pub fn encode_reply_words(reply: &Reply, words: &mut [u64]) -> Result<usize, ProtocolError> {
+    if let Some(n) = crate::fast::encode_reply(reply, words) {
+        return Ok(n);
+    }
     encode_words(reply, MAX_REPLY_BYTES, words)
 }
 
 /// Decode a reply from message words as produced by [`encode_reply_words`].
 pub fn decode_reply_words(words: &[u64]) -> Result<Reply, ProtocolError> {
+    if let Some(r) = crate::fast::decode_reply(words) {
+        return Ok(r);
+    }
     unpack_and_decode::<MAX_REPLY_BYTES, _>(words, decode_reply)
 }
 

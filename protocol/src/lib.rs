@@ -39,6 +39,7 @@ pub mod args;
 pub mod codec;
 pub mod errno;
 pub mod error;
+mod fast;
 pub mod layout;
 pub mod prot;
 pub mod reply;

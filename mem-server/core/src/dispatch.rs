@@ -80,19 +80,20 @@ impl<K: Kernel> MemCore<K> {
         if let Some(a) = self.clone_wait(caller, req) {
             return a;
         }
-        let a = match self.dispatch_inner(caller, req, buf) {
-            Ok((v, cap)) => Answer { reply: Reply::Ok(v), cap, held: false },
+        let r = self.dispatch_inner(caller, req, buf);
+        // A request whose caller was saved (`PagerWait` with nothing queued) gets no reply
+        // now. (Each arm builds the answer in place: no copy of the reply afterwards.)
+        let held = core::mem::take(&mut self.held);
+        match r {
+            Ok((v, cap)) => Answer { reply: Reply::Ok(v), cap, held },
             // Memory refused while dead objects' frames wait to be released: release a
             // slice, and the client sends the request again (`dying.rs`).
             Err(Errno::NoMem | Errno::NoSpc) if self.has_dying() => {
                 self.release_step();
-                Answer { reply: Reply::Err(Errno::Again), cap: None, held: false }
+                Answer { reply: Reply::Err(Errno::Again), cap: None, held }
             }
-            Err(e) => Answer { reply: Reply::Err(e), cap: None, held: false },
-        };
-        // A request whose caller was saved (`PagerWait` with nothing queued) gets no reply
-        // now.
-        Answer { held: core::mem::take(&mut self.held), ..a }
+            Err(e) => Answer { reply: Reply::Err(e), cap: None, held },
+        }
     }
 
     fn dispatch_inner(&mut self, caller: u32, req: &Request, buf: &mut [u8]) -> Result<(Value, Option<Slot>), Errno> {

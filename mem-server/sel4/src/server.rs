@@ -246,14 +246,15 @@ impl Server {
 
     /// Serve one decoded request, bulk data through the caller's rings.
     fn serve(&mut self, sender: u32, req: &Request) -> mem_core::Answer {
+        let Some(b) = req.bulk() else {
+            // (`dispatch` holds a request that waits for a clone.)
+            return self.core.dispatch(sender, req, &mut []);
+        };
         // A request that waits for a clone leaves its bulk data on the ring for when it
         // is sent again (`freeze.rs`).
         if let Some(a) = self.core.clone_wait(sender, req) {
             return a;
         }
-        let Some(b) = req.bulk() else {
-            return self.core.dispatch(sender, req, &mut []);
-        };
         let view = self.bufs.view(sender, self.core.has_view(sender));
         let d = match self.bufs.take(view, b) {
             Ok(d) => d,
