@@ -12,8 +12,16 @@ machine (Linux 6.1 arm64 / 6.12 riscv64, -smp 1 -icount shift=0), and the aarch6
 `heap-large` is served from its brk heap once the first free has raised its dynamic mmap
 threshold (forced through mmap every time it costs 22,435 / 21,812).
 
+Like for like: `mprotect` changes one page between two PROT_NONE guard pages (Linux's
+geometry; `mprotect-merge` is the page next to an area of the same protection);
+`cow-fault` includes the munmap of the copy (Linux's fork + write + exit frees it);
+`mmap-touch-munmap-256[-random]` is per page of a 256-page map, touch, unmap (Linux: first
+touch + munmap per page + 1/256 of mmap + munmap). `grow-<op>-a<areas>-c<others>` rows
+make the growth table (10 / 1,000 / 50,000 areas, 0 / 32 other clients).
+
 Each `<op>` that touches or populates one page per operation (`fault`, `fault-around`,
-`populate`, `mmap-touch-munmap`, `shm-cycle-touch`) is `<op>-clean` (measured on clean
+`populate`, `mmap-touch-munmap`, `shm-cycle-touch`, `mmap-touch-munmap-256[-random]`) is
+`<op>-clean` (measured on clean
 frames) plus `zero`: Linux zeroes the page inside its fault; the server zeroes freed frames
 in its zeroing thread when the system is idle (or on demand in a fault), so that cost is
 added per page. `zero` is the average over every frame the server zeroed in the run (the
