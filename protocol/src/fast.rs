@@ -210,20 +210,42 @@ pub(crate) fn encode_reply(reply: &Reply, words: &mut [u64]) -> Option<usize> {
 /// Decode a fast reply from `words` (`None`: not one, or not canonical).
 #[inline(always)]
 pub(crate) fn decode_reply(words: &[u64]) -> Option<Reply> {
+    Some(match decode_small_reply_words(words)? {
+        Ok(SmallValue::Unit) => Reply::Ok(Value::Unit),
+        Ok(SmallValue::Addr(a)) => Reply::Ok(Value::Addr(a)),
+        Ok(SmallValue::Id(i)) => Reply::Ok(Value::Id(i)),
+        Err(e) => Reply::Err(e),
+    })
+}
+
+/// The values of the small replies, without the space of [`Value`]'s large variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmallValue {
+    Unit,
+    Addr(u64),
+    Id(u32),
+}
+
+/// The reply in `words` if it is `Ok(Unit | Addr | Id)` or `Err(errno)` in canonical form
+/// (what [`crate::decode_reply_words`] would make of it, in a few words instead of a whole
+/// [`Reply`]); `None` for anything else, which the caller decodes the general way. For
+/// clients' hot paths (`mem-client`'s typed calls).
+#[inline(always)]
+pub fn decode_small_reply_words(words: &[u64]) -> Option<Result<SmallValue, Errno>> {
     if let [2, w, ..] = *words {
         if w == u64::from(REPLY_OK) | u64::from(VALUE_UNIT) << 8 {
-            return Some(Reply::Ok(Value::Unit));
+            return Some(Ok(SmallValue::Unit));
         }
     }
     let mut i = In::new(words)?;
     let r = match i.byte()? {
-        REPLY_OK => match i.byte()? {
-            VALUE_UNIT => Reply::Ok(Value::Unit),
-            VALUE_ADDR => Reply::Ok(Value::Addr(i.varint(64)?)),
-            VALUE_ID => Reply::Ok(Value::Id(i.varint(32)? as u32)),
+        REPLY_OK => Ok(match i.byte()? {
+            VALUE_UNIT => SmallValue::Unit,
+            VALUE_ADDR => SmallValue::Addr(i.varint(64)?),
+            VALUE_ID => SmallValue::Id(i.varint(32)? as u32),
             _ => return None,
-        },
-        REPLY_ERR => Reply::Err(*Errno::ALL.get(usize::from(i.byte()?))?),
+        }),
+        REPLY_ERR => Err(*Errno::ALL.get(usize::from(i.byte()?))?),
         _ => return None,
     };
     i.done(r)

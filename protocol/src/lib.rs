@@ -40,6 +40,7 @@ pub mod codec;
 pub mod errno;
 pub mod error;
 mod fast;
+pub use fast::{decode_small_reply_words, SmallValue};
 pub mod layout;
 pub mod prot;
 pub mod reply;

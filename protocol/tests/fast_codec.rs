@@ -4,7 +4,7 @@
 //! a byte changed, the length changed, a varint made non-canonical, padding set.
 
 use mem_protocol::{
-    decode_reply, decode_reply_words, decode_request, decode_request_words, encode_reply,
+    decode_reply, decode_reply_words, decode_small_reply_words, SmallValue, decode_request, decode_request_words, encode_reply,
     encode_reply_words, encode_request, encode_request_words, from_words, to_words, Errno,
     Prot, Reply, Request, Target, Value, IPC_BUFFER_WORDS, MAX_MESSAGE_BYTES,
 };
@@ -133,6 +133,38 @@ proptest! {
         prop_assert_eq!(&w[..n], &packed(&bytes)[..]);
         let words = damaged(bytes, &d);
         prop_assert_eq!(decode_reply_words(&words), general(&words, decode_reply));
+        small_agrees(&words)?;
+    }
+
+    #[test]
+    fn small_replies_agree_on_arbitrary_words(
+        words in proptest::collection::vec(prop_oneof![0u64..300, any::<u64>()], 0..6)
+    ) {
+        small_agrees(&words)?;
+    }
+}
+
+/// `decode_small_reply_words` answers only what the full decoder would, and the same.
+fn small_agrees(words: &[u64]) -> Result<(), TestCaseError> {
+    if let Some(small) = decode_small_reply_words(words) {
+        let full = match small {
+            Ok(SmallValue::Unit) => Reply::Ok(Value::Unit),
+            Ok(SmallValue::Addr(a)) => Reply::Ok(Value::Addr(a)),
+            Ok(SmallValue::Id(i)) => Reply::Ok(Value::Id(i)),
+            Err(e) => Reply::Err(e),
+        };
+        prop_assert_eq!(Ok(full), general(words, decode_reply));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn every_fast_reply_is_small(reply in fast_reply()) {
+        let mut w = [0u64; 8];
+        let n = encode_reply_words(&reply, &mut w).unwrap();
+        prop_assert!(decode_small_reply_words(&w[..n]).is_some());
     }
 }
 

@@ -53,6 +53,7 @@ pub use mem_protocol::{
     ShmStat, Stats, Target, Value, IPC_BUFFER_WORDS, PAGE_SIZE,
 };
 pub use sel4_shared_ring_buffer::Descriptor;
+use mem_protocol::{decode_small_reply_words, SmallValue};
 
 mod admin;
 mod error;

@@ -89,23 +89,79 @@ impl Client {
     }
 
     pub(crate) fn unit(&mut self, req: &Request) -> Result<(), Errno> {
-        match self.value(req)? {
-            Value::Unit => Ok(()),
+        match self.small(req)? {
+            SmallValue::Unit => Ok(()),
             _ => Err(self.bad_reply()),
         }
     }
 
     pub(crate) fn addr(&mut self, req: &Request) -> Result<u64, Errno> {
-        match self.value(req)? {
-            Value::Addr(a) => Ok(a),
+        match self.small(req)? {
+            SmallValue::Addr(a) => Ok(a),
             _ => Err(self.bad_reply()),
         }
     }
 
     pub(crate) fn id(&mut self, req: &Request) -> Result<u32, Errno> {
-        match self.value(req)? {
-            Value::Id(i) => Ok(i),
+        match self.small(req)? {
+            SmallValue::Id(i) => Ok(i),
             _ => Err(self.bad_reply()),
+        }
+    }
+
+    /// A request whose reply is expected to be a small value (`Unit`, `Addr`, `Id`) or an
+    /// errno, as [`Client::value`] would give it, without carrying a whole [`Value`] (144
+    /// bytes, for `Stats`) through the layers: a reply that is not small in canonical form,
+    /// and every request with bulk data, goes the general way.
+    fn small(&mut self, req: &Request) -> Result<SmallValue, Errno> {
+        if req.bulk().is_some() {
+            return match self.value(req)? {
+                Value::Unit => Ok(SmallValue::Unit),
+                Value::Addr(a) => Ok(SmallValue::Addr(a)),
+                Value::Id(i) => Ok(SmallValue::Id(i)),
+                _ => Err(self.bad_reply()),
+            };
+        }
+        loop {
+            let info = match send(self.server, req) {
+                Ok(info) => info,
+                Err(e) => {
+                    self.last_error = Some(e);
+                    return Err(e.errno());
+                }
+            };
+            if info.label() != mem_protocol::system::SERVER_DIED_LABEL {
+                let len = info.length().min(IPC_BUFFER_WORDS);
+                let small = sel4::with_ipc_buffer(|ipc| decode_small_reply_words(&ipc.msg_regs()[..len]));
+                match small {
+                    // A long operation's step, or a wait for a clone: send it again.
+                    Some(Err(Errno::Again)) => continue,
+                    Some(r) => {
+                        self.last_reply_caps = info.extra_caps();
+                        return r.inspect_err(|&e| self.last_error = Some(CallError::Op(e)));
+                    }
+                    None => {}
+                }
+            }
+            // Anything else: exactly what `call_with_buf` does with this reply.
+            let reply = reply_of(&info);
+            if matches!(reply, Err(CallError::Op(Errno::Again))) {
+                continue;
+            }
+            self.last_reply_caps = info.extra_caps();
+            if reply == Err(CallError::ServerDied) {
+                self.keep_died_reason();
+            }
+            return match reply {
+                Ok(Value::Unit) => Ok(SmallValue::Unit),
+                Ok(Value::Addr(a)) => Ok(SmallValue::Addr(a)),
+                Ok(Value::Id(i)) => Ok(SmallValue::Id(i)),
+                Ok(_) => Err(self.bad_reply()),
+                Err(e) => {
+                    self.last_error = Some(e);
+                    Err(e.errno())
+                }
+            };
         }
     }
 
