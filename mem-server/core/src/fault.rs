@@ -115,7 +115,7 @@ impl<K: Kernel> MemCore<K> {
                 }
                 self.fill_anon(client, area, page)?;
                 let mut n = 1;
-                let around = self.around(client, page);
+                let around = self.around(client, start, page);
                 let mut next = page + PAGE_SIZE;
                 while n <= around && next < area.end {
                     let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
@@ -127,9 +127,6 @@ impl<K: Kernel> MemCore<K> {
                     }
                     n += 1;
                     next += PAGE_SIZE;
-                }
-                if let Some(sp) = self.spaces.get_mut(&client) {
-                    sp.fault_next = next;
                 }
                 Ok(n as u32)
             }
@@ -154,20 +151,28 @@ impl<K: Kernel> MemCore<K> {
         }
     }
 
-    /// How many pages after `page` (just mapped) to map as well: `Config::fault_around`,
-    /// and with `fault_around_sequential` only when the access looks sequential and the
-    /// quota has room to spare. Sequential means this fault is at the page right after
-    /// the last run of pages a fault mapped in this space (`Space::fault_next`), not merely
-    /// after a mapped page: a fresh mapping placed next to a populated one (a heap's large
-    /// block after its segments, areas merged) gets one page for its first touch, not a
-    /// window of pages it may never use.
-    fn around(&self, client: u32, page: u64) -> u64 {
+    /// How many pages after `page` (just mapped, in the area starting at `start`) to map
+    /// as well: `Config::fault_around`, and with `fault_around_sequential` only when the
+    /// access looks sequential (the page before is mapped, in the same area) and the quota
+    /// has room to spare. The first page of an area, and the first page of the latest
+    /// mapping even where it merged with the area before it (a heap's large block placed
+    /// after its populated segments), is a fresh start: one page.
+    fn around(&self, client: u32, start: u64, page: u64) -> u64 {
         let around = u64::from(self.cfg.fault_around);
         if around == 0 || !self.cfg.fault_around_sequential {
             return around;
         }
+        if page == start {
+            return 0;
+        }
         match self.spaces.get(&client) {
-            Some(sp) if !sp.over_quota(2 * around) && sp.fault_next == page => around,
+            Some(sp)
+                if page != sp.last_map_start
+                    && !sp.over_quota(2 * around)
+                    && sp.pt.lookup(page - PAGE_SIZE).is_some() =>
+            {
+                around
+            }
             _ => 0,
         }
     }

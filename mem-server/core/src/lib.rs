@@ -112,8 +112,8 @@ pub struct Config {
     /// one are mapped with it (stopping at the area end, a present page or the quota).
     /// 0 = off.
     pub fault_around: u32,
-    /// Fault-around only where it pays: when the access looks sequential (the faulting
-    /// page is the one right after the last run of pages a fault mapped in the space)
+    /// Fault-around only where it pays: when the access looks sequential (the page before
+    /// the faulting one is mapped, same area; not the first page of the latest mapping)
     /// and the client keeps at least twice
     /// `fault_around` pages of quota free (so near its quota every page is allocated on
     /// its own touch, as without fault-around).

@@ -81,7 +81,7 @@ impl<K: Kernel> MemCore<K> {
             pinned_detached: alloc::vec::Vec::new(),
             pinned: 0,
             populate_next: (0, 0, 0),
-            fault_next: 0,
+            last_map_start: 0,
             building: false,
             cloning: None,
             destroying: false,

@@ -165,6 +165,7 @@ impl<K: Kernel> MemCore<K> {
         }
         let sp = self.space_mut(client)?;
         sp.areas.insert(range.start, Area { end: range.end, prot: a.prot, max_prot, kind, attach: None, system: false });
+        sp.last_map_start = range.start;
         if merges || (merge && a.placement == Placement::Fixed && known_kind.is_some()) {
             self.merge_neighbours(client, range.start);
         }

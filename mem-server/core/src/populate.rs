@@ -163,14 +163,8 @@ impl<K: Kernel> MemCore<K> {
         if mark {
             self.cfg.fault_around = 0;
         }
-        // Populating is not a sequential touch: the next fault's fault-around does not
-        // follow on from it (`fault.rs`).
-        let next = self.spaces.get(&client).map(|sp| sp.fault_next);
         let r = self.populate_walk(client, start, end, mark, budget);
         self.cfg.fault_around = around;
-        if let (Some(n), Some(sp)) = (next, self.spaces.get_mut(&client)) {
-            sp.fault_next = n;
-        }
         r
     }
 

@@ -53,9 +53,9 @@ pub struct Space {
     /// Where a stepped Populate of `[.0, .1)` goes on (`.2`), so the request sent again
     /// after `EAGAIN` does not walk what it already did (`populate.rs`, `step.rs`).
     pub populate_next: (u64, u64, u64),
-    /// The page after the last run of anonymous pages a fault mapped (`fault.rs`): a fault
-    /// there is the next one of a sequential first touch, which gets fault-around.
-    pub fault_next: u64,
+    /// Where the latest `mmap` placed its area (`fault.rs`): the first touch of a fresh
+    /// mapping gets no fault-around even when the area merged with a neighbour.
+    pub last_map_start: u64,
     /// Being made by `CreateSpace` (its shared buffer not complete yet, `buffer.rs`).
     pub building: bool,
     /// Being destroyed (`lifecycle.rs`): the first step's work is done.

@@ -220,10 +220,9 @@ fn sequential_fault_around_maps_ahead_only_in_order_and_never_near_the_quota() {
     h.check();
 }
 
-/// Sequential means after the last fault's run, not merely after a mapped page: a fresh
-/// mapping placed right after a populated one (merged into one area with it, as a heap's
-/// large block lands after its segments) gets one page for its first touch, and the
-/// window only when the touches go on in order.
+/// A fresh mapping placed right after a populated one (merged into one area with it, as a
+/// heap's large block lands after its segments) gets one page for its first touch, and
+/// the window only when the touches go on in order.
 #[test]
 fn fault_around_is_not_taken_for_a_fresh_mapping_next_to_populated_pages() {
     let mut h = H::with(mem_model::ModelConfig::riscv64(64 * MB), |c| {
@@ -243,11 +242,13 @@ fn fault_around_is_not_taken_for_a_fresh_mapping_next_to_populated_pages() {
     assert_eq!(h.core.handle_fault(1, base + 16 * 4096, mem_core::Access::Write), Ok(1), "the header page alone");
     assert_eq!(h.core.mapped_pages(1), 17);
     assert_eq!(h.core.handle_fault(1, base + 17 * 4096, mem_core::Access::Write), Ok(16), "in order: the window");
-    // Unmapping and mapping again right there is not a sequential touch either.
+    // Unmapping and mapping again right there: a fresh mapping again.
     h.core.munmap(1, base + 16 * 4096, 76 * 4096).unwrap();
     h.core.mmap(1, &big).unwrap();
     assert_eq!(h.core.handle_fault(1, base + 16 * 4096, mem_core::Access::Write), Ok(1));
     assert_eq!(h.core.mapped_pages(1), 17);
+    // Populated pages before a lazy page of an older mapping: sequential (as before).
+    assert_eq!(h.core.handle_fault(1, base + 17 * 4096, mem_core::Access::Write), Ok(16));
     h.check();
 }
 
