@@ -7,6 +7,10 @@
 //! machinery: a null request's reply decoded by postcard cost the client about 250
 //! instructions, most of it in the derived `Reply` visitor.
 //!
+//! [`decode_small_reply_words`] is the client's door to the same: the small replies as
+//! [`SmallValue`] or an errno, so a typed call never moves a whole [`Value`] (144 bytes,
+//! for `Stats`) around.
+//!
 //! A fast decoder answers only for a message in canonical form that it fully understands
 //! (minimal varints, zero padding, no trailing bytes); anything else returns `None` and
 //! goes the general way, so errors are exactly postcard's. Neighbours: `codec.rs` (the
