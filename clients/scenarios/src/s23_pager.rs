@@ -53,6 +53,9 @@ pub fn pager(c: &mut Client) -> Outcome {
 
 pub fn consumer(c: &mut Client, pager: u64) -> Outcome {
     let base = c.mmap_pager(0, AREA_PAGES * PAGE_SIZE, PROT_RW, 0, pager as u32).or_fail(2401)?;
+    // A first Stats call, not counted (its reply's first decode may fault in stack pages
+    // after the server's count).
+    c.stats(Target::Own).or_fail(2403)?;
     let f0 = c.stats(Target::Own).or_fail(2403)?.faults_served;
     // Page order: a fixed permutation of 0..SERVE (multiplier odd, SERVE a power of two).
     for k in 0..SERVE {
