@@ -111,8 +111,8 @@ impl Client {
 
     /// A request whose reply is expected to be a small value (`Unit`, `Addr`, `Id`) or an
     /// errno, as [`Client::value`] would give it, without carrying a whole [`Value`] (144
-    /// bytes, for `Stats`) through the layers: a reply that is not small in canonical form,
-    /// and every request with bulk data, goes the general way.
+    /// bytes, for `Stats`) through the layers (`small_reply_of`). Requests with bulk data go
+    /// the general way.
     fn small(&mut self, req: &Request) -> Result<SmallValue, Errno> {
         if req.bulk().is_some() {
             return match self.value(req)? {
@@ -122,47 +122,31 @@ impl Client {
                 _ => Err(self.bad_reply()),
             };
         }
-        loop {
-            let info = match send(self.server, req) {
-                Ok(info) => info,
-                Err(e) => {
-                    self.last_error = Some(e);
-                    return Err(e.errno());
-                }
-            };
-            if info.label() != mem_protocol::system::SERVER_DIED_LABEL {
-                let len = info.length().min(IPC_BUFFER_WORDS);
-                let small = sel4::with_ipc_buffer(|ipc| decode_small_reply_words(&ipc.msg_regs()[..len]));
-                match small {
-                    // A long operation's step, or a wait for a clone: send it again.
-                    Some(Err(Errno::Again)) => continue,
-                    Some(r) => {
-                        self.last_reply_caps = info.extra_caps();
-                        return r.inspect_err(|&e| self.last_error = Some(CallError::Op(e)));
-                    }
-                    None => {}
-                }
-            }
-            // Anything else: exactly what `call_with_buf` does with this reply.
-            let reply = reply_of(&info);
-            if matches!(reply, Err(CallError::Op(Errno::Again))) {
-                continue;
-            }
-            self.last_reply_caps = info.extra_caps();
-            if reply == Err(CallError::ServerDied) {
-                self.keep_died_reason();
-            }
-            return match reply {
-                Ok(Value::Unit) => Ok(SmallValue::Unit),
-                Ok(Value::Addr(a)) => Ok(SmallValue::Addr(a)),
-                Ok(Value::Id(i)) => Ok(SmallValue::Id(i)),
-                Ok(_) => Err(self.bad_reply()),
-                Err(e) => {
-                    self.last_error = Some(e);
-                    Err(e.errno())
-                }
-            };
+        self.call_until_done(req, small_reply_of).map_err(|e| {
+            self.last_error = Some(e);
+            e.errno()
+        })
+    }
+
+    /// `Call` `req` until its answer is not `EAGAIN` (a long operation's step, or a request
+    /// that waited for a clone of this space: `Request::steps`); the answer as `decode`
+    /// reads it. Keeps the reply's cap count and, if the server died, its reason.
+    fn call_until_done<T>(
+        &mut self,
+        req: &Request,
+        decode: impl Fn(&sel4::MessageInfo) -> Result<T, CallError>,
+    ) -> Result<T, CallError> {
+        let mut info = send(self.server, req)?;
+        let mut reply = decode(&info);
+        while matches!(reply, Err(CallError::Op(Errno::Again))) {
+            info = send(self.server, req)?;
+            reply = decode(&info);
         }
+        self.last_reply_caps = info.extra_caps();
+        if matches!(reply, Err(CallError::ServerDied)) {
+            self.keep_died_reason();
+        }
+        reply
     }
 
     /// One request: descriptor for `buf` on the to-server ring, `Call`, decode the reply,
@@ -179,17 +163,8 @@ impl Client {
                 Ok(Err(_)) | Err(_) => return Err(CallError::Ring),
             }
         }
-        let mut info = send(self.server, req)?;
-        let mut reply = reply_of(&info);
-        // A long operation's step, or a request that waited for a clone of this space:
-        // send it again until it is done (`Request::steps`).
-        while matches!(reply, Err(CallError::Op(Errno::Again))) {
-            info = send(self.server, req)?;
-            reply = reply_of(&info);
-        }
-        self.last_reply_caps = info.extra_caps();
+        let reply = self.call_until_done(req, reply_of);
         if reply == Err(CallError::ServerDied) {
-            self.keep_died_reason();
             return reply.map(|v| (v, None));
         }
         // Drain first, so that a bad reply does not leave descriptors behind. The server
@@ -257,6 +232,23 @@ pub(crate) fn reply_of(info: &sel4::MessageInfo) -> Result<Value, CallError> {
         Reply::Ok(v) => Ok(v),
         Reply::Err(e) => Err(CallError::Op(e)),
         Reply::Protocol(p) => Err(CallError::Protocol(p)),
+    }
+}
+
+/// A small reply (`Ok(Unit | Addr | Id)` or an errno) read in place from the message
+/// registers; anything else decoded in full (a value of another shape is a bad reply).
+fn small_reply_of(info: &sel4::MessageInfo) -> Result<SmallValue, CallError> {
+    if info.label() != mem_protocol::system::SERVER_DIED_LABEL {
+        let len = info.length().min(IPC_BUFFER_WORDS);
+        if let Some(r) = sel4::with_ipc_buffer(|ipc| decode_small_reply_words(&ipc.msg_regs()[..len])) {
+            return r.map_err(CallError::Op);
+        }
+    }
+    match reply_of(info)? {
+        Value::Unit => Ok(SmallValue::Unit),
+        Value::Addr(a) => Ok(SmallValue::Addr(a)),
+        Value::Id(i) => Ok(SmallValue::Id(i)),
+        _ => Err(CallError::BadReply),
     }
 }
 

@@ -2,8 +2,8 @@
 //! programs on picolibc over the memory server (scenarios sqlite and lua,
 //! clients/SCENARIOS.md).
 //!
-//! Started by the root task like `scenario-client` (its [`ClientBoot`] record at
-//! [`CLIENT_BOOT_VADDR`]): this file sets up the runtime (a 256 KiB static stack, TLS —
+//! Started by the root task like `scenario-client` (its [`ClientBoot`](mem_protocol::system::ClientBoot) record at
+//! [`CLIENT_BOOT_VADDR`](mem_protocol::system::CLIENT_BOOT_VADDR)): this file sets up the runtime (a 256 KiB static stack, TLS —
 //! picolibc's `errno` lives in it —, the IPC buffer), connects mem-capi (the process's one
 //! heap: C `malloc` and Rust's allocator), calls the C side (`clients/libc/`, compiled by
 //! `build.rs`) and reports: scenario 40 is SQLite (`arg` 0: the full workload, which also
@@ -20,8 +20,9 @@
 #[path = "../../scenarios/src/report.rs"]
 #[allow(dead_code)]
 mod report;
+#[path = "../../scenarios/src/start.rs"]
+mod start;
 
-use mem_protocol::system::{client_slot, ClientBoot, CLIENT_BOOT_VADDR, CLIENT_IPC_BUFFER_VADDR};
 use mem_protocol::PAGE_SIZE;
 
 use report::{Fail, Outcome};
@@ -43,7 +44,7 @@ pub const SCENARIO_LUA: u32 = 41;
 /// Failure codes outside the C checks.
 mod code {
     pub const UNKNOWN_SCENARIO: u64 = 9001;
-    pub const BAD_BOOT_RECORD: u64 = 9002;
+    // 9002: the ClientBoot record did not decode (`start::BAD_BOOT_RECORD`).
     /// The C side called `exit`/`abort` (detail: the status).
     pub const EXIT: u64 = 9003;
     pub const PANIC: u64 = 9999;
@@ -98,20 +99,7 @@ pub extern "C" fn libc_client_exit(status: i32) -> ! {
 }
 
 fn entrypoint() -> ! {
-    // The server wrote this program's pages: make them visible to instruction fetch on
-    // this hart (riscv64; see mem-server/sel4/src/window.rs).
-    #[cfg(target_arch = "riscv64")]
-    // SAFETY: `fence.i` touches no memory or register; it is allowed in user mode.
-    unsafe {
-        core::arch::asm!("fence.i", options(nostack, preserves_flags))
-    };
-    // SAFETY: the root task maps this client's IPC buffer frame at CLIENT_IPC_BUFFER_VADDR
-    // (page aligned, one page, writable) and sets it as the TCB's IPC buffer before the
-    // thread starts; nothing else in this process refers to it.
-    unsafe {
-        sel4::set_ipc_buffer(&mut *(CLIENT_IPC_BUFFER_VADDR as *mut sel4::IpcBuffer));
-    }
-    mem_capi::mem_connect(client_slot::SERVER);
+    start::process();
     // SAFETY: plain C that only sets the heap's mode.
     unsafe { libc_shim_init() };
     match run() {
@@ -121,7 +109,7 @@ fn entrypoint() -> ! {
 }
 
 fn run() -> Outcome {
-    let boot = read_boot()?;
+    let boot = start::read_boot()?;
     match boot.scenario {
         SCENARIO_SQLITE => sqlite(boot.arg != 0),
         SCENARIO_LUA => lua(),
@@ -149,14 +137,6 @@ fn lua() -> Outcome {
     }
     report::step(1, &[r.faults, r.charged_start, r.charged_peak, r.charged_trimmed, r.heap_peak / PAGE_SIZE, r.gc_kib_before, r.gc_kib_after]);
     Ok(())
-}
-
-/// The ClientBoot record the root task wrote at CLIENT_BOOT_VADDR.
-fn read_boot() -> Result<ClientBoot, Fail> {
-    // SAFETY: the root task maps the boot page (one readable page) at CLIENT_BOOT_VADDR
-    // before the thread starts and never changes it while the thread runs.
-    let page: &[u8] = unsafe { core::slice::from_raw_parts(CLIENT_BOOT_VADDR as *const u8, PAGE_SIZE as usize) };
-    postcard::from_bytes::<ClientBoot>(page).map_err(|_| Fail::new(code::BAD_BOOT_RECORD))
 }
 
 #[panic_handler]

@@ -1,9 +1,9 @@
 //! `scenario-client`: the one client program of `make simulate` (clients/SCENARIOS.md).
 //!
-//! The root task creates the process through the memory server, writes a [`ClientBoot`]
-//! record (postcard) at [`CLIENT_BOOT_VADDR`] and starts it at the ELF entry. This program
+//! The root task creates the process through the memory server, writes a [`ClientBoot`](mem_protocol::system::ClientBoot)
+//! record (postcard) at [`CLIENT_BOOT_VADDR`](mem_protocol::system::CLIENT_BOOT_VADDR) and starts it at the ELF entry. This program
 //! sets up its runtime (a 256 KiB static stack, TLS, the IPC buffer at
-//! [`CLIENT_IPC_BUFFER_VADDR`]; a heap from the server through mem-capi, used by the heap
+//! [`CLIENT_IPC_BUFFER_VADDR`](mem_protocol::system::CLIENT_IPC_BUFFER_VADDR); a heap from the server through mem-capi, used by the heap
 //! and c-client scenarios only), builds a [`Client`] over [`client_slot::SERVER`]
 //! and the shared buffer at [`CLIENT_BUFFER_VADDR`], runs scenario `boot.scenario` with
 //! `boot.arg` / `boot.peer`, and reports to the root task ([`report`]): `PASS`, or `FAIL`
@@ -40,12 +40,10 @@ mod s6_clone;
 mod s7_msync;
 mod s8_query;
 mod s9_quota;
+mod start;
 
 use mem_client::Client;
-use mem_protocol::system::{
-    client_slot, ClientBoot, SharedLayout, CLIENT_BOOT_VADDR, CLIENT_BUFFER_VADDR,
-    CLIENT_IPC_BUFFER_VADDR,
-};
+use mem_protocol::system::{client_slot, SharedLayout, CLIENT_BUFFER_VADDR};
 use mem_protocol::PAGE_SIZE;
 
 use report::{Fail, Outcome};
@@ -65,29 +63,13 @@ sel4_panicking_env::register_debug_put_char!(sel4::debug_put_char);
 pub mod code {
     /// `boot.scenario` names no scenario (detail: the number).
     pub const UNKNOWN_SCENARIO: u64 = 9001;
-    /// The ClientBoot record did not decode.
-    pub const BAD_BOOT_RECORD: u64 = 9002;
+    // 9002: the ClientBoot record did not decode (`start::BAD_BOOT_RECORD`).
     /// A panic (detail: source line, addr: 0).
     pub const PANIC: u64 = 9999;
 }
 
 fn entrypoint() -> ! {
-    // The server wrote this program's pages: make them visible to instruction fetch on
-    // this hart (riscv64; see mem-server/sel4/src/window.rs).
-    #[cfg(target_arch = "riscv64")]
-    // SAFETY: `fence.i` touches no memory or register; it is allowed in user mode.
-    unsafe {
-        core::arch::asm!("fence.i", options(nostack, preserves_flags))
-    };
-    // SAFETY: the root task maps this client's IPC buffer frame at CLIENT_IPC_BUFFER_VADDR
-    // (page aligned, one page, writable) and sets it as the TCB's IPC buffer before the
-    // thread starts; nothing else in this process refers to it.
-    unsafe {
-        sel4::set_ipc_buffer(&mut *(CLIENT_IPC_BUFFER_VADDR as *mut sel4::IpcBuffer));
-    }
-    // The process's heap (mem-capi's, its `#[global_allocator]`) and C calls use the same
-    // endpoint cap as the client library.
-    mem_capi::mem_connect(client_slot::SERVER);
+    start::process();
     let outcome = run();
     match outcome {
         Ok(()) => report::pass(),
@@ -96,7 +78,7 @@ fn entrypoint() -> ! {
 }
 
 fn run() -> Outcome {
-    let boot = read_boot()?;
+    let boot = start::read_boot()?;
     // SAFETY: the server maps this client's shared buffer (SharedLayout::PAGES pages,
     // writable) at CLIENT_BUFFER_VADDR before the thread starts; this is the only reference
     // to it in the process and it lives as long as the process.
@@ -141,16 +123,6 @@ fn run() -> Outcome {
         37 => latency::aggressor(&mut c, boot.arg),
         n => Err(Fail::new(code::UNKNOWN_SCENARIO).detail(u64::from(n))),
     }
-}
-
-/// The ClientBoot record the root task wrote at CLIENT_BOOT_VADDR.
-fn read_boot() -> Result<ClientBoot, Fail> {
-    // SAFETY: the root task maps the boot page (one readable page) at CLIENT_BOOT_VADDR
-    // before the thread starts and never changes it while the thread runs.
-    let page: &[u8] = unsafe {
-        core::slice::from_raw_parts(CLIENT_BOOT_VADDR as *const u8, PAGE_SIZE as usize)
-    };
-    postcard::from_bytes::<ClientBoot>(page).map_err(|_| Fail::new(code::BAD_BOOT_RECORD))
 }
 
 #[panic_handler]

@@ -3,7 +3,10 @@
 //!
 //! Raw messages with label REQUEST_LABEL: empty, a framing length above the maximum, a
 //! framing length longer than the words sent, garbage words, an unknown request tag,
-//! non-zero padding: each answered with a Protocol error. Then: munmap of an unaligned
+//! non-zero padding: each answered with a Protocol error; messages shaped like the codec's
+//! fast paths but wrong (bad protection bits, a trailing byte, a cut varint, a client id
+//! above u32): Protocol errors too, and a non-canonical varint answered as its canonical
+//! form. Then: munmap of an unaligned
 //! address → EINVAL; MAP_FIXED at 0xffff_ffc0_0000_0000 → an error; munmap with a huge
 //! length → EINVAL; Region whose BufRef lies past the shared buffer → EFAULT;
 //! Stats(Client(1)) → EPERM; Layout into bytes past the buffer, over the rings or at an
@@ -16,13 +19,16 @@
 //! 0 if it succeeded), 1012 the kernel-address MAP_FIXED succeeded (addr), 1013 huge munmap
 //! not EINVAL, 1014 Region past the buffer not EFAULT, 1015 Stats(Client(1)) not EPERM,
 //! 1016 mmap, 1017 touch reads back wrong (detail value, addr), 1018 Stats(Own), 1019
-//! munmap, 1020 a hostile Layout buffer not EFAULT, 1021 Layout of another space not EPERM.
+//! munmap, 1020 a hostile Layout buffer not EFAULT, 1021 Layout of another space not EPERM, 1022 a
+//! wrong fast-path-shaped message not a Protocol error, 1023 a non-canonical varint answered
+//! unlike its canonical form (detail: the reply tag).
 
 use mem_client::linux::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_RW};
 use mem_client::{CallError, Client, BUFFER_BYTES};
 use mem_protocol::system::REQUEST_LABEL;
 use mem_protocol::{
-    BufRef, Errno, ProtocolError, Prot, Reply, Request, Target, MAX_MESSAGE_BYTES, PAGE_SIZE,
+    to_words, BufRef, Errno, ProtocolError, Prot, Reply, Request, Target, MAX_MESSAGE_BYTES,
+    PAGE_SIZE,
 };
 
 use crate::mem::{peek, poke};
@@ -42,6 +48,44 @@ fn raw_protocol_error(c: &mut Client, words: &[u64], code: u64) -> Result<Protoc
     }
 }
 
+/// `bytes` packed into message words as the codec frames them.
+fn packed(bytes: &[u8]) -> ([u64; 8], usize) {
+    let mut w = [0u64; 8];
+    let n = to_words(bytes, &mut w).unwrap_or(0);
+    (w, n)
+}
+
+/// Messages shaped like the codec's fast paths (`Munmap` = tag 4, `Mprotect` = tag 5) but
+/// wrong: protection bits outside READ|WRITE|EXEC, a trailing byte, a truncated varint,
+/// a client id above `u32::MAX` — each a Protocol error, as the general decoder says; and
+/// a non-canonical varint (postcard accepts it) answered exactly as its canonical form.
+fn fast_path_shapes(c: &mut Client) -> Outcome {
+    let bad: [&[u8]; 4] = [
+        // Mprotect(Own, 4096, 4096, bits 0x08).
+        &[5, 0, 0x80, 0x20, 0x80, 0x20, 0x08],
+        // Munmap(Own, 4096, 4096) and one byte more.
+        &[4, 0, 0x80, 0x20, 0x80, 0x20, 0x00],
+        // Munmap(Own, a varint cut short).
+        &[4, 0, 0x80],
+        // Munmap(Client(...)): the fifth byte of a u32 varint above 0x0f.
+        &[4, 1, 0xff, 0xff, 0xff, 0xff, 0x1f, 0, 0],
+    ];
+    for bytes in bad {
+        let (w, n) = packed(bytes);
+        raw_protocol_error(c, &w[..n], 1022)?;
+    }
+    // Munmap(Own, 0x10_0000_0000, 4096), the address canonical and with a redundant zero
+    // group: the same answer.
+    let (w, n) = packed(&[4, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02, 0x80, 0x20]);
+    let (w2, n2) = packed(&[4, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x82, 0x00, 0x80, 0x20]);
+    let canonical = c.call_raw(REQUEST_LABEL, &w[..n]).1.decode();
+    let stretched = c.call_raw(REQUEST_LABEL, &w2[..n2]).1.decode();
+    if canonical != stretched || canonical.is_err() {
+        return Err(Fail::new(1023).detail(u64::from(stretched.map(|r| r.tag()).unwrap_or(u32::MAX))));
+    }
+    Ok(())
+}
+
 pub fn run(c: &mut Client) -> Outcome {
     // Empty message.
     raw_protocol_error(c, &[], 1001)?;
@@ -58,6 +102,7 @@ pub fn run(c: &mut Client) -> Outcome {
     }
     // One byte announced, but the padding of the word is not zero.
     raw_protocol_error(c, &[1, 0x0100], 1006)?;
+    fast_path_shapes(c)?;
 
     expect_errno(c.munmap(0x1001, PAGE_SIZE), Errno::Inval, 1011)?;
     let fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
