@@ -35,6 +35,10 @@ pub const UNRESOLVED_LABEL: u64 = 0x5546;
 /// (MR0 is the byte length). A dead server answers every request this way and never
 /// serves again.
 pub const SERVER_DIED_LABEL: u64 = 0x4445;
+/// Benchmark builds only (`make bench-sel4`): the administrator switches the server's
+/// per-message meters on (MR0 ≠ 0) or off (MR0 = 0); the reply is empty. Any other
+/// server answers it as an unknown request.
+pub const BENCH_METERS_LABEL: u64 = 0x4d45;
 
 /// Badge of the root task's (administrator's) endpoint cap to the server.
 pub const ADMIN_BADGE: u32 = 1;

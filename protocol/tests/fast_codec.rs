@@ -11,7 +11,12 @@ use mem_protocol::{
 use proptest::prelude::*;
 
 fn num64() -> impl Strategy<Value = u64> {
-    prop_oneof![Just(0), Just(127), Just(128), Just(u64::MAX), 0..0x4000u64, any::<u64>()]
+    prop_oneof![Just(0), Just(127), Just(128), Just(u64::MAX), 0..0x4000u64, any::<u64>(), every_width()]
+}
+/// A number of each bit width 1..=64 alike (every varint length 1..=10 bytes: the decoder
+/// reads up to eight a word at a time, longer ones a byte at a time).
+fn every_width() -> impl Strategy<Value = u64> {
+    (1u32..=64).prop_flat_map(|bits| (1u64 << (bits - 1))..=(u64::MAX >> (64 - bits)))
 }
 fn target() -> impl Strategy<Value = Target> {
     prop_oneof![Just(Target::Own), any::<u32>().prop_map(Target::Client)]

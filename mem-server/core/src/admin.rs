@@ -45,6 +45,11 @@ pub struct Answer {
     pub held: bool,
 }
 
+impl Answer {
+    /// An answer to fill in (`MemCore::dispatch_into`).
+    pub const EMPTY: Answer = Answer { reply: Reply::Ok(mem_protocol::Value::Unit), cap: None, held: false };
+}
+
 impl<K: Kernel> MemCore<K> {
     fn valid_client(&self, c: u32) -> bool {
         let (lo, hi) = self.cfg.client_ids;

@@ -330,8 +330,49 @@ impl AreaMap {
     /// equal in everything but position (`try_merge_next`'s rule), with one lookup each
     /// way. Returns the objects whose references the merges dropped.
     pub fn merge_around(&mut self, start: u64) -> [Option<ObjId>; 2] {
+        let Some(&a) = self.areas.get(&start) else { return [None, None] };
+        self.merge_found(start, a)
+    }
+
+    /// Give the area `[start, end)` the protection `prot`, then [`AreaMap::merge_around`]
+    /// it. mprotect's common case, an area that merges with neither neighbour, takes one
+    /// search of the map: the walk back from `end` meets the next area (if adjacent), the
+    /// area, and the one before it.
+    pub fn set_prot_and_merge(&mut self, start: u64, end: u64, prot: Prot) -> [Option<ObjId>; 2] {
+        let mut it = self.areas.range_mut(..=end).rev();
+        let mut item = it.next();
+        let next = match item {
+            Some((&s, ref n)) if s == end && s > start => {
+                let n = **n;
+                item = it.next();
+                Some(n)
+            }
+            _ => None,
+        };
+        let a = match item {
+            Some((&s, a)) if s == start && a.end == end => {
+                a.prot = prot;
+                *a
+            }
+            // Not an area of exactly these bounds: the general way.
+            _ => {
+                if let Some(a) = self.areas.get_mut(&start) {
+                    a.prot = prot;
+                }
+                return self.merge_around(start);
+            }
+        };
+        let merges_next = next.is_some_and(|n| mergeable(start, &a, &n));
+        let merges_prev = it.next().is_some_and(|(&ps, p)| p.end == start && mergeable(ps, p, &a));
+        if merges_next || merges_prev {
+            return self.merge_found(start, a);
+        }
+        [None, None]
+    }
+
+    /// `merge_around` of the area `a` at `start`, as it is in the map.
+    fn merge_found(&mut self, start: u64, a: Area) -> [Option<ObjId>; 2] {
         let mut dropped = [None, None];
-        let Some(&a) = self.areas.get(&start) else { return dropped };
         let mut end = a.end;
         if let Some(&b) = self.areas.get(&a.end) {
             if mergeable(start, &a, &b) {
@@ -349,11 +390,13 @@ impl AreaMap {
                 }
                 dropped[1] = a.kind.object();
             }
-            _ => {
+            // (Its end moves only if it took in the next area.)
+            _ if end != a.end => {
                 if let Some(x) = self.areas.get_mut(&start) {
                     x.end = end;
                 }
             }
+            _ => {}
         }
         dropped
     }

@@ -24,6 +24,20 @@ use crate::mmap::MmapArgs;
 use crate::space::Cred;
 use crate::MemCore;
 
+/// `v` as the reply's value; no cap goes with it.
+#[inline(always)]
+fn put(out: &mut Reply, v: Value) -> Option<Slot> {
+    *out = Reply::Ok(v);
+    None
+}
+
+/// A unit reply with `slot`'s cap.
+#[inline(always)]
+fn cap(out: &mut Reply, slot: Slot) -> Option<Slot> {
+    *out = Reply::Ok(Value::Unit);
+    Some(slot)
+}
+
 fn buf_range(b: BufRef, len: usize) -> Result<core::ops::Range<usize>, Errno> {
     if !b.fits_in(len as u64) {
         return Err(Errno::Fault);
@@ -54,6 +68,7 @@ pub fn sender_of(badge: u64, fault_label: bool) -> Result<Sender, ProtocolError>
 
 impl<K: Kernel> MemCore<K> {
     /// The client a request acts on.
+    #[inline]
     pub fn resolve_target(&self, caller: u32, t: Target) -> Result<u32, Errno> {
         match t {
             Target::Own => Ok(caller),
@@ -74,39 +89,56 @@ impl<K: Kernel> MemCore<K> {
     /// Handle one request from `caller` (the badge of the endpoint it came through).
     /// `buf` is the caller's shared buffer.
     pub fn dispatch(&mut self, caller: u32, req: &Request, buf: &mut [u8]) -> Answer {
+        let mut a = Answer::EMPTY;
+        self.dispatch_into(caller, req, buf, &mut a);
+        a
+    }
+
+    /// [`MemCore::dispatch`] into `out`, which the server keeps from message to message: the
+    /// reply is written where it is encoded from, so no reply is moved (a `Reply` is as
+    /// large as its largest value, `Stats`; the common ones are a tag and a word or two).
+    pub fn dispatch_into(&mut self, caller: u32, req: &Request, buf: &mut [u8], out: &mut Answer) {
+        out.cap = None;
+        out.held = false;
         if !self.is_admin(caller) && !self.has_space(caller) {
-            return Answer { reply: Reply::Err(Errno::Srch), cap: None, held: false };
+            out.reply = Reply::Err(Errno::Srch);
+            return;
         }
         if let Some(a) = self.clone_wait(caller, req) {
-            return a;
+            *out = a;
+            return;
         }
-        let r = self.dispatch_inner(caller, req, buf);
+        let r = self.dispatch_inner(caller, req, buf, &mut out.reply);
         // A request whose caller was saved (`PagerWait` with nothing queued) gets no reply
-        // now. (Each arm builds the answer in place: no copy of the reply afterwards.)
-        let held = core::mem::take(&mut self.held);
+        // now.
+        out.held = core::mem::take(&mut self.held);
         match r {
-            Ok((v, cap)) => Answer { reply: Reply::Ok(v), cap, held },
+            Ok(cap) => out.cap = cap,
             // Memory refused while dead objects' frames wait to be released: release a
             // slice, and the client sends the request again (`dying.rs`).
             Err(Errno::NoMem | Errno::NoSpc) if self.has_dying() => {
                 self.release_step();
-                Answer { reply: Reply::Err(Errno::Again), cap: None, held }
+                out.reply = Reply::Err(Errno::Again);
             }
-            Err(e) => Answer { reply: Reply::Err(e), cap: None, held },
+            Err(e) => out.reply = Reply::Err(e),
         }
     }
 
-    fn dispatch_inner(&mut self, caller: u32, req: &Request, buf: &mut [u8]) -> Result<(Value, Option<Slot>), Errno> {
-        let unit = |r: Result<(), Errno>| r.map(|_| (Value::Unit, None));
-        let val = |r: Result<Value, Errno>| r.map(|v| (v, None));
+    /// The matching itself: a success's value goes into `out` (each arm writes its own
+    /// value in place), an error is returned; the cap to send with the reply, if any.
+    fn dispatch_inner(&mut self, caller: u32, req: &Request, buf: &mut [u8], out: &mut Reply) -> Result<Option<Slot>, Errno> {
+        // `put`: the value into the reply slot, no cap.
+        let unit = |r: Result<(), Errno>, out: &mut Reply| r.map(|()| put(out, Value::Unit));
+        let at = |r: Result<u64, Errno>, out: &mut Reply| r.map(|a| put(out, Value::Addr(a)));
+        let ident = |r: Result<u32, Errno>, out: &mut Reply| r.map(|i| put(out, Value::Id(i)));
         match *req {
             Request::CreateSpace { client, uid, gid, quota_pages } => {
                 self.admin(caller)?;
-                self.admin_create_step(client, Cred { uid, gid }, quota_pages).map(|vs| (Value::Unit, Some(vs)))
+                self.admin_create_step(client, Cred { uid, gid }, quota_pages).map(|vs| cap(out, vs))
             }
             Request::DestroySpace { client } => {
                 self.admin(caller)?;
-                unit(self.admin_destroy_step(client))
+                unit(self.admin_destroy_step(client), out)
             }
             Request::Region { target, addr, len, prot, data } => {
                 let c = self.resolve_target(caller, target)?;
@@ -114,24 +146,24 @@ impl<K: Kernel> MemCore<K> {
                     Some(b) => &buf[buf_range(b, buf.len())?],
                     None => &[],
                 };
-                val(self.region(c, addr, len, prot, bytes).map(Value::Addr))
+                at(self.region(c, addr, len, prot, bytes), out)
             }
             Request::Mmap { target, addr, len, prot, max_prot, placement, share, backing, populate } => {
                 let c = self.resolve_target(caller, target)?;
                 let a = MmapArgs { addr, len, prot, max_prot, placement, shared: share == Share::Shared, backing, populate };
-                val(self.mmap_step(c, &a).map(Value::Addr))
+                at(self.mmap_step(c, &a), out)
             }
             Request::Munmap { target, addr, len } => {
                 let c = self.resolve_target(caller, target)?;
-                unit(self.munmap_step(c, addr, len))
+                unit(self.munmap_step(c, addr, len), out)
             }
             Request::Mprotect { target, addr, len, prot } => {
                 let c = self.resolve_target(caller, target)?;
-                unit(self.mprotect(c, addr, len, prot))
+                unit(self.mprotect(c, addr, len, prot), out)
             }
             Request::Msync { target, addr, len, flags } => {
                 let c = self.resolve_target(caller, target)?;
-                unit(self.msync(c, addr, len, flags))
+                unit(self.msync(c, addr, len, flags), out)
             }
             Request::Query { target, addr } => {
                 let c = self.resolve_target(caller, target)?;
@@ -139,66 +171,66 @@ impl<K: Kernel> MemCore<K> {
                 if !self.may_see_paddr(caller) {
                     q.paddr = 0;
                 }
-                Ok((Value::Query(q), None))
+                Ok(put(out, Value::Query(q)))
             }
             Request::MapPhys { target, addr, placement, paddr, len, prot } => {
                 let c = self.resolve_target(caller, target)?;
-                val(self.map_phys_by(caller, c, addr, placement, paddr, len, prot).map(Value::Addr))
+                at(self.map_phys_by(caller, c, addr, placement, paddr, len, prot), out)
             }
             Request::Populate { target, addr, len } => {
                 let c = self.resolve_target(caller, target)?;
-                unit(self.populate_step(c, addr, len))
+                unit(self.populate_step(c, addr, len), out)
             }
             Request::Reset { target } => {
                 let c = self.resolve_target(caller, target)?;
-                unit(self.reset_step(c))
+                unit(self.reset_step(c), out)
             }
             Request::Clone { source, child, quota_pages } => {
                 self.admin(caller)?;
                 let p = self.resolve_target(caller, source)?;
-                self.admin_clone_step(p, child, quota_pages).map(|vs| (Value::Unit, Some(vs)))
+                self.admin_clone_step(p, child, quota_pages).map(|vs| cap(out, vs))
             }
             Request::ShmGet { key, size, create, exclusive, mode } => {
-                val(self.shmget(caller, key, size, create, exclusive, mode).map(Value::Id))
+                ident(self.shmget(caller, key, size, create, exclusive, mode), out)
             }
-            Request::ShmAt { shmid, addr, readonly } => val(self.shmat(caller, shmid, addr, readonly).map(Value::Addr)),
-            Request::ShmDt { addr } => unit(self.shmdt_step(caller, addr)),
+            Request::ShmAt { shmid, addr, readonly } => at(self.shmat(caller, shmid, addr, readonly), out),
+            Request::ShmDt { addr } => unit(self.shmdt_step(caller, addr), out),
             Request::ShmCtl { shmid, cmd } => match cmd {
-                ShmCmd::Stat => val(self.shm_stat(caller, shmid).map(Value::ShmStat)),
-                ShmCmd::Remove => unit(self.shm_remove(caller, shmid)),
-                ShmCmd::Set { uid, gid, mode } => unit(self.shm_set(caller, shmid, uid, gid, mode)),
+                ShmCmd::Stat => self.shm_stat(caller, shmid).map(|s| put(out, Value::ShmStat(s))),
+                ShmCmd::Remove => unit(self.shm_remove(caller, shmid), out),
+                ShmCmd::Set { uid, gid, mode } => unit(self.shm_set(caller, shmid, uid, gid, mode), out),
             },
-            Request::BackendCreate { size, mode } => val(self.backend_create(caller, size, mode).map(Value::Id)),
+            Request::BackendCreate { size, mode } => ident(self.backend_create(caller, size, mode), out),
             Request::BackendWrite { id, offset, buf: b } => {
                 let r = buf_range(b, buf.len())?;
-                unit(self.backend_write(caller, id, offset, &buf[r]))
+                unit(self.backend_write(caller, id, offset, &buf[r]), out)
             }
             Request::BackendRead { id, offset, buf: b } => {
                 let r = buf_range(b, buf.len())?;
-                unit(self.backend_read(caller, id, offset, &mut buf[r]))
+                unit(self.backend_read(caller, id, offset, &mut buf[r]), out)
             }
-            Request::BackendDestroy { id } => unit(self.backend_destroy(caller, id)),
+            Request::BackendDestroy { id } => unit(self.backend_destroy(caller, id), out),
             Request::ExportFrame { target, addr } => {
                 self.admin(caller)?;
                 let c = self.resolve_target(caller, target)?;
-                self.admin_export(c, addr).map(|f| (Value::Unit, Some(f)))
+                self.admin_export(c, addr).map(|f| cap(out, f))
             }
             Request::Stats { target } => {
                 let c = self.resolve_target(caller, target)?;
                 let who = if self.has_space(c) { Some(c) } else { None };
-                val(self.stats_for(caller, who).map(Value::Stats))
+                self.stats_for(caller, who).map(|s| put(out, Value::Stats(s)))
             }
             Request::TakeNote => {
                 self.admin(caller)?;
-                Ok((Value::Note(self.take_note()), None))
+                Ok(put(out, Value::Note(self.take_note())))
             }
-            Request::Nop => Ok((Value::Unit, None)),
-            Request::PagerCreate { mode } => val(self.pager_create(caller, mode).map(Value::Id)),
+            Request::Nop => Ok(put(out, Value::Unit)),
+            Request::PagerCreate { mode } => ident(self.pager_create(caller, mode), out),
             Request::PagerWait { id } => match self.pager_wait(caller, id)? {
-                Some(f) => Ok((Value::PagerFault(f), None)),
+                Some(f) => Ok(put(out, Value::PagerFault(f))),
                 None => {
                     self.held = true;
-                    Ok((Value::Unit, None))
+                    Ok(put(out, Value::Unit))
                 }
             },
             Request::PagerReply { token, answer } => {
@@ -206,12 +238,12 @@ impl<K: Kernel> MemCore<K> {
                     mem_protocol::PagerAnswer::Copy(b) => buf_range(b, buf.len())?,
                     _ => 0..0,
                 };
-                unit(self.pager_reply(caller, token, answer, &buf[r]))
+                unit(self.pager_reply(caller, token, answer, &buf[r]), out)
             }
             Request::Layout { target, from, buf: b } => {
                 let c = self.resolve_target(caller, target)?;
                 let r = buf_range(b, buf.len())?;
-                val(self.layout_page(c, from, &mut buf[r]).map(Value::Layout))
+                self.layout_page(c, from, &mut buf[r]).map(|l| put(out, Value::Layout(l)))
             }
         }
     }

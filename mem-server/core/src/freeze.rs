@@ -58,8 +58,19 @@ impl<K: Kernel> MemCore<K> {
 
     /// Must `caller`'s request wait for a clone? The answer to give now if so (held: no
     /// reply until the clone ends), `None` to serve it.
+    #[inline(always)]
     pub fn clone_wait(&mut self, caller: u32, req: &Request) -> Option<Answer> {
-        if self.cloning_now == 0 || changes_nothing(req) {
+        // (No clone under way: the common case, decided here without a call.)
+        if self.cloning_now == 0 {
+            return None;
+        }
+        self.clone_wait_slow(caller, req)
+    }
+
+    /// [`MemCore::clone_wait`] while some clone is under way.
+    #[inline(never)]
+    fn clone_wait_slow(&mut self, caller: u32, req: &Request) -> Option<Answer> {
+        if changes_nothing(req) {
             return None;
         }
         if self.is_admin(caller) {

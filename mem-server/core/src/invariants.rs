@@ -72,6 +72,7 @@ impl<K: Kernel> MemCore<K> {
             reserved += sp.budget.meta_limit;
             let mut at = 0;
             let mut pages = 0;
+            let mut large = 0u64;
             let mut copies = sp.view.len() as u64;
             let mut pinned = sp.pinned_detached.len() as u64;
             c += pinned;
@@ -100,10 +101,14 @@ impl<K: Kernel> MemCore<K> {
                     return Err(format!("client {id}: page {base:#x} still marked fresh"));
                 }
                 pages += pages_of(size);
+                large += u64::from(size == PageSize::Large);
                 at = base + size.bytes();
             }
             if pages != sp.pt.pages {
                 return Err(format!("client {id}: {pages} pages mapped, record says {}", sp.pt.pages));
+            }
+            if (large > 0) != sp.pt.has_large() {
+                return Err(format!("client {id}: {large} large pages mapped, record says has_large {}", sp.pt.has_large()));
             }
             // Saved reply caps (pager faults of this client, its pagers' waiting thread).
             copies += self.pagers.saved_slots_of(id);

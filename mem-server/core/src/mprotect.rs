@@ -14,6 +14,7 @@ use mem_protocol::{Errno, PageSize, Prot};
 
 use crate::ledger::cost;
 
+use crate::area::Area;
 use crate::check;
 use crate::kernel::Kernel;
 use crate::pagetable::Pte;
@@ -43,8 +44,7 @@ impl<K: Kernel> MemCore<K> {
             }
             let piece_end = area.end.min(r.end);
             if area.prot != prot {
-                let whole = s == at && area.end == piece_end;
-                self.protect_piece(client, at, piece_end, area.prot, prot, whole)?;
+                self.protect_piece(client, (s, &area), at, piece_end, prot)?;
             }
             debug_assert!(s <= at);
             at = piece_end;
@@ -55,20 +55,23 @@ impl<K: Kernel> MemCore<K> {
         Ok(())
     }
 
-    /// Change `[start, end)`, inside one area whose protection is `old`, to `new`; `whole`:
-    /// the piece is the whole area, which keeps its bounds (no area to split).
-    fn protect_piece(&mut self, client: u32, start: u64, end: u64, old: Prot, new: Prot, whole: bool) -> Result<(), Errno> {
+    /// Change `[start, end)`, inside the area `(s, area)` (its start and itself), to `new`.
+    /// A piece that is the whole area keeps its bounds (no area to split).
+    fn protect_piece(&mut self, client: u32, (s, area): (u64, &Area), start: u64, end: u64, new: Prot) -> Result<(), Errno> {
+        let old = area.prot;
+        let whole = s == start && area.end == end;
         let splits = if whole { 0 } else { self.splits_needed(client, start, end) };
         let sp = self.spaces.get(&client).ok_or(Errno::Srch)?;
         // A piece of an shm attachment may move a boundary instead of splitting (`shm.rs`).
-        let shift = shm::boundary_shift(sp, start, end, new);
+        let shift = shm::boundary_shift(sp, (s, area), start, end, new);
         sp.area_room(splits.saturating_sub(u64::from(shift.is_some())), self.cfg.limits.max_map_count)?;
         // Splitting a large page at either end needs a leaf table.
         sp.meta_room(2 * cost::TABLE)?;
         {
             let MemCore { k, res, spaces, deferred, .. } = self;
             let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
-            for b in [start, end] {
+            let ends = if sp.pt.has_large() { &[start, end][..] } else { &[] };
+            for &b in ends {
                 if let Some((_, PageSize::Large, base)) = sp.pt.lookup(b) {
                     if base != b {
                         split_large(k, res, deferred, sp, b, old)?;
@@ -82,24 +85,35 @@ impl<K: Kernel> MemCore<K> {
         }
         let MemCore { spaces, objs, .. } = self;
         let sp = spaces.get_mut(&client).ok_or(Errno::Srch)?;
-        if let Some(a) = sp.areas.get_mut(start) {
-            a.prot = new;
+        if let Some(left) = shift {
+            if let Some(a) = sp.areas.get_mut(start) {
+                a.prot = new;
+            }
+            if let Some(obj) = shm::merge_pieces(sp, left) {
+                if let Some(o) = objs.get_mut(obj) {
+                    o.drop_area(client);
+                }
+            }
+            self.merge_neighbours(client, start);
+            return Ok(());
         }
-        if let Some(obj) = shift.and_then(|left| shm::merge_pieces(sp, left)) {
+        // The new protection, then a merge with equal neighbours, as Linux merges VMAs (not
+        // shm pieces: `try_merge_next`), in one pass over the area map.
+        for obj in sp.areas.set_prot_and_merge(start, end, new).into_iter().flatten() {
+            // The merged area still references the object: it never goes here.
             if let Some(o) = objs.get_mut(obj) {
                 o.drop_area(client);
             }
         }
-        // Merge with equal neighbours, as Linux merges VMAs (not shm pieces: `try_merge_next`).
-        self.merge_neighbours(client, start);
         Ok(())
     }
 }
 
 /// Give every present page in `[start, end)` the rights of `new`; on a kernel refusal put
-/// the pages done so far back to their rights under `old` and fail with ENOMEM. Pages
-/// changed so far are marked `fresh` (and the mark cleared at the end), so undoing needs
-/// no list however many pages the range holds.
+/// the pages done so far back to their rights under `old` and fail with ENOMEM. The pages
+/// are changed in address order, so the ones done before a refusal are exactly the present
+/// pages below it: undoing walks them again and needs no list however many the range
+/// holds (and the common case, no refusal, walks the range once).
 fn remap_range<K: Kernel>(k: &mut K, res: &Res, sp: &mut Space, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
     let vspace = sp.pt.vspace();
     let mut at = start;
@@ -107,25 +121,17 @@ fn remap_range<K: Kernel>(k: &mut K, res: &Res, sp: &mut Space, start: u64, end:
     while let Some((base, pte, size)) = sp.pt.next_mapped(at, end) {
         at = base + size.bytes();
         match set_rights(k, res, vspace, base, pte, hw_rights(new, pte.cow())) {
-            Ok(p) => sp.pt.update(base, size, p.with_fresh(true)),
+            Ok(p) => sp.pt.update(base, size, p),
             Err(_) => {
                 failed = Some(base);
                 break;
             }
         }
     }
-    let stop = failed.unwrap_or(end);
+    let Some(stop) = failed else { return Ok(()) };
     let mut at = start;
     while let Some((base, pte, size)) = sp.pt.next_mapped(at, stop) {
         at = base + size.bytes();
-        if !pte.fresh() {
-            continue;
-        }
-        let pte = pte.with_fresh(false);
-        if failed.is_none() {
-            sp.pt.update(base, size, pte);
-            continue;
-        }
         // Undo: the rights under `old` (a page unmapped under `old` had no rights).
         let rights = if old.is_empty() { Prot::NONE } else { hw_rights(old, pte.cow()) };
         let restored = match set_rights(k, res, vspace, base, pte, rights) {
@@ -139,10 +145,7 @@ fn remap_range<K: Kernel>(k: &mut K, res: &Res, sp: &mut Space, start: u64, end:
         };
         sp.pt.update(base, size, restored);
     }
-    match failed {
-        Some(_) => Err(Errno::NoMem),
-        None => Ok(()),
-    }
+    Err(Errno::NoMem)
 }
 
 /// Map (or remap) the cap of `pte` at `base` with `rights` (and the frame's memory type),

@@ -116,6 +116,9 @@ pub struct PageTree {
     free: Vec<u32>,
     /// Mapped pages (4 KiB units).
     pub pages: u64,
+    /// Mapped large pages (so that a range operation on a space without any skips looking
+    /// for one to split at its ends).
+    large: u64,
     /// The last leaf table (4 KiB entries) a walk reached: `(vaddr >> 21) + 1` of the
     /// 2 MiB range it covers (0: none) and its index in `tables`. Faults and range
     /// operations touch neighbouring pages, so most walks end in the same table; a leaf
@@ -126,7 +129,7 @@ pub struct PageTree {
 impl PageTree {
     pub fn new(geo: Geometry, vspace: Slot) -> Self {
         let root = Table { cap: 0, used: 0, entries: vec![0; geo.entries(0)].into_boxed_slice() };
-        PageTree { geo, vspace, tables: vec![root], free: Vec::new(), pages: 0, hint: Cell::new((0, 0)) }
+        PageTree { geo, vspace, tables: vec![root], free: Vec::new(), pages: 0, large: 0, hint: Cell::new((0, 0)) }
     }
 
     /// Index of the leaf table covering `vaddr`, if it is the hinted one.
@@ -139,6 +142,11 @@ impl PageTree {
     #[inline]
     fn remember(&self, vaddr: u64, t: usize) {
         self.hint.set(((vaddr >> LEAF_SPAN) + 1, t as u32));
+    }
+
+    /// Is any large page mapped?
+    pub fn has_large(&self) -> bool {
+        self.large > 0
     }
 
     pub fn vspace(&self) -> Slot {
@@ -260,6 +268,7 @@ impl PageTree {
         if tab.entries[i] == 0 {
             tab.used += 1;
             self.pages += crate::res::pages_of(size);
+            self.large += u64::from(size == PageSize::Large);
         }
         tab.entries[i] = pte.0;
     }
@@ -281,6 +290,7 @@ impl PageTree {
         self.tables[t].entries[i] = 0;
         self.tables[t].used -= 1;
         self.pages -= crate::res::pages_of(size);
+        self.large -= u64::from(size == PageSize::Large);
         Some(Pte(e))
     }
 

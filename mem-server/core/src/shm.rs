@@ -423,8 +423,8 @@ pub struct SegCharge {
 /// the two VMAs instead of splitting (no VMA is created or deleted, nattch stays); it never
 /// merges a whole shm VMA away (`vm_ops->close`). Returns the start of the left one of the
 /// two areas `merge_pieces` joins once mprotect has split and changed the range.
-pub(crate) fn boundary_shift(sp: &Space, start: u64, end: u64, new: Prot) -> Option<u64> {
-    let (s, a) = sp.areas.find(start)?;
+/// `(s, a)` is that area (its start and itself), as the caller found it.
+pub(crate) fn boundary_shift(sp: &Space, (s, a): (u64, &Area), start: u64, end: u64, new: Prot) -> Option<u64> {
     a.attach?;
     let a = Area { prot: new, ..*a };
     let same = |x: &Area, xs: u64, y: &Area, ys: u64| {

@@ -124,6 +124,9 @@ pub struct Deferred(pub Vec<PendingRelease>);
 impl Deferred {
     /// Retry every pending release in order; returns how many are still pending.
     pub fn flush<K: Kernel>(&mut self, k: &mut K, res: &mut Res) -> usize {
+        if self.0.is_empty() {
+            return 0;
+        }
         let pending = core::mem::take(&mut self.0);
         for p in pending {
             finish_release(k, res, self, p);

@@ -53,6 +53,13 @@ impl Admin {
         self.client.request(req)
     }
 
+    /// A message outside the protocol (such as `BENCH_METERS_LABEL`): `words` in the message
+    /// registers, the reply's label and length.
+    pub fn call_raw(&mut self, label: u64, words: &[u64]) -> (u64, usize) {
+        let (info, reply) = self.client.call_raw(label, words);
+        (info.label(), reply.words().len())
+    }
+
     /// The areas of `target` (`Layout`, as many requests as it takes), in address order.
     pub fn layout(&mut self, target: Target) -> Result<Vec<LayoutEntry>, String> {
         let mut out = Vec::new();

@@ -245,7 +245,7 @@ impl Kernel for Sel4Kernel {
         // offset inside it.
         let node = cnode().absolute_cptr_for_self();
         #[cfg(feature = "bench")]
-        let start = crate::meter::now();
+        let start = crate::meter::start();
         let r = ut.untyped_retype(&arch::blueprint(ty), &node, dest as usize, count as usize);
         #[cfg(feature = "bench")]
         crate::meter::step(start, crate::meter::KIND_RETYPE);
@@ -285,7 +285,7 @@ impl Kernel for Sel4Kernel {
         };
         let attrs = if prot.executable() { base } else { base | VmAttributes::EXECUTE_NEVER };
         #[cfg(feature = "bench")]
-        let start = crate::meter::now();
+        let start = crate::meter::start();
         let r = arch::page_map(frame, vspace, vaddr, rights, attrs);
         #[cfg(feature = "bench")]
         crate::meter::MAP.add(start);

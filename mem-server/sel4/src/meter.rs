@@ -9,11 +9,37 @@
 //!   included).
 //!
 //! Printed as `BENCH-INSTR <name> <tenths per event>` when anyone sends `Nop` and some
-//! meter counted something, then reset. The counter is the one the root task started
+//! meter counted something, then reset.
+//!
+//! Only `zero` always counts. The per-message meters (`fault-server`, `fault-core`,
+//! `page-map`, the step maxima, the per-tag meters) count only while [`ON`] is set: the
+//! administrator switches them with a [`BENCH_METERS_LABEL`] message, on for the latency
+//! part of the benchmark and off for the speed rows, which so measure the server as it is
+//! built without the `bench` feature (plus one flag test per message). The counter is the one the root task started
 //! (aarch64 cycle counter at every exception level; riscv64 `instret`), which counts guest
 //! instructions under QEMU's `-icount`.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub use mem_protocol::system::BENCH_METERS_LABEL;
+
+/// The per-message meters count (see the module docs).
+pub static ON: AtomicBool = AtomicBool::new(false);
+
+/// Are the per-message meters on?
+#[inline(always)]
+pub fn on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// The start of a metered interval: `now()` while the meters are on.
+#[inline(always)]
+pub fn start() -> Option<u64> {
+    on().then(now)
+}
+
+/// Some meter counted something since the last report.
+static DIRTY: AtomicBool = AtomicBool::new(false);
 
 /// A sum of instructions and a count of events.
 pub struct Meter {
@@ -40,11 +66,14 @@ pub const KIND_NONE: u64 = 103;
 /// Not a step but a part of one: an `Untyped_Retype` call (the kernel clears memory).
 pub const KIND_RETYPE: u64 = 104;
 
-/// Count one message of `kind` that started at `start` towards [`STEP_MAX`].
-pub fn step(start: u64, kind: u64) {
+/// Count one message of `kind` that started at `start` (a value of [`start`]) towards
+/// [`STEP_MAX`].
+pub fn step(start: Option<u64>, kind: u64) {
+    let Some(start) = start else { return };
     if kind == KIND_NONE {
         return;
     }
+    DIRTY.store(true, Ordering::Relaxed);
     let d = now().wrapping_sub(start);
     if d > STEP_MAX.load(Ordering::Relaxed) && kind != KIND_RETYPE {
         STEP_MAX.store(d, Ordering::Relaxed);
@@ -65,19 +94,23 @@ impl Meter {
         Meter { name, instructions: AtomicU64::new(0), events: AtomicU64::new(0) }
     }
 
-    /// Count one event that started at `start` (a value of [`now`]).
-    pub fn add(&self, start: u64) {
-        self.add_events(start, 1);
+    /// Count one event that started at `start` (a value of [`start`]: nothing when off).
+    pub fn add(&self, start: Option<u64>) {
+        if let Some(start) = start {
+            self.add_events(start, 1);
+        }
     }
 
     /// Count `n` events that took `instructions` in all.
     pub fn add_raw(&self, instructions: u64, n: u64) {
+        DIRTY.store(true, Ordering::Relaxed);
         self.instructions.fetch_add(instructions, Ordering::Relaxed);
         self.events.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Count `n` events (zero: instructions only) that took the time since `start`.
     pub fn add_events(&self, start: u64, n: u64) {
+        DIRTY.store(true, Ordering::Relaxed);
         self.instructions.fetch_add(now().wrapping_sub(start), Ordering::Relaxed);
         self.events.fetch_add(n, Ordering::Relaxed);
     }
@@ -129,8 +162,9 @@ impl TagMeters {
         TagMeters { name, instructions: [Z; TAGS], events: [Z; TAGS] }
     }
 
-    /// Count one request of `tag` that started at `start`.
-    pub fn add(&self, tag: u32, start: u64) {
+    /// Count one request of `tag` that started at `start` (nothing when off).
+    pub fn add(&self, tag: u32, start: Option<u64>) {
+        let Some(start) = start else { return };
         let t = (tag as usize).min(TAGS - 1);
         self.instructions[t].fetch_add(now().wrapping_sub(start), Ordering::Relaxed);
         self.events[t].fetch_add(1, Ordering::Relaxed);
@@ -151,6 +185,9 @@ impl TagMeters {
 /// Print every meter and start over, if any counted something (so that a run of `Nop`s,
 /// the null-request benchmark, prints nothing after the first).
 pub fn report() {
+    if !DIRTY.swap(false, Ordering::Relaxed) {
+        return;
+    }
     let all = [&ZERO, &FAULT, &FAULT_CORE, &MAP];
     if all.iter().all(|m| m.events.load(Ordering::Relaxed) == 0) {
         return;

@@ -53,6 +53,9 @@ pub struct Server {
     pub(crate) bufs: Buffers,
     /// [`server_slot::EXPORT`] holds a cap that went out with the last reply.
     pub(crate) export_held: bool,
+    /// The answer to the request being served: the core writes the reply here and it is
+    /// encoded from here (no reply is moved).
+    answer: mem_core::Answer,
     /// The zeroing thread's batches (`zeroer.rs`).
     zeroer: Zeroer,
 }
@@ -74,6 +77,7 @@ impl Server {
             core,
             bufs,
             export_held: false,
+            answer: mem_core::Answer::EMPTY,
             zeroer: Zeroer::start(),
         }
     }
@@ -92,21 +96,33 @@ impl Server {
             };
             answer = self.handle(&info, badge);
             #[cfg(feature = "bench")]
-            let start = crate::meter::now();
+            let start = crate::meter::start();
             self.zeroer.tend(&mut self.core);
             #[cfg(feature = "bench")]
             crate::meter::step(start, crate::meter::KIND_ZEROER);
         }
     }
 
+    #[cfg(not(feature = "bench"))]
     fn handle(&mut self, info: &MessageInfo, badge: u64) -> Answer {
-        #[cfg(feature = "bench")]
-        let start = crate::meter::now();
+        self.handle_inner(info, badge)
+    }
+
+    /// Bench builds: the meters' switch, and the message metered while they are on.
+    #[cfg(feature = "bench")]
+    fn handle(&mut self, info: &MessageInfo, badge: u64) -> Answer {
+        if info.label() == crate::meter::BENCH_METERS_LABEL && badge == u64::from(ADMIN_BADGE) {
+            let on = sel4::with_ipc_buffer(|ipc| ipc.msg_regs()[0]) != 0;
+            crate::meter::ON.store(on, core::sync::atomic::Ordering::Relaxed);
+            return Some(MessageInfo::new(0, 0, 0, 0));
+        }
+        if !crate::meter::on() {
+            return self.handle_inner(info, badge);
+        }
+        let start = crate::meter::start();
         // The request's tag is its first byte (read before the reply overwrites it).
-        #[cfg(feature = "bench")]
         let tag = sel4::with_ipc_buffer(|ipc| ipc.msg_regs()[1] & 0x7f) as u32;
         let answer = self.handle_inner(info, badge);
-        #[cfg(feature = "bench")]
         crate::meter::step(start, match info.label() {
             l if l == seL4_Fault_tag::seL4_Fault_VMFault => crate::meter::KIND_FAULT,
             // The `Nop` that prints the meters (`meter::report`) is measurement, not work.
@@ -114,7 +130,6 @@ impl Server {
             l if l == REQUEST_LABEL => u64::from(tag),
             _ => crate::meter::KIND_OTHER,
         });
-        #[cfg(feature = "bench")]
         if info.label() == seL4_Fault_tag::seL4_Fault_VMFault {
             crate::meter::FAULT.add(start);
         } else if info.label() == REQUEST_LABEL {
@@ -154,7 +169,7 @@ impl Server {
             return None;
         };
         #[cfg(feature = "bench")]
-        let start = crate::meter::now();
+        let start = crate::meter::start();
         let r = self.core.handle_fault(client, addr, access);
         #[cfg(feature = "bench")]
         crate::meter::FAULT_CORE.add(start);
@@ -226,46 +241,50 @@ impl Server {
             }
         }
         #[cfg(feature = "bench")]
-        let start = crate::meter::now();
-        let answer = self.serve(sender, &req);
+        let start = crate::meter::start();
+        self.serve(sender, &req);
         #[cfg(feature = "bench")]
         crate::meter::DISPATCH.add(req.tag(), start);
         self.signal_notes();
-        if answer.held {
+        if self.answer.held {
             return None;
         }
-        let cap = match answer.cap.map(|slot| self.export(slot)) {
+        let cap = match self.answer.cap.map(|slot| self.export(slot)) {
             None => None,
             Some(Ok(c)) => Some(c),
             // The object exists but its cap cannot go out: say so (the administrator
             // destroys what it asked for on any error).
             Some(Err(e)) => return Some(reply(&Reply::Err(e), None)),
         };
-        Some(reply(&answer.reply, cap))
+        Some(reply(&self.answer.reply, cap))
     }
 
-    /// Serve one decoded request, bulk data through the caller's rings.
-    fn serve(&mut self, sender: u32, req: &Request) -> mem_core::Answer {
+    /// Serve one decoded request into [`Server::answer`], bulk data through the caller's
+    /// rings.
+    fn serve(&mut self, sender: u32, req: &Request) {
         let Some(b) = req.bulk() else {
             // (`dispatch` holds a request that waits for a clone.)
-            return self.core.dispatch(sender, req, &mut []);
+            return self.core.dispatch_into(sender, req, &mut [], &mut self.answer);
         };
         // A request that waits for a clone leaves its bulk data on the ring for when it
         // is sent again (`freeze.rs`).
         if let Some(a) = self.core.clone_wait(sender, req) {
-            return a;
+            self.answer = a;
+            return;
         }
         let view = self.bufs.view(sender, self.core.has_view(sender));
         let d = match self.bufs.take(view, b) {
             Ok(d) => d,
-            Err(e) => return mem_core::Answer { reply: Reply::Err(e), cap: None, held: false },
+            Err(e) => {
+                self.answer = mem_core::Answer { reply: Reply::Err(e), cap: None, held: false };
+                return;
+            }
         };
-        let a = match self.bufs.bytes(view) {
-            Some(buf) => self.core.dispatch(sender, req, buf),
-            None => mem_core::Answer { reply: Reply::Err(mem_core::Errno::Fault), cap: None, held: false },
-        };
+        match self.bufs.bytes(view) {
+            Some(buf) => self.core.dispatch_into(sender, req, buf, &mut self.answer),
+            None => self.answer = mem_core::Answer { reply: Reply::Err(mem_core::Errno::Fault), cap: None, held: false },
+        }
         self.bufs.give_back(view, d);
-        a
     }
 
     /// Copy `slot`'s cap into [`server_slot::EXPORT`] to go out with the reply.
