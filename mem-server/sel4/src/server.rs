@@ -228,12 +228,13 @@ impl Server {
         if info.extra_caps() > 0 {
             let _ = abs(server_slot::RECV as Slot).delete();
         }
-        let req = match decoded {
+        // (By reference: the decoded request is not moved.)
+        let req = match &decoded {
             Ok(req) => req,
-            Err(e) => return Some(reply(&Reply::Protocol(e), None)),
+            Err(e) => return Some(reply(&Reply::Protocol(*e), None)),
         };
         #[cfg(feature = "bench")]
-        if req == Request::Nop {
+        if matches!(req, Request::Nop) {
             crate::meter::report();
             if sender == ADMIN_BADGE {
                 crate::meter::REQUEST.report();
@@ -242,7 +243,7 @@ impl Server {
         }
         #[cfg(feature = "bench")]
         let start = crate::meter::start();
-        self.serve(sender, &req);
+        self.serve(sender, req);
         #[cfg(feature = "bench")]
         crate::meter::DISPATCH.add(req.tag(), start);
         self.signal_notes();
