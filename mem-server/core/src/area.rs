@@ -88,6 +88,24 @@ fn mergeable(a_start: u64, a: &Area, b: &Area) -> bool {
         && b.kind == a.kind.advanced(a.end - a_start)
 }
 
+/// An area found by its exact bounds ([`AreaMap::exact_mut`]), to change in place, and
+/// what its neighbours are.
+pub struct Exact<'a> {
+    pub area: &'a mut Area,
+    prev: Option<(u64, Area)>,
+    next: Option<Area>,
+}
+
+impl Exact<'_> {
+    /// Would the area (starting at `start`), as it is now, merge with a neighbour
+    /// ([`AreaMap::merge_around`]'s rule)?
+    pub fn would_merge(&self, start: u64) -> bool {
+        let a = &*self.area;
+        self.next.is_some_and(|n| mergeable(start, a, &n))
+            || self.prev.is_some_and(|(ps, p)| p.end == start && mergeable(ps, &p, a))
+    }
+}
+
 /// The areas of one address space and the free gaps between them.
 #[derive(Clone, Debug)]
 pub struct AreaMap {
@@ -336,42 +354,50 @@ impl AreaMap {
 
     /// Give the area `[start, end)` the protection `prot`, then [`AreaMap::merge_around`]
     /// it. mprotect's common case, an area that merges with neither neighbour, takes one
-    /// search of the map: the walk back from `end` meets the next area (if adjacent), the
-    /// area, and the one before it.
+    /// search of the map ([`AreaMap::exact_mut`]).
     pub fn set_prot_and_merge(&mut self, start: u64, end: u64, prot: Prot) -> [Option<ObjId>; 2] {
-        let mut it = self.areas.range_mut(..=end).rev();
-        let mut item = it.next();
-        let next = match item {
-            Some((&s, ref n)) if s == end && s > start => {
-                let n = **n;
-                item = it.next();
-                Some(n)
-            }
-            _ => None,
-        };
-        let a = match item {
-            Some((&s, a)) if s == start && a.end == end => {
-                a.prot = prot;
-                *a
+        match self.exact_mut(start, end) {
+            Ok(x) => {
+                x.area.prot = prot;
+                if !x.would_merge(start) {
+                    return [None, None];
+                }
+                let a = *x.area;
+                self.merge_found(start, a)
             }
             // Not an area of exactly these bounds: the general way.
-            _ => {
+            Err(_) => {
                 if let Some(a) = self.areas.get_mut(&start) {
                     a.prot = prot;
                 }
-                return self.merge_around(start);
+                self.merge_around(start)
             }
-        };
-        let merges_next = next.is_some_and(|n| mergeable(start, &a, &n));
-        let merges_prev = it.next().is_some_and(|(&ps, p)| p.end == start && mergeable(ps, p, &a));
-        if merges_next || merges_prev {
-            return self.merge_found(start, a);
         }
-        [None, None]
+    }
+
+    /// The area of exactly the bounds `[start, end)`, if there is one, to change in place,
+    /// with copies of the areas right before and right after it: one search of the map (the
+    /// walk back from `end` meets the next area if it is adjacent, the area, the one before).
+    /// If there is none: the area containing `start` if the search met it (what
+    /// [`AreaMap::find`] would say of `start`), so that the caller need not search again.
+    pub fn exact_mut(&mut self, start: u64, end: u64) -> Result<Exact<'_>, Option<(u64, Area)>> {
+        let mut it = self.areas.range_mut(..=end).rev();
+        let mut item = it.next().ok_or(None)?;
+        let mut next = None;
+        if *item.0 == end && end > start {
+            next = Some(*item.1);
+            item = it.next().ok_or(None)?;
+        }
+        if *item.0 != start || item.1.end != end {
+            let (&s, a) = item;
+            return Err((s <= start && start < a.end).then_some((s, *a)));
+        }
+        let prev = it.next().map(|(&s, p)| (s, *p));
+        Ok(Exact { area: item.1, prev, next })
     }
 
     /// `merge_around` of the area `a` at `start`, as it is in the map.
-    fn merge_found(&mut self, start: u64, a: Area) -> [Option<ObjId>; 2] {
+    pub fn merge_found(&mut self, start: u64, a: Area) -> [Option<ObjId>; 2] {
         let mut dropped = [None, None];
         let mut end = a.end;
         if let Some(&b) = self.areas.get(&a.end) {

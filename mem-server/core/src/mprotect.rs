@@ -17,11 +17,20 @@ use crate::ledger::cost;
 use crate::area::Area;
 use crate::check;
 use crate::kernel::Kernel;
-use crate::pagetable::Pte;
+use crate::pagetable::{PageTree, Pte};
 use crate::res::Res;
 use crate::shm;
 use crate::space::{hw_rights, split_large, Space};
 use crate::MemCore;
+
+/// What [`MemCore::protect_one_area`] made of a request.
+enum OneArea {
+    /// It was the common case, served.
+    Done(Result<(), Errno>),
+    /// It was not; nothing changed. The area containing the range's start, if the search
+    /// met it.
+    Not(Option<(u64, Area)>),
+}
 
 impl<K: Kernel> MemCore<K> {
     /// Set the protection of `[addr, addr + len)` in `client`'s space to `prot`.
@@ -32,13 +41,22 @@ impl<K: Kernel> MemCore<K> {
             return Err(Errno::Srch);
         }
         let Some((r, clamped)) = range else { return Ok(()) };
+        // The common case first; if it is not that, the area its search met at the start.
+        let mut first = None;
+        if !clamped {
+            match self.protect_one_area(client, r.start, r.end, prot) {
+                OneArea::Done(done) => return done,
+                OneArea::Not(found) => first = found,
+            }
+        }
         let mut at = r.start;
         while at < r.end {
             let sp = self.space_mut(client)?;
-            let (s, area) = match sp.areas.find(at) {
-                Some((s, a)) => (s, *a),
-                None => return Err(Errno::NoMem),
+            let found = match first.take() {
+                Some(f) => Some(f),
+                None => sp.areas.find(at).map(|(s, a)| (s, *a)),
             };
+            let Some((s, area)) = found else { return Err(Errno::NoMem) };
             if !area.max_prot.contains(prot) {
                 return Err(Errno::Acces);
             }
@@ -53,6 +71,51 @@ impl<K: Kernel> MemCore<K> {
             return Err(Errno::NoMem);
         }
         Ok(())
+    }
+
+    /// mprotect's common case with one search of the area map: `[start, end)` is exactly
+    /// one area, not a piece of an shm attachment, in a space without large pages. The same
+    /// checks in the same order and the same result as the general way (the loop above with
+    /// `protect_piece` of a whole area).
+    fn protect_one_area(&mut self, client: u32, start: u64, end: u64, prot: Prot) -> OneArea {
+        let max_map_count = self.cfg.limits.max_map_count;
+        let MemCore { k, res, spaces, objs, .. } = self;
+        let Some(sp) = spaces.get_mut(&client) else { return OneArea::Not(None) };
+        if sp.pt.has_large() {
+            return OneArea::Not(None);
+        }
+        // `protect_piece`'s room checks (no split: no area, no table), decided now and
+        // applied where it applies them: the map is borrowed below.
+        let room = sp.area_room(0, max_map_count).and_then(|()| sp.meta_room(2 * cost::TABLE));
+        let Space { areas, pt, .. } = sp;
+        let x = match areas.exact_mut(start, end) {
+            Ok(x) => x,
+            Err(found) => return OneArea::Not(found),
+        };
+        if x.area.attach.is_some() {
+            return OneArea::Not(Some((start, *x.area)));
+        }
+        if !x.area.max_prot.contains(prot) {
+            return OneArea::Done(Err(Errno::Acces));
+        }
+        let old = x.area.prot;
+        if old == prot {
+            return OneArea::Done(Ok(()));
+        }
+        if let Err(e) = room.and_then(|()| remap_range(k, res, pt, start, end, old, prot)) {
+            return OneArea::Done(Err(e));
+        }
+        x.area.prot = prot;
+        if x.would_merge(start) {
+            let a = *x.area;
+            for obj in areas.merge_found(start, a).into_iter().flatten() {
+                // The merged area still references the object: it never goes here.
+                if let Some(o) = objs.get_mut(obj) {
+                    o.drop_area(client);
+                }
+            }
+        }
+        OneArea::Done(Ok(()))
     }
 
     /// Change `[start, end)`, inside the area `(s, area)` (its start and itself), to `new`.
@@ -78,7 +141,7 @@ impl<K: Kernel> MemCore<K> {
                     }
                 }
             }
-            remap_range(k, res, sp, start, end, old, new)?;
+            remap_range(k, res, &mut sp.pt, start, end, old, new)?;
         }
         if !whole {
             self.split_boundaries(client, start, end)?;
@@ -114,14 +177,14 @@ impl<K: Kernel> MemCore<K> {
 /// are changed in address order, so the ones done before a refusal are exactly the present
 /// pages below it: undoing walks them again and needs no list however many the range
 /// holds (and the common case, no refusal, walks the range once).
-fn remap_range<K: Kernel>(k: &mut K, res: &Res, sp: &mut Space, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
-    let vspace = sp.pt.vspace();
+fn remap_range<K: Kernel>(k: &mut K, res: &Res, pt: &mut PageTree, start: u64, end: u64, old: Prot, new: Prot) -> Result<(), Errno> {
+    let vspace = pt.vspace();
     let mut at = start;
     let mut failed = None;
-    while let Some((base, pte, size)) = sp.pt.next_mapped(at, end) {
+    while let Some((base, pte, size)) = pt.next_mapped(at, end) {
         at = base + size.bytes();
         match set_rights(k, res, vspace, base, pte, hw_rights(new, pte.cow())) {
-            Ok(p) => sp.pt.update(base, size, p),
+            Ok(p) => pt.update(base, size, p),
             Err(_) => {
                 failed = Some(base);
                 break;
@@ -130,7 +193,7 @@ fn remap_range<K: Kernel>(k: &mut K, res: &Res, sp: &mut Space, start: u64, end:
     }
     let Some(stop) = failed else { return Ok(()) };
     let mut at = start;
-    while let Some((base, pte, size)) = sp.pt.next_mapped(at, stop) {
+    while let Some((base, pte, size)) = pt.next_mapped(at, stop) {
         at = base + size.bytes();
         // Undo: the rights under `old` (a page unmapped under `old` had no rights).
         let rights = if old.is_empty() { Prot::NONE } else { hw_rights(old, pte.cow()) };
@@ -143,7 +206,7 @@ fn remap_range<K: Kernel>(k: &mut K, res: &Res, sp: &mut Space, start: u64, end:
                 pte.with_unmapped(true)
             }
         };
-        sp.pt.update(base, size, restored);
+        pt.update(base, size, restored);
     }
     Err(Errno::NoMem)
 }

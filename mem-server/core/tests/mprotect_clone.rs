@@ -147,3 +147,47 @@ fn clone_over_child_quota_fails_cleanly() {
     h.write_u64(1, a, 99).unwrap();
     h.check();
 }
+
+/// mprotect of exactly one whole area (the case served with one search of the area map):
+/// guards on both sides keep it apart, a neighbour of equal protection merges, the checks
+/// come in the general order, and a refused remap leaves rights and areas as they were.
+#[test]
+fn mprotect_of_one_whole_area() {
+    let mut h = h();
+    let g = h.core.mmap(1, &MmapArgs::anon(3 * 4096, Prot::NONE)).unwrap();
+    let p = g + 4096;
+    h.core.mprotect(1, p, 4096, Prot::RW).unwrap();
+    h.write_u64(1, p, 41).unwrap();
+    let areas = |h: &H| h.core.layout(1).unwrap();
+    let isolated = vec![(g, p, Prot::NONE), (p, p + 4096, Prot::RW), (p + 4096, p + 2 * 4096, Prot::NONE)];
+    assert_eq!(areas(&h), isolated);
+    for round in 0..4 {
+        let prot = if round % 2 == 0 { Prot::READ } else { Prot::RW };
+        h.core.mprotect(1, p, 4096, prot).unwrap();
+        let mut want = isolated.clone();
+        want[1].2 = prot;
+        assert_eq!(areas(&h), want, "no split, no merge");
+        assert_eq!(h.accessible(1, p, Access::Write), prot == Prot::RW, "the present page remapped");
+        assert_eq!(h.read_u64(1, p).unwrap(), 41);
+        h.check();
+    }
+    // The same protection again: nothing to do.
+    h.core.mprotect(1, p, 4096, Prot::RW).unwrap();
+    assert_eq!(areas(&h), isolated);
+    // A refused remap: ENOMEM, the page keeps its rights, the area its protection.
+    h.core.kernel_mut().fail_nth_op(mem_model::Op::PageMap, 0, mem_core::KernelError::NotEnoughMemory);
+    assert_eq!(h.core.mprotect(1, p, 4096, Prot::READ), Err(Errno::NoMem));
+    assert_eq!(areas(&h), isolated);
+    assert!(h.accessible(1, p, Access::Write));
+    h.check();
+    // More than the maximum protection: EACCES, nothing changed.
+    let r = h.core.mmap(1, &MmapArgs { max_prot: Prot::READ, ..MmapArgs::anon(4096, Prot::READ) }).unwrap();
+    assert_eq!(h.core.mprotect(1, r, 4096, Prot::RW), Err(Errno::Acces));
+    // The guards becoming RW: the whole range merges into one area.
+    h.core.mprotect(1, g, 4096, Prot::RW).unwrap();
+    assert_eq!(areas(&h)[..2], [(g, p + 4096, Prot::RW), (p + 4096, p + 2 * 4096, Prot::NONE)]);
+    h.core.mprotect(1, p + 4096, 4096, Prot::RW).unwrap();
+    assert_eq!(areas(&h)[0], (g, g + 3 * 4096, Prot::RW), "merged with the area before it");
+    assert_eq!(h.read_u64(1, p).unwrap(), 41);
+    h.check();
+}
