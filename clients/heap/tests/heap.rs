@@ -258,6 +258,10 @@ fn many_threads_at_once() {
     h.trim();
     let s = h.stats();
     assert_eq!(s.large_blocks, 0);
-    assert!(s.mapped <= 4 * mem_heap::SEGMENT, "{s:?}");
+    // Trimmed back from a peak of tens of MiB to a few segments: how many stay (dlmalloc's
+    // top chunk and the segments its release pass keeps) depends on how the threads' segment
+    // requests interleaved — 4 or 5 in 150 runs; 4 was asserted before and failed ~7 %.
+    assert!(s.mapped <= 8 * mem_heap::SEGMENT, "{s:?}");
+    assert!(s.peak_mapped >= 64 * s.mapped, "{s:?}");
     assert_eq!(s.mapped, fake_of(&h).mapped());
 }
