@@ -131,56 +131,9 @@ impl<'a> In<'a> {
         Some(b)
     }
 
-    /// The eight message bytes from the current position as one little-endian word
-    /// (bytes past the payload read as zero).
-    #[inline(always)]
-    fn window(&self) -> u64 {
-        let (w, sh) = (self.pos / WORD_BYTES, 8 * (self.pos % WORD_BYTES) as u32);
-        let lo = self.payload.get(w).copied().unwrap_or(0) >> sh;
-        let hi = match sh {
-            0 => 0,
-            _ => self.payload.get(w + 1).copied().unwrap_or(0) << (64 - sh),
-        };
-        lo | hi
-    }
-
     /// A canonical varint of at most `max_bits` bits (no redundant trailing zero group).
-    /// Up to eight bytes (values below 2^56: every address and length a client can have)
-    /// read a word at a time: the
-    /// first byte without its continuation bit ends it, and the 7-bit groups are packed
-    /// together with three shift-and-mask steps instead of a loop over the bytes.
     #[inline(always)]
     fn varint(&mut self, max_bits: u32) -> Option<u64> {
-        const CONT: u64 = 0x8080_8080_8080_8080;
-        let x = self.window();
-        let stops = !x & CONT;
-        if stops == 0 {
-            return self.varint_long(max_bits);
-        }
-        // Bytes 0..=k, where byte k is the last: `n` = k + 1 of them.
-        let n = (stops.trailing_zeros() / 8 + 1) as usize;
-        if self.pos + n > self.len {
-            return None;
-        }
-        // Canonical: a last byte of zero (a redundant group) only as the only byte.
-        if n > 1 && (x >> (8 * (n - 1))) & 0xff == 0 {
-            return None;
-        }
-        let mask = stops ^ (stops - 1);
-        let g = x & mask & !CONT;
-        let g = (g & 0x007f_007f_007f_007f) | ((g & 0x7f00_7f00_7f00_7f00) >> 1);
-        let g = (g & 0x0000_3fff_0000_3fff) | ((g & 0x3fff_0000_3fff_0000) >> 2);
-        let v = (g & 0x0000_0000_0fff_ffff) | ((g & 0x0fff_ffff_0000_0000) >> 4);
-        if max_bits < 64 && v >> max_bits != 0 {
-            return None;
-        }
-        self.pos += n;
-        Some(v)
-    }
-
-    /// [`In::varint`] of nine or ten bytes, a byte at a time.
-    #[inline(never)]
-    fn varint_long(&mut self, max_bits: u32) -> Option<u64> {
         let mut v = 0u64;
         let mut shift = 0u32;
         loop {
