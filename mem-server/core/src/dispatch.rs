@@ -24,18 +24,24 @@ use crate::mmap::MmapArgs;
 use crate::space::Cred;
 use crate::MemCore;
 
+/// What a successful arm of the door returns: proof that it wrote its value into the
+/// reply slot (only [`put`] and [`cap`] make one), and the cap to send with it. The server
+/// keeps one slot from message to message, so an arm that did not write would send the
+/// previous request's reply, maybe another client's.
+struct Written(Option<Slot>);
+
 /// `v` as the reply's value; no cap goes with it.
 #[inline(always)]
-fn put(out: &mut Reply, v: Value) -> Option<Slot> {
+fn put(out: &mut Reply, v: Value) -> Written {
     *out = Reply::Ok(v);
-    None
+    Written(None)
 }
 
 /// A unit reply with `slot`'s cap.
 #[inline(always)]
-fn cap(out: &mut Reply, slot: Slot) -> Option<Slot> {
+fn cap(out: &mut Reply, slot: Slot) -> Written {
     *out = Reply::Ok(Value::Unit);
-    Some(slot)
+    Written(Some(slot))
 }
 
 fn buf_range(b: BufRef, len: usize) -> Result<core::ops::Range<usize>, Errno> {
@@ -113,7 +119,7 @@ impl<K: Kernel> MemCore<K> {
         // now.
         out.held = core::mem::take(&mut self.held);
         match r {
-            Ok(cap) => out.cap = cap,
+            Ok(Written(cap)) => out.cap = cap,
             // Memory refused while dead objects' frames wait to be released: release a
             // slice, and the client sends the request again (`dying.rs`).
             Err(Errno::NoMem | Errno::NoSpc) if self.has_dying() => {
@@ -126,7 +132,7 @@ impl<K: Kernel> MemCore<K> {
 
     /// The matching itself: a success's value goes into `out` (each arm writes its own
     /// value in place), an error is returned; the cap to send with the reply, if any.
-    fn dispatch_inner(&mut self, caller: u32, req: &Request, buf: &mut [u8], out: &mut Reply) -> Result<Option<Slot>, Errno> {
+    fn dispatch_inner(&mut self, caller: u32, req: &Request, buf: &mut [u8], out: &mut Reply) -> Result<Written, Errno> {
         // `put`: the value into the reply slot, no cap.
         let unit = |r: Result<(), Errno>, out: &mut Reply| r.map(|()| put(out, Value::Unit));
         let at = |r: Result<u64, Errno>, out: &mut Reply| r.map(|a| put(out, Value::Addr(a)));

@@ -501,3 +501,45 @@ fn failed_requests_change_nothing() {
     h.check();
     h2.check();
 }
+
+/// The seL4 server keeps one answer slot from message to message (`dispatch_into`): what one
+/// request put there never goes out with the next, whoever sends it and however it ends.
+#[test]
+fn the_answer_slot_never_carries_an_earlier_reply() {
+    let (mut h, _) = harness_with_outside(|_| {});
+    h.core.admin_create(2, user(1000), 4096).unwrap();
+    h.core.admin_create(3, user(2000), 4096).unwrap();
+    let a = h.core.mmap(2, &MmapArgs::anon(PAGE, Prot::RW)).unwrap();
+    h.write_u64(2, a, 1).unwrap();
+    let mut slot = mem_core::Answer::EMPTY;
+    let mut buf = [0u8; 16];
+    let mut ask = |h: &mut H, caller: u32, req: Request, slot: &mut mem_core::Answer| {
+        h.core.dispatch_into(caller, &req, &mut buf, slot);
+        *slot
+    };
+    let first = ask(&mut h, 2, Request::Stats { target: Target::Own }, &mut slot);
+    assert!(matches!(first.reply, Reply::Ok(Value::Stats(_))));
+    let r = ask(&mut h, 3, Request::Nop, &mut slot);
+    assert_eq!((r.reply, r.cap, r.held), (Reply::Ok(Value::Unit), None, false));
+    let r = ask(&mut h, 2, Request::Query { target: Target::Own, addr: a }, &mut slot);
+    assert!(matches!(r.reply, Reply::Ok(Value::Query(_))));
+    let r = ask(&mut h, 3, Request::Munmap { target: Target::Own, addr: a + 1, len: PAGE }, &mut slot);
+    assert_eq!(r.reply, Reply::Err(Errno::Inval));
+    let r = ask(&mut h, 3, Request::Query { target: Target::Client(2), addr: a }, &mut slot);
+    assert_eq!(r.reply, Reply::Err(Errno::Perm), "no other client's query either");
+    let r = ask(&mut h, 77, Request::Nop, &mut slot);
+    assert_eq!(r.reply, Reply::Err(Errno::Srch), "a badge without a space");
+    let r = ask(&mut h, 3, Request::Mmap {
+        target: Target::Own,
+        addr: 0,
+        len: PAGE,
+        prot: Prot::RW,
+        max_prot: Prot::RW,
+        placement: Placement::Anywhere,
+        share: mem_protocol::Share::Private,
+        backing: Backing::Anonymous,
+        populate: false,
+    }, &mut slot);
+    assert!(matches!(r.reply, Reply::Ok(Value::Addr(_))) && r.cap.is_none());
+    h.check();
+}
