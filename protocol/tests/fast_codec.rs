@@ -5,7 +5,7 @@
 
 use mem_protocol::{
     decode_reply, decode_reply_words, decode_small_reply_words, SmallValue, decode_request, decode_request_words, encode_reply,
-    encode_reply_words, encode_request, encode_request_words, from_words, to_words, Errno,
+    encode_reply_words, encode_request, encode_request_words, from_words, to_words, Errno, ProtocolError,
     Prot, Reply, Request, Target, Value, IPC_BUFFER_WORDS, MAX_MESSAGE_BYTES,
 };
 use proptest::prelude::*;
@@ -120,24 +120,12 @@ proptest! {
 
     #[test]
     fn fast_requests_are_postcards_bytes(req in fast_request(), d in damage()) {
-        let mut buf = [0u8; 64];
-        let bytes = encode_request(&req, &mut buf).unwrap().to_vec();
-        let mut w = [u64::MAX; IPC_BUFFER_WORDS];
-        let n = encode_request_words(&req, &mut w).unwrap();
-        prop_assert_eq!(&w[..n], &packed(&bytes)[..]);
-        let words = damaged(bytes, &d);
-        prop_assert_eq!(decode_request_words(&words), general(&words, decode_request));
+        fast_is_postcard(&req, &d, encode_request, encode_request_words, decode_request_words, decode_request)?;
     }
 
     #[test]
     fn fast_replies_are_postcards_bytes(reply in fast_reply(), d in damage()) {
-        let mut buf = [0u8; 64];
-        let bytes = encode_reply(&reply, &mut buf).unwrap().to_vec();
-        let mut w = [u64::MAX; IPC_BUFFER_WORDS];
-        let n = encode_reply_words(&reply, &mut w).unwrap();
-        prop_assert_eq!(&w[..n], &packed(&bytes)[..]);
-        let words = damaged(bytes, &d);
-        prop_assert_eq!(decode_reply_words(&words), general(&words, decode_reply));
+        let words = fast_is_postcard(&reply, &d, encode_reply, encode_reply_words, decode_reply_words, decode_reply)?;
         small_agrees(&words)?;
     }
 
@@ -147,6 +135,26 @@ proptest! {
     ) {
         small_agrees(&words)?;
     }
+}
+
+/// `value`'s words are postcard's bytes packed, and `value`'s bytes damaged by `d` decode
+/// as the general path decodes them; the damaged words, for more checks.
+fn fast_is_postcard<T: PartialEq + core::fmt::Debug>(
+    value: &T,
+    d: &Damage,
+    encode: for<'a> fn(&T, &'a mut [u8]) -> Result<&'a mut [u8], ProtocolError>,
+    encode_words: fn(&T, &mut [u64]) -> Result<usize, ProtocolError>,
+    decode_words: fn(&[u64]) -> Result<T, ProtocolError>,
+    decode: fn(&[u8]) -> Result<T, ProtocolError>,
+) -> Result<Vec<u64>, TestCaseError> {
+    let mut buf = [0u8; 64];
+    let bytes = encode(value, &mut buf).unwrap().to_vec();
+    let mut w = [u64::MAX; IPC_BUFFER_WORDS];
+    let n = encode_words(value, &mut w).unwrap();
+    prop_assert_eq!(&w[..n], &packed(&bytes)[..]);
+    let words = damaged(bytes, d);
+    prop_assert_eq!(decode_words(&words), general(&words, decode));
+    Ok(words)
 }
 
 /// `decode_small_reply_words` answers only what the full decoder would, and the same.

@@ -6,7 +6,8 @@
 //! non-zero padding: each answered with a Protocol error; messages shaped like the codec's
 //! fast paths but wrong (bad protection bits, a trailing byte, a cut varint, a client id
 //! above u32): Protocol errors too, and a non-canonical varint answered as its canonical
-//! form. Then: munmap of an unaligned
+//! form; the benchmark's meter switch (`BENCH_METERS_LABEL`, administrator only) from a
+//! client: `UnknownRequest`. Then: munmap of an unaligned
 //! address → EINVAL; MAP_FIXED at 0xffff_ffc0_0000_0000 → an error; munmap with a huge
 //! length → EINVAL; Region whose BufRef lies past the shared buffer → EFAULT;
 //! Stats(Client(1)) → EPERM; Layout into bytes past the buffer, over the rings or at an
@@ -21,11 +22,12 @@
 //! 1016 mmap, 1017 touch reads back wrong (detail value, addr), 1018 Stats(Own), 1019
 //! munmap, 1020 a hostile Layout buffer not EFAULT, 1021 Layout of another space not EPERM, 1022 a
 //! wrong fast-path-shaped message not a Protocol error, 1023 a non-canonical varint answered
-//! unlike its canonical form (detail: the reply tag).
+//! unlike its canonical form (detail: the reply tag), 1024 the meter switch from a client not
+//! answered `UnknownRequest` (detail the reply's first word, addr the reply tag).
 
 use mem_client::linux::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_RW};
 use mem_client::{CallError, Client, BUFFER_BYTES};
-use mem_protocol::system::REQUEST_LABEL;
+use mem_protocol::system::{BENCH_METERS_LABEL, REQUEST_LABEL};
 use mem_protocol::{
     to_words, BufRef, Errno, ProtocolError, Prot, Reply, Request, Target, MAX_MESSAGE_BYTES,
     PAGE_SIZE,
@@ -103,6 +105,13 @@ pub fn run(c: &mut Client) -> Outcome {
     // One byte announced, but the padding of the word is not zero.
     raw_protocol_error(c, &[1, 0x0100], 1006)?;
     fast_path_shapes(c)?;
+    // The benchmark's meter switch is the administrator's, and only a bench server's: from
+    // a client, any server answers it as an unknown request.
+    let (_, reply) = c.call_raw(BENCH_METERS_LABEL, &[1]);
+    if reply.decode() != Ok(Reply::Protocol(ProtocolError::UnknownRequest)) {
+        let tag = reply.decode().map(|r| u64::from(r.tag())).unwrap_or(u64::MAX);
+        return Err(Fail::new(1024).detail(reply.words().first().copied().unwrap_or(0)).at(tag));
+    }
 
     expect_errno(c.munmap(0x1001, PAGE_SIZE), Errno::Inval, 1011)?;
     let fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;

@@ -70,12 +70,7 @@ impl<K: Kernel> MemCore<K> {
     /// each merge of an object's pieces makes redundant. Needs no memory.
     pub(crate) fn merge_neighbours(&mut self, client: u32, start: u64) {
         let Some(sp) = self.spaces.get_mut(&client) else { return };
-        for obj in sp.areas.merge_around(start).into_iter().flatten() {
-            // The merged area still references the object: it never goes here.
-            if let Some(o) = self.objs.get_mut(obj) {
-                o.drop_area(client);
-            }
-        }
+        self.objs.merged_away(client, sp.areas.merge_around(start));
     }
 
     /// Map a new area as its own area (no merge): for callers that still have work to do

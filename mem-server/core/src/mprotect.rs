@@ -108,12 +108,7 @@ impl<K: Kernel> MemCore<K> {
         x.area.prot = prot;
         if x.would_merge(start) {
             let a = *x.area;
-            for obj in areas.merge_found(start, a).into_iter().flatten() {
-                // The merged area still references the object: it never goes here.
-                if let Some(o) = objs.get_mut(obj) {
-                    o.drop_area(client);
-                }
-            }
+            objs.merged_away(client, areas.merge_found(start, a));
         }
         OneArea::Done(Ok(()))
     }
@@ -152,22 +147,13 @@ impl<K: Kernel> MemCore<K> {
             if let Some(a) = sp.areas.get_mut(start) {
                 a.prot = new;
             }
-            if let Some(obj) = shm::merge_pieces(sp, left) {
-                if let Some(o) = objs.get_mut(obj) {
-                    o.drop_area(client);
-                }
-            }
+            objs.merged_away(client, [shm::merge_pieces(sp, left), None]);
             self.merge_neighbours(client, start);
             return Ok(());
         }
         // The new protection, then a merge with equal neighbours, as Linux merges VMAs (not
         // shm pieces: `try_merge_next`), in one pass over the area map.
-        for obj in sp.areas.set_prot_and_merge(start, end, new).into_iter().flatten() {
-            // The merged area still references the object: it never goes here.
-            if let Some(o) = objs.get_mut(obj) {
-                o.drop_area(client);
-            }
-        }
+        objs.merged_away(client, sp.areas.set_prot_and_merge(start, end, new));
         Ok(())
     }
 }

@@ -139,6 +139,17 @@ impl Objects {
         self.slab.get(id as usize)?.as_ref()
     }
 
+    /// Areas of `client` that referenced these objects merged into areas that still
+    /// reference them (`AreaMap::merge_around`): one reference fewer each. The merged area
+    /// keeps the object alive, so none goes here.
+    pub(crate) fn merged_away(&mut self, client: u32, dropped: [Option<ObjId>; 2]) {
+        for obj in dropped.into_iter().flatten() {
+            if let Some(o) = self.get_mut(obj) {
+                o.drop_area(client);
+            }
+        }
+    }
+
     pub fn get_mut(&mut self, id: ObjId) -> Option<&mut MemObject> {
         self.slab.get_mut(id as usize)?.as_mut()
     }
